@@ -1,0 +1,288 @@
+"""Load, layer and validate an environment into an immutable :class:`Environment`.
+
+Layers, lowest to highest precedence:
+
+1. ``env/<name>.env``         tracked, no real secrets in staging/prod
+2. ``env/<name>.local.env``   untracked (gitignored): secrets and machine-specific values
+3. files given with ``--env-file`` (in the order given)
+4. the process environment    only for names the schema or the files know
+
+Validation raises :class:`~lakehouse_tasks.errors.ConfigError` (exit 2) whose message names the
+file, line or variable and the fix, and never contains a secret's value.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from dotenv.parser import parse_stream
+
+from .errors import ConfigError
+from .paths import project_root
+from .schema import Schema, load_schema, parse_value
+
+PLACEHOLDER = "CHANGE_THIS"
+MASK = "********"
+MIN_PROD_SECRET_LENGTH = 16
+
+#: Values no production secret may have: vendor defaults and the usual suspects.
+WELL_KNOWN_DEFAULTS = frozenset(
+    {
+        "admin",
+        "administrator",
+        "password",
+        "passw0rd",
+        "changeme",
+        "change_me",
+        "secret",
+        "minio",
+        "minio123",
+        "minioadmin",
+        "postgres",
+        "root",
+        "toor",
+        "airflow",
+        "superset",
+        "hive",
+        "trino",
+        "grafana",
+        "prom-operator",
+        "test",
+        "default",
+        "letmein",
+        "qwerty",
+        "123456",
+        "12345678",
+        "123456789",
+        "thisismysecretkey",
+        "your_secret_key_here",
+    }
+)
+
+#: Environments whose secrets must not be placeholders, and the one whose secrets must be strong.
+NON_DEV_ENVIRONMENTS = frozenset({"staging", "prod"})
+STRICT_SECRET_ENVIRONMENTS = frozenset({"prod"})
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A resolved environment: every variable's value and where it came from."""
+
+    name: str
+    root: Path
+    values: Mapping[str, str]
+    sources: Mapping[str, str]
+    schema: Schema
+    files: tuple[Path, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    # ---- values -------------------------------------------------------------------------
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.values.get(name, default)
+
+    def typed(self, name: str, default: Any = None) -> Any:
+        """The value parsed by its declared type (raw string when undeclared)."""
+        raw = self.values.get(name)
+        if raw is None:
+            return default
+        var = self.schema.get(name)
+        return parse_value(var, raw) if var else raw
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        raw = self.values.get(name)
+        if raw is None or raw == "":
+            return default
+        return raw.strip().lower() in {"true", "yes", "1", "on"}
+
+    @property
+    def project_name(self) -> str:
+        return self.values.get("COMPOSE_PROJECT_NAME") or f"lakehouse-{self.name}"
+
+    # ---- secrets ------------------------------------------------------------------------
+    def is_secret(self, name: str) -> bool:
+        return self.schema.is_secret(name)
+
+    @property
+    def secret_values(self) -> frozenset[str]:
+        """Every non-trivial secret value, for scrubbing free text (logs, compose output)."""
+        return frozenset(
+            v for k, v in self.values.items() if self.is_secret(k) and v and len(v) >= 4
+        )
+
+    def masked(self) -> dict[str, str]:
+        """All values with every secret replaced by a fixed mask (its length is not shown)."""
+        return {k: (MASK if self.is_secret(k) and v else v) for k, v in self.values.items()}
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret value replaced by the mask."""
+        for secret in sorted(self.secret_values, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+    # ---- files --------------------------------------------------------------------------
+    def compose_files(self, *, rehearsal: bool = False, extra: Iterable[Path] = ()) -> list[Path]:
+        """The compose files of this environment, base first."""
+        compose = self.root / "compose"
+        files = [compose / "docker-compose.yaml"]
+        override = compose / f"docker-compose.override.{self.name}.yaml"
+        if override.exists():
+            files.append(override)
+        files.extend(extra)
+        if rehearsal:
+            files.append(compose / "rehearsal.yaml")
+        return files
+
+
+def known_environments(root: Path) -> list[str]:
+    """Names of the environments that have a tracked ``env/<name>.env`` file."""
+    return sorted(
+        p.name[: -len(".env")]
+        for p in (root / "env").glob("*.env")
+        if not p.name.endswith(".local.env")
+    )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse one dotenv file; a malformed line is an error naming the file and line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path} ({exc.strerror}); check the path and permissions.")
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        line = binding.original.line + (len(original) - len(original.lstrip("\n")))
+        if binding.error or (binding.key is not None and binding.value is None):
+            shown = original.strip().split("=", 1)[0][:40]
+            raise ConfigError(
+                f"{path}:{line}: malformed line starting {shown!r}; "
+                "write it as NAME=value (or remove it)."
+            )
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
+    return values
+
+
+def load_environment(
+    name: str,
+    *,
+    root: Path | None = None,
+    env_files: Iterable[str | Path] = (),
+    process_env: Mapping[str, str] | None = None,
+    strict: bool = True,
+) -> Environment:
+    """Resolve environment ``name`` and validate it.
+
+    With ``strict=False`` (read-only views such as ``env.show`` or ``config``), remaining
+    placeholders and weak production secrets become warnings instead of errors; every other
+    problem is still an error.
+    """
+    root = root or project_root()
+    known = known_environments(root)
+    if name not in known:
+        listing = ", ".join(known) or "none"
+        raise ConfigError(
+            f"Unknown environment {name!r}; known environments: {listing} "
+            f"(add env/{name}.env to create it)."
+        )
+    schema = load_schema(root / "env" / "variables.yaml")
+    layers: list[tuple[str, Path]] = [(f"env/{name}.env", root / "env" / f"{name}.env")]
+    local = root / "env" / f"{name}.local.env"
+    if local.exists():
+        layers.append((f"env/{name}.local.env", local))
+    for extra in env_files:
+        path = Path(extra)
+        if not path.is_absolute():
+            path = (Path.cwd() / path).resolve()
+        if not path.exists():
+            raise ConfigError(f"Env file {extra} does not exist; check the --env-file path.")
+        layers.append((str(extra), path))
+
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for label, path in layers:
+        for key, value in read_env_file(path).items():
+            values[key] = value
+            sources[key] = label
+    environ = os.environ if process_env is None else process_env
+    for key in set(schema.variables) | set(values):
+        if key in environ:
+            values[key] = environ[key]
+            sources[key] = "process environment"
+
+    env = Environment(
+        name=name,
+        root=root,
+        values=MappingProxyType(dict(values)),
+        sources=MappingProxyType(sources),
+        schema=schema,
+        files=tuple(p for _, p in layers),
+    )
+    warnings = validate(env, strict=strict)
+    return Environment(
+        name=env.name,
+        root=env.root,
+        values=env.values,
+        sources=env.sources,
+        schema=env.schema,
+        files=env.files,
+        warnings=tuple(warnings),
+    )
+
+
+def _where(env: Environment, key: str) -> str:
+    return env.sources.get(key, f"env/{env.name}.env")
+
+
+def validate(env: Environment, *, strict: bool = True) -> list[str]:
+    """Raise ``ConfigError`` for the first kind of problem found; return soft warnings."""
+    missing = [k for k in env.schema.required if not env.values.get(k)]
+    if missing:
+        raise ConfigError(
+            f"Environment {env.name!r} is missing required variable"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+            f"set {'them' if len(missing) > 1 else 'it'} in env/{env.name}.env or "
+            f"env/{env.name}.local.env."
+        )
+    for key, raw in env.values.items():
+        var = env.schema.get(key)
+        if var is None or (raw == "" and not var.required):
+            continue
+        try:
+            parse_value(var, raw)
+        except ValueError as exc:
+            shown = "the value" if env.is_secret(key) else repr(raw)
+            raise ConfigError(f"{key} in {_where(env, key)}: {shown} {exc}.") from None
+
+    problems: list[str] = []
+    placeholders = sorted(k for k, v in env.values.items() if PLACEHOLDER in v)
+    if placeholders and env.name in NON_DEV_ENVIRONMENTS:
+        problems.append(
+            f"Environment {env.name!r} still has {PLACEHOLDER} placeholders in "
+            f"{', '.join(placeholders)}; run `invoke secrets.generate --env {env.name}` or set "
+            f"them in env/{env.name}.local.env."
+        )
+    if env.name in STRICT_SECRET_ENVIRONMENTS:
+        weak = sorted(
+            k
+            for k, v in env.values.items()
+            if env.is_secret(k)
+            and PLACEHOLDER not in v
+            and (len(v) < MIN_PROD_SECRET_LENGTH or v.strip().lower() in WELL_KNOWN_DEFAULTS)
+        )
+        if weak:
+            problems.append(
+                f"Environment {env.name!r} has weak secrets in {', '.join(weak)} (shorter than "
+                f"{MIN_PROD_SECRET_LENGTH} characters or a well-known default); run "
+                f"`invoke secrets.generate --env {env.name} --rotate {','.join(weak)}` or set "
+                "strong values."
+            )
+    if problems and strict:
+        raise ConfigError(" ".join(problems))
+    return problems

@@ -1,0 +1,48 @@
+"""Where the project's files live.
+
+The tool works on a *project directory* holding ``compose/`` and ``env/``. It is, in order:
+the ``LAKEHOUSE_HOME`` environment variable, the nearest parent of the working directory that
+has both folders, or the checkout this package was imported from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _is_project(path: Path) -> bool:
+    return (path / "compose").is_dir() and (path / "env").is_dir()
+
+
+def project_root(start: Path | None = None) -> Path:
+    """Return the project directory (see the module docstring)."""
+    explicit = os.environ.get("LAKEHOUSE_HOME")
+    if explicit:
+        root = Path(explicit).expanduser().resolve()
+        if not _is_project(root):
+            raise ConfigError(
+                f"LAKEHOUSE_HOME={root} has no compose/ and env/ folders; "
+                "point it at a lakehouse-ops checkout."
+            )
+        return root
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if _is_project(candidate):
+            return candidate
+    package_checkout = Path(__file__).resolve().parent.parent
+    if _is_project(package_checkout):
+        return package_checkout
+    raise ConfigError(
+        f"No lakehouse project found from {here}: run the command inside a lakehouse-ops "
+        "checkout or set LAKEHOUSE_HOME."
+    )
+
+
+def state_dir(root: Path) -> Path:
+    """The tool's own state (locks, history, audit log), kept beside the project, untracked."""
+    path = Path(os.environ.get("LAKEHOUSE_STATE_DIR", root / ".lakehouse"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,72 @@
+"""Open an environment as a compose project: the glue every lifecycle task starts with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .docker import ComposeProject
+from .environment import Environment, load_environment
+from .stack import Stack
+
+
+@dataclass
+class Project:
+    """An environment, its compose project and (lazily) its merged stack."""
+
+    env: Environment
+    compose: ComposeProject
+    rehearsal: bool
+
+    @property
+    def stack(self) -> Stack:
+        cached = getattr(self, "_stack", None)
+        if cached is None:
+            cached = Stack.from_config(self.compose.config())
+            self._stack = cached
+        return cached
+
+
+def profiles_for(env: Environment) -> list[str]:
+    """Compose profiles the environment turns on (the TLS proxy when certificates exist)."""
+    profiles: list[str] = []
+    mode = (env.get("HTTPS_MODE") or "disabled").lower()
+    cert, key = env.get("TLS_CERT_FILE") or "", env.get("TLS_KEY_FILE") or ""
+    if mode == "optional" and cert and key:
+        if _resolve(env, cert).exists() and _resolve(env, key).exists():
+            profiles.append("tls")
+    if env.get("SPARK_WORKER_COUNT") == "2" and env.name == "dev":
+        profiles.append("second-worker")
+    return profiles
+
+
+def _resolve(env: Environment, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else env.root / p
+
+
+def plugin_compose_files(env: Environment) -> list[Path]:
+    """Compose files contributed by plugins (the monitoring stack joins this way)."""
+    try:
+        from .plugins import get_plugin_manager
+    except ImportError:  # the plugin layer is optional for the core
+        return []
+    return [Path(p) for p in get_plugin_manager().compose_files(env=env)]
+
+
+def open_project(
+    name: str,
+    *,
+    rehearsal: bool = False,
+    env_files: Iterable[str] = (),
+    strict: bool = True,
+    project_name: str | None = None,
+    root: Path | None = None,
+) -> Project:
+    env = load_environment(name, env_files=env_files, strict=strict, root=root)
+    files = env.compose_files(rehearsal=rehearsal, extra=plugin_compose_files(env))
+    compose = ComposeProject(
+        env=env, files=files, profiles=profiles_for(env), project_name=project_name or ""
+    )
+    return Project(env=env, compose=compose, rehearsal=rehearsal)

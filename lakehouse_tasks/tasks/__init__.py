@@ -1,0 +1,15 @@
+"""The task namespace: one collection per area, composed here (as in ``invocations``)."""
+
+from __future__ import annotations
+
+from invoke import Collection
+
+from . import config, env, secrets
+
+ns = Collection()
+ns.add_collection(env.ns)
+ns.add_collection(secrets.ns)
+ns.add_task(config.config_, name="config")
+ns.add_task(config.plan)
+
+__all__ = ["ns"]

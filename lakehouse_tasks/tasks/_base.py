@@ -1,0 +1,74 @@
+"""What every task module shares: the error boundary, common flags and project loading.
+
+Tasks stay thin: parse flags, build objects, call a plain function that returns data, render.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from invoke import Exit
+from invoke import task as invoke_task
+
+from ..errors import LakehouseError
+from ..ui import Output
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Help text of the flags many tasks share, so every task describes them the same way.
+COMMON_HELP = {
+    "env": "environment to act on: dev, staging, prod (default: $LAKEHOUSE_ENV or dev)",
+    "env_file": "extra dotenv file layered above env/<env>.env and env/<env>.local.env "
+    "(repeatable)",
+    "json_": "print machine-readable JSON on stdout instead of a table",
+    "rehearsal": "run against the offline stand-in images (also $LAKEHOUSE_REHEARSAL=1)",
+}
+
+
+def default_env(env: str | None) -> str:
+    return env or os.environ.get("LAKEHOUSE_ENV") or "dev"
+
+
+def rehearsal_mode(flag: bool | None) -> bool:
+    if flag:
+        return True
+    return os.environ.get("LAKEHOUSE_REHEARSAL", "").lower() in {"1", "true", "yes"}
+
+
+def env_files(values: Iterable[str] | None) -> list[str]:
+    return [v for v in (values or []) if v]
+
+
+def lakehouse_task(*args: Any, **kwargs: Any) -> Callable[[F], Any]:
+    """``invoke.task`` plus the error boundary: a ``LakehouseError`` becomes one line on stderr
+    and its documented exit code; a bug keeps its traceback. Common flags get their help."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return lakehouse_task()(args[0])
+    help_ = {**COMMON_HELP, **kwargs.pop("help", {})}
+    kwargs.setdefault("iterable", [])
+    if "env_file" not in kwargs["iterable"]:
+        kwargs["iterable"] = [*kwargs["iterable"], "env_file"]
+
+    def decorate(func: F) -> Any:
+        @functools.wraps(func)
+        def wrapper(c: Any, *a: Any, **kw: Any) -> Any:
+            try:
+                return func(c, *a, **kw)
+            except LakehouseError as exc:
+                Output(json_mode=bool(kw.get("json_"))).error(exc.message)
+                raise Exit(code=exc.exit_code) from None
+            except KeyboardInterrupt:
+                Output().error("interrupted")
+                raise Exit(code=130) from None
+
+        params = inspect.signature(func).parameters
+        kwargs["help"] = {k: v for k, v in help_.items() if k in params}
+        if "env_file" not in params:
+            kwargs["iterable"] = [i for i in kwargs["iterable"] if i != "env_file"]
+        return invoke_task(*args, **kwargs)(wrapper)
+
+    return decorate

@@ -1,0 +1,131 @@
+"""``env.*`` tasks: list, show and compare environments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import Collection
+
+from ..environment import MASK, known_environments, load_environment
+from ..paths import project_root
+from ..ui import Output, Table
+from ._base import default_env, env_files, lakehouse_task
+
+
+def environment_rows(name: str, files: list[str] | None = None) -> list[dict[str, Any]]:
+    env = load_environment(name, env_files=files or [], strict=False)
+    masked = env.masked()
+    return [
+        {
+            "name": key,
+            "value": masked[key],
+            "secret": env.is_secret(key),
+            "source": env.sources.get(key, ""),
+        }
+        for key in sorted(masked)
+    ]
+
+
+@lakehouse_task(name="list")
+def list_(c: Any, json_: bool = False) -> None:
+    """List the known environments (one per env/<name>.env)."""
+    names = known_environments(project_root())
+    out = Output(json_mode=json_)
+    if json_:
+        out.json(names)
+        return
+    for name in names:
+        out.line(name)
+
+
+@lakehouse_task(help={"show_source": "add a column naming the layer each value came from"})
+def show(
+    c: Any,
+    env: str | None = None,
+    json_: bool = False,
+    env_file: list[str] | None = None,
+    show_source: bool = False,
+) -> None:
+    """Print an environment's resolved variables with every secret masked."""
+    name = default_env(env)
+    loaded = load_environment(name, env_files=env_files(env_file), strict=False)
+    out = Output(json_mode=json_)
+    rows = environment_rows(name, env_files(env_file))
+    if json_:
+        out.json(
+            {
+                "environment": name,
+                "project": loaded.project_name,
+                "variables": {r["name"]: r["value"] for r in rows},
+                "sources": {r["name"]: r["source"] for r in rows},
+                "secrets": sorted(r["name"] for r in rows if r["secret"]),
+                "warnings": list(loaded.warnings),
+            }
+        )
+        return
+    columns = [("name", "Variable"), ("value", "Value")]
+    if show_source:
+        columns.append(("source", "Source"))
+    out.table(
+        Table(columns=columns, rows=rows, title=f"Environment {name} ({len(rows)} variables)")
+    )
+    for warning in loaded.warnings:
+        out.warn(warning)
+
+
+def diff_environments(left: str, right: str) -> list[dict[str, Any]]:
+    """Every variable of either environment with both values (secrets masked) and a status."""
+    a = load_environment(left, strict=False)
+    b = load_environment(right, strict=False)
+    rows = []
+    for key in sorted(set(a.values) | set(b.values)):
+        va, vb = a.values.get(key), b.values.get(key)
+        secret = a.is_secret(key) or b.is_secret(key)
+        if va is None or vb is None:
+            status = f"only {left}" if vb is None else f"only {right}"
+        else:
+            status = "same" if va == vb else "differs"
+        rows.append(
+            {
+                "name": key,
+                left: (MASK if secret and va else va),
+                right: (MASK if secret and vb else vb),
+                "status": status,
+            }
+        )
+    return rows
+
+
+@lakehouse_task(
+    positional=["left", "right"],
+    help={
+        "left": "first environment",
+        "right": "second environment",
+        "all_": "also list variables whose values are the same",
+    },
+)
+def diff(c: Any, left: str, right: str, json_: bool = False, all_: bool = False) -> None:
+    """Compare two environments side by side, differences highlighted."""
+    rows = diff_environments(left, right)
+    out = Output(json_mode=json_)
+    if json_:
+        out.json({"left": left, "right": right, "variables": rows})
+        return
+    shown = rows if all_ else [r for r in rows if r["status"] != "same"]
+    same = len(rows) - len([r for r in rows if r["status"] != "same"])
+    out.table(
+        Table(
+            columns=[("name", "Variable"), (left, left), (right, right), ("status", "")],
+            rows=shown,
+            title=f"{left} vs {right}",
+            caption=f"{len(rows) - same} differ, {same} the same"
+            + ("" if all_ else " (use --all to list them)"),
+            status_column="status",
+        )
+    )
+
+
+ns = Collection("env")
+ns.add_task(list_)
+ns.add_task(show)
+ns.add_task(diff)

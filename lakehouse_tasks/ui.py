@@ -1,0 +1,229 @@
+"""Rendering: every data object becomes a rich table on a terminal, plain text when piped, and
+JSON with ``--json`` — from the same :class:`Table` value.
+
+stdout carries data (tables, JSON); stderr carries progress, warnings and errors, so pipes
+stay clean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+from rich.text import Text
+
+STATUS_STYLES = {
+    "pass": "green",
+    "ok": "green",
+    "healthy": "green",
+    "running": "green",
+    "exited (0)": "green",
+    "warn": "yellow",
+    "starting": "yellow",
+    "waiting": "dim",
+    "fail": "bold red",
+    "unhealthy": "bold red",
+    "missing": "bold red",
+    "exited": "red",
+    "restarting": "red",
+    "same": "",
+    "differs": "yellow",
+}
+
+
+def _is_tty(stream: IO[str]) -> bool:
+    if os.environ.get("LAKEHOUSE_FORCE_TTY") == "1":
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@dataclass
+class Table:
+    """Tabular data with a title, column headers and rows of plain values."""
+
+    columns: Sequence[tuple[str, str]]  # (key, header)
+    rows: list[Mapping[str, Any]]
+    title: str = ""
+    caption: str = ""
+    status_column: str | None = None
+    highlight: Callable[[Mapping[str, Any]], str] | None = field(default=None, repr=False)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types for dataclasses, enums, paths, datetimes and mappings."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "to_dict"):
+            return to_jsonable(obj.to_dict())
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (Path,)):
+        return str(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    return obj
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value) or "-"
+    return str(value)
+
+
+class Output:
+    """Where a task writes: data to stdout, progress to stderr."""
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ) -> None:
+        self.json_mode = json_mode
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.is_tty = _is_tty(self.stdout)
+        self.err_is_tty = _is_tty(self.stderr)
+        self.console = Console(
+            file=self.stdout, force_terminal=self.is_tty or None, highlight=False, soft_wrap=False
+        )
+        self.err_console = Console(
+            file=self.stderr, force_terminal=self.err_is_tty or None, highlight=False
+        )
+
+    # ---- data ---------------------------------------------------------------------------
+    def json(self, data: Any) -> None:
+        self.stdout.write(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
+        self.stdout.flush()
+
+    def table(self, table: Table) -> None:
+        if self.is_tty:
+            self.console.print(render_rich(table))
+        else:
+            self.stdout.write(render_plain(table))
+            self.stdout.flush()
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        """A line of data on stdout (styled on a terminal only)."""
+        if self.is_tty:
+            self.console.print(Text(text, style=style or ""))
+        else:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
+
+    # ---- progress -----------------------------------------------------------------------
+    def info(self, text: str) -> None:
+        if self.err_is_tty:
+            self.err_console.print(Text(text, style="cyan"))
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def warn(self, text: str) -> None:
+        if self.err_is_tty:
+            self.err_console.print(Text("warning: " + text, style="yellow"))
+        else:
+            self.stderr.write("warning: " + text + "\n")
+            self.stderr.flush()
+
+    def error(self, text: str) -> None:
+        if self.err_is_tty:
+            self.err_console.print(Text("error: " + text, style="bold red"))
+        else:
+            self.stderr.write("error: " + text + "\n")
+            self.stderr.flush()
+
+    def success(self, text: str) -> None:
+        if self.err_is_tty:
+            self.err_console.print(Text(text, style="bold green"))
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+
+def render_rich(table: Table) -> RichTable:
+    rich = RichTable(title=table.title or None, caption=table.caption or None, header_style="bold")
+    for _key, header in table.columns:
+        rich.add_column(header)
+    for row in table.rows:
+        cells = []
+        for key, _header in table.columns:
+            text = _cell(row.get(key))
+            style = ""
+            if key == table.status_column:
+                style = STATUS_STYLES.get(text.lower(), STATUS_STYLES.get(text.split(" ")[0], ""))
+            cells.append(Text(text, style=style))
+        row_style = table.highlight(row) if table.highlight else ""
+        rich.add_row(*cells, style=row_style or None)
+    return rich
+
+
+def render_plain(table: Table) -> str:
+    """Aligned columns separated by two spaces; no colour, no box drawing."""
+    headers = [h for _k, h in table.columns]
+    body = [[_cell(row.get(k)) for k, _h in table.columns] for row in table.rows]
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
+
+    def fmt(cells: Iterable[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    lines = []
+    if table.title:
+        lines.append(table.title)
+    lines.append(fmt(headers))
+    lines.extend(fmt(r) for r in body)
+    if table.caption:
+        lines.append(table.caption)
+    return "\n".join(lines) + "\n"
+
+
+def human_bytes(n: float | int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.1f} {unit}".replace(".0 ", " ")
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
