@@ -67,12 +67,13 @@ def generate_secrets(
     existing = read_env_file(local) if local.exists() else {}
     filled, rotated, kept, needs = [], [], [], []
     updates: dict[str, str] = {}
+    tracked = read_env_file(env.root / "env" / f"{name}.env")
     for key, value in env.values.items():
         if key in rotate:
             updates[key] = new_secret(key)
             rotated.append(key)
             continue
-        if PLACEHOLDER not in value:
+        if PLACEHOLDER not in value and PLACEHOLDER not in tracked.get(key, ""):
             continue
         if key in existing and PLACEHOLDER not in existing[key]:
             kept.append(key)
