@@ -36,8 +36,6 @@ def profiles_for(env: Environment) -> list[str]:
     if mode == "optional" and cert and key:
         if _resolve(env, cert).exists() and _resolve(env, key).exists():
             profiles.append("tls")
-    if env.get("SPARK_WORKER_COUNT") == "2" and env.name == "dev":
-        profiles.append("second-worker")
     return profiles
 
 

@@ -239,6 +239,13 @@ class Stack:
             groups.setdefault(level, []).append(name)
         return [sorted(groups[k]) for k in sorted(groups)]
 
+    def labelled_layers(self) -> dict[int, list[str]]:
+        """Active services grouped by their ``io.lakehouse.layer`` label (the six layers)."""
+        layers: dict[int, list[str]] = {}
+        for name, svc in sorted(self.active.items()):
+            layers.setdefault(svc.layer, []).append(name)
+        return dict(sorted(layers.items()))
+
     def totals(self, *, only_active: bool = True) -> dict[str, Resources]:
         services = self.active if only_active else self.services
         return {

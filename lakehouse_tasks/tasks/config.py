@@ -8,7 +8,7 @@ import yaml
 
 from ..environment import MASK
 from ..project import open_project
-from ..stack import Stack
+from ..stack import LAYER_NAMES, Stack
 from ..ui import Output, Table, human_bytes
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
 
@@ -83,7 +83,11 @@ def plan_data(stack: Stack) -> dict[str, Any]:
             "memory_reservation": totals["reservations"].memory,
             "services": len(stack.active),
         },
-        "layers": stack.startup_layers(),
+        "layers": {
+            f"{n} {LAYER_NAMES.get(n, '')}".strip(): names
+            for n, names in stack.labelled_layers().items()
+        },
+        "start_waves": stack.startup_layers(),
         "volumes": dict(stack.volumes),
         "config_hash": stack.config_hash,
     }
@@ -140,4 +144,6 @@ def plan(
             ),
         )
     )
-    out.line("Startup layers: " + "  ->  ".join(", ".join(g) for g in data["layers"]))
+    out.line("Startup layers:")
+    for layer, names in data["layers"].items():
+        out.line(f"  {layer}: {', '.join(names)}")
