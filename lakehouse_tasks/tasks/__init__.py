@@ -5,11 +5,13 @@ from __future__ import annotations
 from invoke import Collection
 
 from . import config, env, secrets
+from . import plugins as plugins_tasks
 
 ns = Collection()
 ns.add_collection(env.ns)
 ns.add_collection(secrets.ns)
 ns.add_task(config.config_, name="config")
 ns.add_task(config.plan)
+ns.add_task(plugins_tasks.plugins)
 
 __all__ = ["ns"]

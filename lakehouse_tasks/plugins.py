@@ -1,0 +1,599 @@
+"""The plugin manager and its typed facade (modelled on tox 4's ``plugin/manager.py``).
+
+The rest of the code never touches ``pm.hook``: it calls :func:`get_plugin_manager` and one
+method per hook of :class:`LakehousePlugins`, which forwards keyword arguments, checks what
+plugins return and applies the failure policy.
+
+Where plugins come from, in registration order:
+
+1. **built-in** plugins from :mod:`lakehouse_tasks.builtin` (the host's own behaviour,
+   registered like any plugin so a third party can block or extend it);
+2. **entry point** plugins: every entry point in the ``lakehouse_tasks`` group of the
+   installed distributions;
+3. **local** plugins registered in-process with :meth:`LakehousePlugins.register` (tests, the
+   ``lakehouse_plugins`` pytest fixture, embedding code).
+
+Environment switches:
+
+* ``LAKEHOUSE_DISABLE_PLUGINS=name1,name2``: block plugins by name (built-ins included);
+* ``LAKEHOUSE_TRACE_HOOKS=1``: trace every hook call and its result to stderr (pluggy tracing);
+* ``LAKEHOUSE_STRICT_PLUGINS=1``: a plugin that cannot be loaded is fatal (exit 2).
+
+Failure policy:
+
+* a plugin that fails to import or to register (unknown hook, wrong argument name, wrapper
+  implementation) is reported on stderr by name and skipped; in strict mode it is a
+  ``LakehouseError`` (exit 2);
+* an exception in a **gating** hook (``preflight_checks``, ``pre_deploy``) and in the contributing
+  hooks whose result must be exact (``compose_files``, ``backup_artefacts``) stops the task
+  with a ``LakehouseError`` naming the plugin and the exception, without a traceback;
+* an exception in an **observer** hook (``event``, ``post_deploy``, ``post_teardown``,
+  ``health_snapshot``, ``post_backup``, and ``access_urls``) is reported on stderr with the
+  plugin's name; the task continues and the other plugins still get the call.
+
+To apply that policy per plugin, each implementation is called on its own (through pluggy's
+``subset_hook_caller``, so tracing still sees every call), in pluggy's usual order:
+``tryfirst`` first, then last-registered first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import PROJECT_NAME, __version__, hookspecs
+from .checks import Check
+from .errors import ExitCode, LakehouseError
+
+if TYPE_CHECKING:
+    from .environment import Environment
+    from .events import Event
+    from .project import Project
+
+#: The entry-point group third-party plugins register under.
+ENTRY_POINT_GROUP = PROJECT_NAME
+
+ENV_DISABLE = "LAKEHOUSE_DISABLE_PLUGINS"
+ENV_TRACE = "LAKEHOUSE_TRACE_HOOKS"
+ENV_STRICT = "LAKEHOUSE_STRICT_PLUGINS"
+
+SOURCE_BUILTIN = "built-in"
+SOURCE_ENTRY_POINT = "entry point"
+SOURCE_LOCAL = "local"
+
+#: Each hook and the facade method that calls it.
+FACADE_METHODS: dict[str, str] = {
+    "lakehouse_compose_files": "compose_files",
+    "lakehouse_access_urls": "access_urls",
+    "lakehouse_preflight_checks": "preflight_checks",
+    "lakehouse_pre_deploy": "pre_deploy",
+    "lakehouse_post_deploy": "post_deploy",
+    "lakehouse_post_teardown": "post_teardown",
+    "lakehouse_health_snapshot": "health_snapshot",
+    "lakehouse_event": "emit",
+    "lakehouse_backup_artefacts": "backup_artefacts",
+    "lakehouse_post_backup": "post_backup",
+}
+
+
+# ---- data plugins return --------------------------------------------------------------------
+@dataclass(frozen=True)
+class AccessURL:
+    """Where a person opens one web interface of the stack."""
+
+    name: str
+    url: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "url": self.url, "note": self.note}
+
+
+@dataclass(frozen=True)
+class ExtraArtefact:
+    """A file a plugin wrote into a backup's ``workdir``; the backup checksums and records it.
+
+    ``kind`` says what it is (``"grafana-dashboards"``, ``"prometheus-snapshot"``), so a
+    restore can tell artefacts apart.
+    """
+
+    name: str
+    path: Path
+    kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": str(self.path), "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin as ``invoke plugins`` shows it."""
+
+    name: str
+    version: str
+    source: str  # built-in | entry point | local
+    hooks: tuple[str, ...] = ()
+    status: str = "active"  # active | disabled | failed
+    detail: str = ""  # the distribution, or why it is disabled / failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "hooks": list(self.hooks),
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+# ---- the manager ----------------------------------------------------------------------------
+def _env_names(value: str | None) -> set[str]:
+    return {n.strip() for n in (value or "").split(",") if n.strip()}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _stderr_write(text: str) -> None:
+    # Resolved at call time so redirected or captured stderr is honoured.
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _describe_exception(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class LakehousePlugins:
+    """The typed facade over pluggy: one method per hook, with the failure policy applied.
+
+    Build it with :func:`get_plugin_manager` (cached per process); build a private one with
+    ``LakehousePlugins(builtins=..., entry_points=...)`` (tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        builtins: bool = True,
+        entry_points: bool = True,
+        disabled: Iterable[str] | None = None,
+        strict: bool | None = None,
+        trace: bool | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.strict = _env_flag(ENV_STRICT) if strict is None else strict
+        self.disabled = frozenset(
+            _env_names(os.environ.get(ENV_DISABLE)) if disabled is None else disabled
+        )
+        self._warn = warn or (lambda text: _stderr_write(f"warning: {text}\n"))
+        self._sources: dict[str, str] = {}
+        self._versions: dict[str, str] = {}
+        self._details: dict[str, str] = {}
+        self._failures: list[PluginInfo] = []
+        for name in self.disabled:
+            self.pm.set_blocked(name)
+        if _env_flag(ENV_TRACE) if trace is None else trace:
+            self.pm.trace.root.setwriter(_stderr_write)
+            self.pm.enable_tracing()
+        if builtins:
+            self._register_builtins()
+        if entry_points:
+            self.load_entry_points()
+
+    # ---- registration -------------------------------------------------------------------
+    def _register_builtins(self) -> None:
+        from .builtin import builtin_plugins
+
+        for name, plugin in builtin_plugins():
+            self._add(plugin, name, SOURCE_BUILTIN, __version__, "lakehouse-ops")
+
+    def load_entry_points(
+        self, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    ) -> list[str]:
+        """Load and register the ``lakehouse_tasks`` entry points; return the loaded names.
+
+        Each entry point is loaded on its own so one that fails to import is reported by name
+        and skipped (fatal in strict mode) instead of stopping the others.
+        """
+        if entry_points is None:
+            entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        loaded = []
+        for ep in entry_points:
+            if self.pm.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
+                continue
+            dist = getattr(ep, "dist", None)
+            version = getattr(dist, "version", "") or "-"
+            dist_name = getattr(dist, "name", "") or ""
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._fail(
+                    ep.name,
+                    SOURCE_ENTRY_POINT,
+                    version,
+                    f"cannot be imported ({_describe_exception(exc)})",
+                )
+                continue
+            if self._add(plugin, ep.name, SOURCE_ENTRY_POINT, version, dist_name):
+                loaded.append(ep.name)
+        return loaded
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object in-process (source "local"); return its name.
+
+        A plugin that cannot be registered raises ``LakehouseError`` (exit 2): the caller
+        asked for it explicitly.
+        """
+        name = name or self.pm.get_canonical_name(plugin)
+        if self.pm.is_blocked(name):
+            return name
+        version = str(getattr(plugin, "__version__", "") or "-")
+        self._add(plugin, name, SOURCE_LOCAL, version, "", raise_on_error=True)
+        return name
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin, name=name)
+        self._sources.pop(name, None)
+
+    def _add(
+        self,
+        plugin: object,
+        name: str,
+        source: str,
+        version: str,
+        detail: str,
+        *,
+        raise_on_error: bool = False,
+    ) -> bool:
+        if self.pm.is_blocked(name):
+            return False
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy.PluginValidationError, duplicate names, ...
+            reason = f"cannot be registered ({_describe_exception(exc)})"
+            if raise_on_error:
+                raise LakehouseError(f"Plugin {name!r} {reason}; fix the plugin.") from None
+            self._fail(name, source, version, reason)
+            return False
+        problem = self._validate(name)
+        if problem:
+            self.pm.unregister(plugin, name=name)
+            if raise_on_error:
+                raise LakehouseError(f"Plugin {name!r} {problem}; fix the plugin.")
+            self._fail(name, source, version, problem)
+            return False
+        self._sources[name] = source
+        self._versions[name] = version
+        self._details[name] = detail
+        return True
+
+    def _validate(self, name: str) -> str:
+        """Why a just-registered plugin cannot be used ("" when it can)."""
+        plugin = self.pm.get_plugin(name)
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if not caller.has_spec():
+                known = ", ".join(sorted(FACADE_METHODS))
+                return f"implements unknown hook {caller.name!r} (known hooks: {known})"
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
+                    return (
+                        f"implements {caller.name!r} as a wrapper, which lakehouse-ops does not "
+                        "support (plugins are called one by one)"
+                    )
+        return ""
+
+    def _fail(self, name: str, source: str, version: str, reason: str) -> None:
+        if self.strict:
+            raise LakehouseError(
+                f"Plugin {name!r} {reason}; fix or uninstall it, or unset {ENV_STRICT}.",
+                ExitCode.BAD_INPUT,
+            )
+        self._failures.append(PluginInfo(name, version, source, (), "failed", reason))
+        self._warn(
+            f"plugin {name!r} {reason} and was skipped "
+            f"(set {ENV_DISABLE}={name} to silence this, {ENV_STRICT}=1 to make it fatal)"
+        )
+
+    # ---- introspection ------------------------------------------------------------------
+    def describe(self) -> list[PluginInfo]:
+        """Every plugin: active ones in registration order, then failed and disabled ones."""
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None or name not in self._sources:
+                continue
+            hooks = tuple(
+                sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.has_spec())
+            )
+            infos.append(
+                PluginInfo(
+                    name,
+                    self._versions.get(name, "-"),
+                    self._sources[name],
+                    hooks,
+                    "active",
+                    self._details.get(name, ""),
+                )
+            )
+        infos.extend(self._failures)
+        for name in sorted(self.disabled):
+            infos.append(PluginInfo(name, "-", "-", (), "disabled", f"blocked by {ENV_DISABLE}"))
+        return infos
+
+    def plugin(self, name: str) -> object | None:
+        """The registered plugin object called ``name`` (None if absent or blocked)."""
+        return self.pm.get_plugin(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, plugin in self.pm.list_name_plugin() if plugin is not None]
+
+    # ---- calling ------------------------------------------------------------------------
+    def _each(
+        self, hook_name: str, kwargs: dict[str, Any]
+    ) -> Iterable[tuple[str, Callable[[], Any]]]:
+        """(plugin name, call) per implementation, in pluggy's call order."""
+        caller = getattr(self.pm.hook, hook_name)
+        firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
+        impls = caller.get_hookimpls()
+        plugins = [impl.plugin for impl in impls]
+        # get_hookimpls() lists implementations in reverse call order (pluggy calls from the end).
+        for impl in reversed(impls):
+            subset = self.pm.subset_hook_caller(
+                hook_name, [p for p in plugins if p is not impl.plugin]
+            )
+
+            def call(subset: Any = subset) -> Any:
+                result = subset(**kwargs)
+                if firstresult:  # already the value itself
+                    return result
+                return result[0] if result else None
+
+            yield impl.plugin_name, call
+
+    def _observe(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation; report and skip the ones that raise."""
+        results = []
+        for name, call in self._each(hook_name, kwargs):
+            try:
+                results.append((name, call()))
+            except Exception as exc:
+                self._warn(
+                    f"plugin {name!r} failed in {hook_name}: {_describe_exception(exc)} "
+                    "(ignored; the task continues)"
+                )
+        return results
+
+    def _gate(
+        self, hook_name: str, exit_code: ExitCode, **kwargs: Any
+    ) -> Iterable[tuple[str, Any]]:
+        """Call every implementation; the first exception stops the task, naming the plugin."""
+        for name, call in self._each(hook_name, kwargs):
+            try:
+                result = call()
+            except LakehouseError as exc:
+                raise LakehouseError(
+                    f"Plugin {name!r} stopped the task: {exc.message}", exc.exit_code
+                ) from None
+            except Exception as exc:
+                raise LakehouseError(
+                    f"Plugin {name!r} failed in {hook_name}: {_describe_exception(exc)}; "
+                    f"fix the plugin or disable it with {ENV_DISABLE}={name}.",
+                    exit_code,
+                ) from None
+            yield name, result
+
+    @staticmethod
+    def _as_list(name: str, hook_name: str, value: Any, exit_code: ExitCode) -> list[Any]:
+        if value is None:
+            return []
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise LakehouseError(
+                f"Plugin {name!r} returned {type(value).__name__} from {hook_name}, "
+                "which must return a list; fix the plugin.",
+                exit_code,
+            )
+        return list(value)
+
+    # ---- configuration hooks ------------------------------------------------------------
+    def compose_files(self, *, env: Environment) -> list[Path]:
+        """Compose files contributed by plugins, each checked to exist."""
+        hook = "lakehouse_compose_files"
+        files: list[Path] = []
+        for name, value in self._gate(hook, ExitCode.BAD_INPUT, env=env):
+            for item in self._as_list(name, hook, value, ExitCode.BAD_INPUT):
+                path = Path(item).expanduser()
+                if not path.is_absolute():
+                    path = env.root / path
+                if not path.is_file():
+                    raise LakehouseError(
+                        f"Plugin {name!r} added compose file {path}, which does not exist; "
+                        f"reinstall the plugin or disable it with {ENV_DISABLE}={name}.",
+                        ExitCode.BAD_INPUT,
+                    )
+                files.append(path)
+        return files
+
+    def access_urls(self, *, env: Environment) -> list[AccessURL]:
+        """Every web interface's URL; a failing plugin's URLs are left out (with a warning)."""
+        urls: list[AccessURL] = []
+        for name, value in self._observe("lakehouse_access_urls", env=env):
+            for item in value or []:
+                if isinstance(item, AccessURL):
+                    urls.append(item)
+                else:
+                    self._warn(
+                        f"plugin {name!r} returned {item!r} from lakehouse_access_urls, not an AccessURL (ignored)"
+                    )
+        return urls
+
+    # ---- deploy hooks -------------------------------------------------------------------
+    def preflight_checks(self, *, project: Project) -> list[Check]:
+        """Plugin checks, each with ``source`` set to the plugin's name."""
+        hook = "lakehouse_preflight_checks"
+        checks: list[Check] = []
+        for name, value in self._gate(hook, ExitCode.PREFLIGHT_FAILED, project=project):
+            for item in self._as_list(name, hook, value, ExitCode.PREFLIGHT_FAILED):
+                if not isinstance(item, Check):
+                    raise LakehouseError(
+                        f"Plugin {name!r} returned {item!r} from {hook}, not a Check; "
+                        "fix the plugin.",
+                        ExitCode.PREFLIGHT_FAILED,
+                    )
+                checks.append(dataclasses.replace(item, source=name))
+        return checks
+
+    def pre_deploy(self, *, project: Project, services: Sequence[str]) -> None:
+        """Ask every plugin whether the deploy may go ahead; raise on the first veto."""
+        hook = "lakehouse_pre_deploy"
+        for name, reason in self._gate(
+            hook, ExitCode.DEPLOY_FAILED, project=project, services=list(services)
+        ):
+            if reason is not None:
+                raise LakehouseError(
+                    f"Deploy vetoed by plugin {name!r}: {str(reason).rstrip('.')}.",
+                    ExitCode.DEPLOY_FAILED,
+                )
+
+    def post_deploy(self, *, project: Project, result: Any) -> None:
+        self._observe("lakehouse_post_deploy", project=project, result=result)
+
+    def post_teardown(self, *, project: Project, result: Any) -> None:
+        self._observe("lakehouse_post_teardown", project=project, result=result)
+
+    # ---- runtime hooks ------------------------------------------------------------------
+    def health_snapshot(self, *, project: Project, snapshot: Any) -> None:
+        self._observe("lakehouse_health_snapshot", project=project, snapshot=snapshot)
+
+    def emit(self, event: Event) -> None:
+        """Give ``event`` to every plugin's ``lakehouse_event``."""
+        self._observe("lakehouse_event", event=event)
+
+    # ---- backup hooks -------------------------------------------------------------------
+    def backup_artefacts(self, *, project: Project, workdir: Path) -> list[ExtraArtefact]:
+        """Extra artefacts, each checked to be a file inside ``workdir``."""
+        hook = "lakehouse_backup_artefacts"
+        code = ExitCode.INTEGRITY_FAILED
+        root = Path(workdir).resolve()
+        artefacts: list[ExtraArtefact] = []
+        for name, value in self._gate(hook, code, project=project, workdir=Path(workdir)):
+            for item in self._as_list(name, hook, value, code):
+                if not isinstance(item, ExtraArtefact):
+                    raise LakehouseError(
+                        f"Plugin {name!r} returned {item!r} from {hook}, not an ExtraArtefact; "
+                        "fix the plugin.",
+                        code,
+                    )
+                path = Path(item.path)
+                path = (path if path.is_absolute() else root / path).resolve()
+                if not path.is_file() or not path.is_relative_to(root):
+                    raise LakehouseError(
+                        f"Plugin {name!r} contributed backup artefact {item.name!r} at {path}, "
+                        f"which is not a file inside {root}; fix the plugin or disable it "
+                        f"with {ENV_DISABLE}={name}.",
+                        code,
+                    )
+                artefacts.append(dataclasses.replace(item, path=path))
+        return artefacts
+
+    def post_backup(self, *, project: Project, manifest_path: Path) -> None:
+        self._observe("lakehouse_post_backup", project=project, manifest_path=Path(manifest_path))
+
+
+# ---- the per-process manager ----------------------------------------------------------------
+_MANAGER: LakehousePlugins | None = None
+
+
+def get_plugin_manager(*, reload: bool = False) -> LakehousePlugins:
+    """The process's plugin manager: built-ins and entry points, loaded once."""
+    global _MANAGER
+    if _MANAGER is None or reload:
+        _MANAGER = LakehousePlugins()
+    return _MANAGER
+
+
+def set_plugin_manager(manager: LakehousePlugins | None) -> None:
+    """Install ``manager`` as the process's manager (None: rebuild on next use). For tests."""
+    global _MANAGER
+    _MANAGER = manager
+
+
+# ---- the generated hook reference -----------------------------------------------------------
+BEGIN_HOOKS = "<!-- BEGIN HOOKS -->"
+END_HOOKS = "<!-- END HOOKS -->"
+
+
+def hook_specs() -> list[tuple[str, Callable[..., Any]]]:
+    """Every hook spec in hookspecs.py, in file order."""
+    specs = [
+        (name, func)
+        for name, func in vars(hookspecs).items()
+        if name.startswith("lakehouse_") and inspect.isfunction(func)
+    ]
+    return sorted(specs, key=lambda item: item[1].__code__.co_firstlineno)
+
+
+def render_hook_reference() -> str:
+    """The Markdown hook reference, generated from the hookspecs' signatures and docstrings."""
+    parts = []
+    for name, func in hook_specs():
+        opts = getattr(func, f"{PROJECT_NAME}_spec", {}) or {}
+        signature = inspect.signature(func)
+        args = ", ".join(signature.parameters)
+        returns = signature.return_annotation
+        if returns is inspect.Signature.empty:
+            returns = "None"
+        facade = FACADE_METHODS.get(name, "-")
+        suffix = " (firstresult)" if opts.get("firstresult") else ""
+        doc = inspect.cleandoc(func.__doc__ or "")
+        parts.append(
+            f"### `{name}({args}) -> {returns}`{suffix}\n\n"
+            f"Facade: `LakehousePlugins.{facade}()`\n\n{doc}\n"
+        )
+    return "\n".join(parts)
+
+
+def write_hook_reference(doc: Path) -> bool:
+    """Regenerate the block between the markers in ``doc``; return True when it changed."""
+    text = doc.read_text()
+    start, end = text.find(BEGIN_HOOKS), text.find(END_HOOKS)
+    if start < 0 or end < start:
+        raise LakehouseError(
+            f"{doc} has no {BEGIN_HOOKS} ... {END_HOOKS} block; add the markers where the "
+            "hook reference belongs."
+        )
+    new = text[: start + len(BEGIN_HOOKS)] + "\n\n" + render_hook_reference() + "\n" + text[end:]
+    if new == text:
+        return False
+    doc.write_text(new)
+    return True
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FACADE_METHODS",
+    "AccessURL",
+    "ExtraArtefact",
+    "LakehousePlugins",
+    "PluginInfo",
+    "get_plugin_manager",
+    "render_hook_reference",
+    "set_plugin_manager",
+    "write_hook_reference",
+]

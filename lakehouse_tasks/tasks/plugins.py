@@ -1,0 +1,60 @@
+"""``plugins``: which plugins are active, where they come from and which hooks they implement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..paths import project_root
+from ..plugins import PluginInfo, get_plugin_manager, write_hook_reference
+from ..ui import Output, Table
+from ._base import lakehouse_task
+
+
+def plugins_table(infos: list[PluginInfo]) -> Table:
+    rows: list[Mapping[str, Any]] = [
+        {
+            "name": info.name,
+            "version": info.version,
+            "source": info.source,
+            "hooks": [h.removeprefix("lakehouse_") for h in info.hooks],
+            "status": info.status,
+            "detail": info.detail,
+        }
+        for info in infos
+    ]
+    return Table(
+        columns=[
+            ("name", "Plugin"),
+            ("version", "Version"),
+            ("source", "Source"),
+            ("hooks", "Hooks"),
+            ("status", "Status"),
+            ("detail", "Detail"),
+        ],
+        rows=rows,
+        title="Plugins",
+        status_column="status",
+        highlight=lambda row: "red" if row["status"] == "failed" else "",
+    )
+
+
+@lakehouse_task(
+    name="plugins",
+    help={
+        "write_reference": "regenerate the hook reference in docs/PLUGINS.md from hookspecs.py",
+    },
+)
+def plugins(c: Any, json_: bool = False, write_reference: bool = False) -> None:
+    """List the plugins (built-in, entry point, local): version, source, hooks, status."""
+    out = Output(json_mode=json_)
+    if write_reference:
+        doc = project_root() / "docs" / "PLUGINS.md"
+        changed = write_hook_reference(doc)
+        out.success(f"{doc.name}: hook reference {'updated' if changed else 'already up to date'}")
+        return
+    infos = get_plugin_manager().describe()
+    if json_:
+        out.json([info.to_dict() for info in infos])
+    else:
+        out.table(plugins_table(infos))
