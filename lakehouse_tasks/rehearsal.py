@@ -22,8 +22,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STANDINS_DIR = REPO_ROOT / "compose" / "standins"
@@ -54,36 +54,48 @@ class StandinBuildError(RuntimeError):
 
 # service -> (image kind, http ports {port: health paths}, tcp ports, data dir, one-shot)
 _SPECS: dict[str, tuple[str, dict[int, list[str]], list[int], str, bool]] = {
-    "minio": ("busybox", {9000: ["/minio/health/live", "/minio/health/ready",
-                                 "/minio/v2/metrics/cluster"], 9001: ["/"]}, [], "/data", False),
+    "minio": (
+        "busybox",
+        {
+            9000: ["/minio/health/live", "/minio/health/ready", "/minio/v2/metrics/cluster"],
+            9001: ["/"],
+        },
+        [],
+        "/data",
+        False,
+    ),
     "minio-init": ("busybox", {}, [], "", True),
     "metastore-db": ("postgres", {}, [], "/var/lib/postgresql/data", False),
     "superset-db": ("postgres", {}, [], "/var/lib/postgresql/data", False),
     "airflow-db": ("postgres", {}, [], "/var/lib/postgresql/data", False),
     "hive-metastore": ("busybox", {}, [9083], "/opt/hive/data/warehouse", False),
     "spark-master": ("busybox", {8080: ["/"]}, [7077], "/opt/spark/work-dir", False),
-    "spark-worker-1": ("busybox", {8081: ["/"]}, [], "/opt/spark/work-dir", False),
-    "spark-worker-2": ("busybox", {8081: ["/"]}, [], "/opt/spark/work-dir", False),
+    "spark-worker-1": ("busybox", {8081: ["/"]}, [], "/opt/spark/work", False),
+    "spark-worker-2": ("busybox", {8081: ["/"]}, [], "/opt/spark/work", False),
     "trino": ("busybox", {8080: ["/v1/info"]}, [], "/data/trino", False),
     "superset": ("busybox", {8088: ["/health"]}, [], "/app/superset_home", False),
     "airflow-init": ("busybox", {}, [], "/opt/airflow/logs", True),
     "airflow-webserver": ("busybox", {8080: ["/health"]}, [], "/opt/airflow/logs", False),
     "airflow-scheduler": ("busybox", {8974: ["/health"]}, [], "/opt/airflow/logs", False),
-    "ingestor": ("busybox", {8000: ["/health"]}, [], "", False),
-    "dbt": ("busybox", {}, [], "/usr/app/dbt", False),
+    "ingestor": ("busybox", {8000: ["/health"]}, [], "/data", False),
+    "dbt": ("busybox", {}, [], "/usr/app/target", False),
     # monitoring plugin
-    "prometheus": ("busybox", {9090: ["/-/healthy", "/-/ready", "/metrics"]}, [],
-                   "/prometheus", False),
+    "prometheus": (
+        "busybox",
+        {9090: ["/-/healthy", "/-/ready", "/metrics"]},
+        [],
+        "/prometheus",
+        False,
+    ),
     "grafana": ("busybox", {3000: ["/api/health"]}, [], "/var/lib/grafana", False),
 }
 
-# Healthchecks that cannot work unchanged on a stand-in. Everything else works through the
-# shims of the busybox image (or is the real binary in the postgres image).
-_HEALTHCHECK_OVERRIDES: dict[str, list[str]] = {
-    # Trino's healthcheck is the image's own HEALTHCHECK instruction, which a stand-in image
-    # does not inherit: the compose override must name the (shimmed) command explicitly.
-    "trino": ["CMD", "/usr/lib/trino/bin/health-check"],
-}
+# Healthchecks that cannot work unchanged on a stand-in, as compose `test` lists. Empty: every
+# healthcheck of compose/docker-compose.yaml works through the shims of the busybox image or
+# is the real binary in the postgres image. (Trino's probe is the image's own HEALTHCHECK
+# instruction, which a stand-in would not inherit; it works only because the compose file
+# restates it as ["CMD", "/usr/lib/trino/bin/health-check"], which the busybox image shims.)
+_HEALTHCHECK_OVERRIDES: dict[str, list[str]] = {}
 
 
 def standin_env(service: str) -> dict[str, str]:
@@ -131,6 +143,7 @@ SERVICE_STANDINS: dict[str, dict] = {name: _service_standin(name) for name in _S
 # --------------------------------------------------------------------------------------
 # Inputs and hashes
 # --------------------------------------------------------------------------------------
+
 
 def _files_under(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file())
@@ -182,6 +195,7 @@ def inputs_hash(kind: str) -> str:
 # Helpers
 # --------------------------------------------------------------------------------------
 
+
 def _run(argv: list[str], log: Log | None = None, **kw) -> subprocess.CompletedProcess:
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
@@ -194,8 +208,9 @@ def _run(argv: list[str], log: Log | None = None, **kw) -> subprocess.CompletedP
 
 def image_id(ref: str) -> str | None:
     """The image id of ``ref`` or None when the engine does not have it."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -273,6 +288,7 @@ def _docker_build(context: Path, ref: str, build_args: dict[str, str] | None = N
 # Builders
 # --------------------------------------------------------------------------------------
 
+
 def _build_busybox(ref: str, log: Log) -> None:
     if not BUSYBOX_BINARY.is_file():
         raise StandinBuildError(f"{BUSYBOX_BINARY} is missing: apt-get install busybox-static")
@@ -303,8 +319,16 @@ def _postgres_root_tar(log: Log) -> Path:
     try:
         rootfs = work / "rootfs"
         log(f"postgres root: debootstrap {DEBIAN_SUITE} minbase + {','.join(packages)}")
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-              DEBIAN_SUITE, str(rootfs), mirror])
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                DEBIAN_SUITE,
+                str(rootfs),
+                mirror,
+            ]
+        )
         # The official image runs postgres as uid/gid 999: renumber the Debian user.
         script = r"""
 set -e
@@ -340,11 +364,19 @@ def _build_postgres(ref: str, log: Log) -> None:
     if image_id(base) is None:
         tarball = _postgres_root_tar(log)
         log(f"postgres root: docker import -> {base}")
-        _run(["docker", "import",
-              "-c", "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:"
-                    "/usr/sbin:/usr/bin:/sbin:/bin",
-              "-c", 'ENTRYPOINT ["/bin/bash"]',
-              str(tarball), base])
+        _run(
+            [
+                "docker",
+                "import",
+                "-c",
+                "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:"
+                "/usr/sbin:/usr/bin:/sbin:/bin",
+                "-c",
+                'ENTRYPOINT ["/bin/bash"]',
+                str(tarball),
+                base,
+            ]
+        )
     with tempfile.TemporaryDirectory(prefix="standin-postgres-") as tmp:
         context = Path(tmp) / "context"
         shutil.copytree(STANDINS_DIR / "postgres", context, symlinks=True)
@@ -354,8 +386,9 @@ def _build_postgres(ref: str, log: Log) -> None:
 _BUILDERS = {"busybox": _build_busybox, "postgres": _build_postgres}
 
 
-def build_standins(force: bool = False, kinds: Iterable[str] | None = None,
-                   log: Log = print) -> dict[str, str]:
+def build_standins(
+    force: bool = False, kinds: Iterable[str] | None = None, log: Log = print
+) -> dict[str, str]:
     """Build the stand-in images that are missing or whose inputs changed.
 
     Returns kind -> full image reference (``lakehouse-rehearsal/<kind>:<hash>``); the same
@@ -390,8 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     force = "--force" in args
     args = [a for a in args if a != "--force"]
     if not args or args[0] not in {"build", "hash", "services"}:
-        print("usage: python -m lakehouse_tasks.rehearsal build [--force] [KIND...] | hash | services",
-              file=sys.stderr)
+        print(
+            "usage: python -m lakehouse_tasks.rehearsal build [--force] [KIND...] | hash | services",
+            file=sys.stderr,
+        )
         return 2
     if args[0] == "hash":
         for kind in STANDIN_IMAGES:
@@ -399,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args[0] == "services":
         import json
+
         print(json.dumps(SERVICE_STANDINS, indent=2))
         return 0
     try:
