@@ -296,3 +296,289 @@ class ComposeProject:
 
     def config_yaml(self) -> str:
         return self.compose("config", what="compose config")
+
+
+# ---- health and preflight queries ----
+# Each function below is ONE docker command line, whatever the number of containers: the
+# health snapshot's call count must not grow with the stack (docs/HEALTH.md).
+
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+
+
+def _json_lines(out: str) -> list[dict[str, Any]]:
+    rows = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line:
+            rows.append(json.loads(line))
+    return rows
+
+
+def project_containers(docker_cmd: Sequence[str], project_name: str) -> list[dict[str, Any]]:
+    """Every container (running or not) of a compose project: one ``docker ps -a`` call.
+
+    Rows are ``docker ps --format '{{json .}}'`` objects (``ID``, ``Names``, ``State``, ...).
+    """
+    out = run(
+        [
+            *docker_cmd,
+            "ps",
+            "--all",
+            "--no-trunc",
+            "--filter",
+            f"label={COMPOSE_PROJECT_LABEL}={project_name}",
+            "--format",
+            "{{json .}}",
+        ]
+    )
+    return _json_lines(out)
+
+
+def inspect_containers(docker_cmd: Sequence[str], ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``docker inspect`` of many containers in one call (state, health log, limits, mounts).
+
+    A container removed between ``ps`` and ``inspect`` makes the whole call fail; only in
+    that race is the call repeated once, without the containers docker named as gone.
+    """
+    if not ids:
+        return []
+    try:
+        out = run([*docker_cmd, "container", "inspect", *ids])
+    except EngineError as exc:
+        if "No such" not in exc.stderr:
+            raise
+        gone = {line.rsplit(":", 1)[-1].strip() for line in exc.stderr.splitlines()}
+        rest = [i for i in ids if i not in gone]
+        if not rest or len(rest) == len(ids):
+            return []
+        try:
+            out = run([*docker_cmd, "container", "inspect", *rest])
+        except EngineError:
+            return []
+    data = json.loads(out or "[]")
+    return list(data) if isinstance(data, list) else []
+
+
+def container_stats(docker_cmd: Sequence[str], ids: Sequence[str]) -> list[dict[str, Any]]:
+    """One ``docker stats --no-stream`` sample (about a second) of many running containers."""
+    if not ids:
+        return []
+    try:
+        out = run(
+            [*docker_cmd, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}", *ids]
+        )
+    except EngineError as exc:
+        if "No such" not in exc.stderr:
+            raise
+        return []
+    return _json_lines(out)
+
+
+def running_port_bindings(docker_cmd: Sequence[str]) -> list[dict[str, Any]]:
+    """Published ports of every running container on the engine: one ``docker ps`` call.
+
+    Each row: ``container`` name, ``project`` (compose project label or ""), ``host_ip``,
+    ``port`` (host side), ``protocol``.
+    """
+    out = run([*docker_cmd, "ps", "--format", "{{json .}}"])
+    bindings: list[dict[str, Any]] = []
+    for row in _json_lines(out):
+        labels = _ps_labels(str(row.get("Labels", "")))
+        for ip, port, proto in _ps_ports(str(row.get("Ports", ""))):
+            bindings.append(
+                {
+                    "container": str(row.get("Names", "")),
+                    "project": labels.get(COMPOSE_PROJECT_LABEL, ""),
+                    "host_ip": ip,
+                    "port": port,
+                    "protocol": proto,
+                }
+            )
+    return bindings
+
+
+def _ps_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if sep:
+            labels[key.strip()] = value
+    return labels
+
+
+def _ps_ports(text: str) -> list[tuple[str, int, str]]:
+    """``[("0.0.0.0", 8080, "tcp"), ...]`` from ``0.0.0.0:8080->80/tcp, :::8080->80/tcp``."""
+    found: list[tuple[str, int, str]] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "->" not in part:
+            continue
+        host, _arrow, target = part.partition("->")
+        proto = target.rpartition("/")[2] or "tcp"
+        ip, _colon, port_text = host.rpartition(":")
+        ports = port_text.split("-")
+        try:
+            first, last = int(ports[0]), int(ports[-1])
+        except ValueError:
+            continue
+        for port in range(first, last + 1):
+            found.append((ip.strip("[]"), port, proto))
+    return found
+
+
+def manifest_available(docker_cmd: Sequence[str], reference: str) -> tuple[bool, str]:
+    """Whether a registry serves ``reference`` (``docker manifest inspect``), and why not."""
+    try:
+        run([*docker_cmd, "manifest", "inspect", reference])
+    except EngineError as exc:
+        last = exc.stderr.splitlines()[-1] if exc.stderr else exc.message
+        return False, last
+    return True, ""
+
+
+# ---- deploy and teardown operations ----
+# Used by deploy.py and teardown.py. Containers are read in one ``docker ps`` plus one
+# ``docker inspect`` call (IMAGE_FACTS: never one inspect per container).
+
+_PROJECT_FILTER = "label=com.docker.compose.project="
+_SERVICE_LABEL = "com.docker.compose.service"
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of a compose project, as ``docker inspect`` saw it at one moment."""
+
+    id: str
+    name: str
+    service: str
+    status: str  # created | running | restarting | exited | dead | paused | removing
+    health: str  # healthy | unhealthy | starting | "" (no healthcheck)
+    exit_code: int
+    restart_count: int
+    image_id: str
+    image: str
+    labels: dict[str, str]
+    health_log: tuple[str, ...] = ()  # outputs of the last healthcheck runs, oldest first
+
+    @property
+    def oneshot(self) -> bool:
+        return self.labels.get("io.lakehouse.oneshot", "").lower() == "true"
+
+
+def _container_state(raw: dict[str, Any]) -> ContainerState:
+    state = raw.get("State") or {}
+    config = raw.get("Config") or {}
+    labels = dict(config.get("Labels") or {})
+    health = state.get("Health") or {}
+    log = tuple(
+        f"exit {entry.get('ExitCode')}: {str(entry.get('Output', '')).strip()}"
+        for entry in (health.get("Log") or [])
+    )
+    return ContainerState(
+        id=str(raw.get("Id", ""))[:12],
+        name=str(raw.get("Name", "")).lstrip("/"),
+        service=labels.get(_SERVICE_LABEL, ""),
+        status=str(state.get("Status", "")),
+        health=str(health.get("Status", "")),
+        exit_code=int(state.get("ExitCode") or 0),
+        restart_count=int(raw.get("RestartCount") or 0),
+        image_id=str(raw.get("Image", "")),
+        image=str(config.get("Image", "")),
+        labels=labels,
+        health_log=log,
+    )
+
+
+def container_states(
+    compose: ComposeProject, *, project_name: str | None = None
+) -> list[ContainerState]:
+    """Every container (running or not) labelled with the compose project's name."""
+    name = project_name or compose.project_name
+    ids = run(
+        [*compose.docker_cmd, "ps", "-a", "-q", "--no-trunc", "--filter", _PROJECT_FILTER + name],
+        scrub=compose.env.scrub,
+    ).split()
+    if not ids:
+        return []
+    try:
+        out = run([*compose.docker_cmd, "inspect", *ids], scrub=compose.env.scrub)
+    except EngineError as exc:
+        # A container removed between ps and inspect fails the whole call; the caller polls
+        # again and sees a consistent list next time.
+        if "No such" not in exc.stderr:
+            raise
+        return []
+    states = (_container_state(raw) for raw in json.loads(out or "[]"))
+    return sorted(states, key=lambda c: c.name)
+
+
+def project_volumes(compose: ComposeProject, *, project_name: str | None = None) -> list[str]:
+    """Names of the engine volumes that compose created for the project."""
+    name = project_name or compose.project_name
+    out = run(
+        [*compose.docker_cmd, "volume", "ls", "-q", "--filter", _PROJECT_FILTER + name],
+        scrub=compose.env.scrub,
+    )
+    return sorted(out.split())
+
+
+def compose_logs(compose: ComposeProject, service: str, *, tail: int = 30) -> str:
+    """The last ``tail`` log lines of one service, secrets scrubbed ("" when unavailable)."""
+    try:
+        out = compose.compose("logs", "--tail", str(tail), "--no-color", service)
+    except EngineError as exc:
+        return exc.stderr
+    return compose.env.scrub(out)
+
+
+class BackgroundCommand:
+    """A docker command running in the background (``compose up -d`` blocks on depends_on
+    conditions; the caller watches health meanwhile). stderr goes to a private temporary
+    file, not a pipe, so a chatty command can never block on a full pipe."""
+
+    def __init__(self, cmd: Sequence[Any], *, scrub: Any = None) -> None:
+        import subprocess
+
+        self.argv = [str(a) for a in cmd]
+        if shutil.which(self.argv[0]) is None and not os.path.exists(self.argv[0]):
+            raise EngineError(
+                f"The {self.argv[0]!r} command is not installed; install Docker "
+                "(scripts/docker-engine does on Debian).",
+                ExitCode.ENGINE_UNREACHABLE,
+            )
+        _trace(self.argv)
+        self._scrub = scrub
+        self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (lives with the process)
+        self._proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._proc.wait(timeout)
+
+    def terminate(self) -> None:
+        """Stop the command (compose stops starting containers; running ones stay)."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except Exception:
+                self._proc.kill()
+                self._proc.wait()
+
+    @property
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace")
+        return self._scrub(text) if self._scrub is not None else text
+
+
+def compose_in_background(compose: ComposeProject, *args: Any) -> BackgroundCommand:
+    """Start ``docker compose <args>`` for the project without waiting for it."""
+    return BackgroundCommand([*compose.compose_cmd, *args], scrub=compose.env.scrub)

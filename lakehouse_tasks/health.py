@@ -1,0 +1,588 @@
+"""Health of a running stack as data: one :class:`HealthSnapshot` per look, and the
+:class:`~lakehouse_tasks.events.Event` transitions between two snapshots.
+
+A snapshot costs a constant number of docker calls whatever the number of services (see
+docs/HEALTH.md): one ``docker ps -a`` of the project, one ``docker inspect`` of every
+container, and (with ``resources``) one ``docker stats --no-stream`` sample run in a thread
+while the inspect runs. The merged compose config is read once per project object.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import docker
+from .errors import ConfigError
+from .events import Event, EventKind
+from .stack import ONESHOT_LABEL
+from .ui import Table, human_bytes, human_duration
+
+if TYPE_CHECKING:
+    from .project import Project
+
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+
+#: Statuses that count as fine in :attr:`HealthSnapshot.ok`. ``running`` is a long-running
+#: container without a healthcheck: up is all the engine can tell about it.
+OK_STATUSES = frozenset({"healthy", "running", "exited (0)"})
+
+#: How many healthcheck outputs ``--detailed`` keeps per container.
+HEALTH_LOG_KEEP = 3
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """One healthcheck run the engine remembers (``State.Health.Log``)."""
+
+    exit_code: int
+    output: str
+    end: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """One container of the stack (or a service of the merged config with none)."""
+
+    service: str
+    container: str = ""  # container name
+    container_id: str = ""
+    state: str = "missing"  # running | exited | restarting | created | paused | dead | missing
+    health: str = "none"  # healthy | unhealthy | starting | none
+    exit_code: int | None = None
+    restart_count: int = 0
+    started_at: str = ""
+    uptime_s: float | None = None
+    cpu_percent: float | None = None
+    mem_used: int | None = None
+    mem_limit: int | None = None
+    url: str = ""
+    image: str = ""
+    oneshot: bool = False
+    probes: tuple[HealthProbe, ...] = ()
+    cpu_limit: float = 0.0
+    memory_limit: int = 0
+    volumes: tuple[str, ...] = ()
+    restart_policy: str = ""
+    in_config: bool = True
+
+    @property
+    def status(self) -> str:
+        """healthy, running, starting, unhealthy, restarting, exited (0), exited or missing."""
+        return derive_status(self.state, self.health, self.exit_code, oneshot=self.oneshot)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "status": self.status,
+            "ok": self.ok,
+            "container": self.container,
+            "container_id": self.container_id,
+            "state": self.state,
+            "health": self.health,
+            "exit_code": self.exit_code,
+            "restart_count": self.restart_count,
+            "started_at": self.started_at,
+            "uptime_s": self.uptime_s,
+            "cpu_percent": self.cpu_percent,
+            "mem_used": self.mem_used,
+            "mem_limit": self.mem_limit,
+            "url": self.url,
+            "image": self.image,
+            "oneshot": self.oneshot,
+            "probes": [
+                {"exit_code": p.exit_code, "output": p.output, "end": p.end} for p in self.probes
+            ],
+            "cpu_limit": self.cpu_limit,
+            "memory_limit": self.memory_limit,
+            "volumes": list(self.volumes),
+            "restart_policy": self.restart_policy,
+            "in_config": self.in_config,
+        }
+
+
+def derive_status(state: str, health: str, exit_code: int | None, *, oneshot: bool) -> str:
+    """The one word a user reads for a container (see docs/HEALTH.md)."""
+    if state == "missing":
+        return "missing"
+    if state == "exited" or state == "dead":
+        if oneshot and exit_code == 0:
+            return "exited (0)"
+        return "exited"
+    if state == "restarting":
+        return "restarting"
+    if state == "created":
+        return "starting"
+    if state == "paused":
+        return "unhealthy"
+    # running
+    if health in ("healthy", "unhealthy", "starting"):
+        return health
+    return "starting" if oneshot else "running"
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    """Every service of one environment at one moment."""
+
+    environment: str
+    project: str
+    rows: tuple[ServiceHealth, ...]
+    time: _dt.datetime = field(default_factory=_now)
+    resources: bool = True
+
+    @property
+    def healthy(self) -> int:
+        return sum(1 for r in self.rows if r.ok)
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.healthy}/{self.total} healthy"
+
+    @property
+    def ok(self) -> bool:
+        """Every long-running service healthy (or running without a healthcheck) and every
+        one-shot exited 0."""
+        return all(r.ok for r in self.rows)
+
+    @property
+    def problems(self) -> list[ServiceHealth]:
+        return [r for r in self.rows if not r.ok]
+
+    def by_key(self) -> dict[str, ServiceHealth]:
+        return {r.service: r for r in self.rows}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "project": self.project,
+            "time": self.time.isoformat(),
+            "ok": self.ok,
+            "summary": {"healthy": self.healthy, "total": self.total},
+            "services": [r.to_dict() for r in self.rows],
+        }
+
+
+# ---- parsing docker output ------------------------------------------------------------------
+_SIZE_RE = re.compile(r"^\s*([\d.]+)\s*([kmgtp]?i?b)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_stats_size(text: str) -> int | None:
+    """Bytes from docker stats' ``1.5MiB`` / ``12kB`` / ``0B``."""
+    m = _SIZE_RE.match(text or "")
+    if not m:
+        return None
+    unit = _SIZE_UNITS.get(m.group(2).lower())
+    return int(float(m.group(1)) * unit) if unit else None
+
+
+def parse_percent(text: str) -> float | None:
+    try:
+        return float(str(text).strip().rstrip("%"))
+    except ValueError:
+        return None
+
+
+def parse_engine_time(text: str) -> _dt.datetime | None:
+    """An engine timestamp (RFC 3339 with nanoseconds); ``None`` for the zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    m = re.match(r"^(.*?)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if m:
+        frac = (m.group(2) or "")[:7]
+        text = f"{m.group(1)}{frac}{'+00:00' if m.group(3) == 'Z' else m.group(3)}"
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def service_health_from_inspect(
+    data: Mapping[str, Any],
+    *,
+    stats: Mapping[str, Any] | None = None,
+    url: str = "",
+    now: _dt.datetime | None = None,
+    in_config: bool = True,
+) -> ServiceHealth:
+    """A row from one ``docker inspect`` object (and its ``docker stats`` row, if sampled)."""
+    config = data.get("Config") or {}
+    labels = config.get("Labels") or {}
+    state = data.get("State") or {}
+    host = data.get("HostConfig") or {}
+    health = state.get("Health") or {}
+    status = str(state.get("Status", "")) or "created"
+    started = parse_engine_time(str(state.get("StartedAt", "")))
+    now = now or _now()
+    uptime = (now - started).total_seconds() if started and status == "running" else None
+    probes = tuple(
+        HealthProbe(
+            exit_code=int(p.get("ExitCode", 0)),
+            output=str(p.get("Output", "")).strip(),
+            end=str(p.get("End", "")),
+        )
+        for p in (health.get("Log") or [])[-HEALTH_LOG_KEEP:]
+    )
+    cpu = mem_used = mem_limit = None
+    if stats:
+        cpu = parse_percent(str(stats.get("CPUPerc", "")))
+        used, _slash, limit = str(stats.get("MemUsage", "")).partition("/")
+        mem_used, mem_limit = parse_stats_size(used), parse_stats_size(limit)
+    memory_limit = int(host.get("Memory") or 0)
+    if memory_limit:
+        mem_limit = memory_limit
+    nano = int(host.get("NanoCpus") or 0)
+    cpu_limit = nano / 1e9 if nano else 0.0
+    if not cpu_limit and host.get("CpuQuota") and host.get("CpuPeriod"):
+        cpu_limit = int(host["CpuQuota"]) / int(host["CpuPeriod"])
+    exit_code = state.get("ExitCode")
+    return ServiceHealth(
+        service=_row_key(labels, str(data.get("Name", "")).lstrip("/")),
+        container=str(data.get("Name", "")).lstrip("/"),
+        container_id=str(data.get("Id", "")),
+        state=status,
+        health=str(health.get("Status", "none")) or "none",
+        exit_code=int(exit_code) if exit_code is not None and status != "running" else None,
+        restart_count=int(data.get("RestartCount") or 0),
+        started_at=str(state.get("StartedAt", "")) if started else "",
+        uptime_s=uptime,
+        cpu_percent=cpu,
+        mem_used=mem_used,
+        mem_limit=mem_limit,
+        url=url,
+        image=str(config.get("Image", "")),
+        oneshot=str(labels.get(ONESHOT_LABEL, "")).lower() == "true",
+        probes=probes,
+        cpu_limit=round(cpu_limit, 3),
+        memory_limit=memory_limit,
+        volumes=tuple(
+            str(m.get("Name") or m.get("Source") or "") + ":" + str(m.get("Destination", ""))
+            for m in (data.get("Mounts") or [])
+        ),
+        restart_policy=str((host.get("RestartPolicy") or {}).get("Name", "")) or "no",
+        in_config=in_config,
+    )
+
+
+def _row_key(labels: Mapping[str, Any], fallback: str) -> str:
+    """The service name; a scaled service's second and later replicas get ``-N``."""
+    service = str(labels.get(SERVICE_LABEL, "")) or fallback
+    number = str(labels.get(NUMBER_LABEL, "1") or "1")
+    return service if number == "1" else f"{service}-{number}"
+
+
+# ---- taking a snapshot ----------------------------------------------------------------------
+def take_snapshot(
+    project: Project,
+    *,
+    resources: bool = True,
+    services: Sequence[str] | None = None,
+) -> HealthSnapshot:
+    """Look at every service of ``project`` once.
+
+    Docker calls: one ``ps -a``, one ``inspect`` and (``resources``) one ``stats --no-stream``
+    concurrent with the inspect, whatever the number of services; plus the merged config the
+    first time a project object is asked for its stack. ``services`` limits the rows (an
+    unknown name is a :class:`~lakehouse_tasks.errors.ConfigError`).
+    """
+    stack = project.stack
+    wanted = _wanted_services(stack.active.keys(), services)
+    docker_cmd = project.compose.docker_cmd
+    listed = docker.project_containers(docker_cmd, project.compose.project_name)
+    ids = [str(row["ID"]) for row in listed if _row_service(row, wanted)]
+    running = [str(row["ID"]) for row in listed if row.get("State") == "running"]
+    running = [i for i in running if i in ids]
+
+    stats_rows: list[dict[str, Any]] = []
+    stats_error: list[BaseException] = []
+
+    def sample() -> None:
+        try:
+            stats_rows.extend(docker.container_stats(docker_cmd, running))
+        except BaseException as exc:  # re-raised in the caller's thread
+            stats_error.append(exc)
+
+    sampler = None
+    if resources and running:
+        sampler = threading.Thread(target=sample, name="docker-stats", daemon=True)
+        sampler.start()
+    inspected = docker.inspect_containers(docker_cmd, ids)
+    if sampler is not None:
+        sampler.join()
+        if stats_error:
+            raise stats_error[0]
+
+    stats_by_id: dict[str, dict[str, Any]] = {}
+    for sample_row in stats_rows:
+        key = str(sample_row.get("ID") or sample_row.get("Container") or "")
+        if key:
+            stats_by_id[key] = sample_row
+    urls = access_urls(project)
+    now = _now()
+    rows: dict[str, ServiceHealth] = {}
+    base: dict[str, str] = {}  # row key -> service name (replicas share one)
+    for data in inspected:
+        cid = str(data.get("Id", ""))
+        stats = stats_by_id.get(cid) or stats_by_id.get(cid[:12])
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        service = str(labels.get(SERVICE_LABEL, ""))
+        row = service_health_from_inspect(
+            data,
+            stats=stats,
+            url=urls.get(service, ""),
+            now=now,
+            in_config=service in stack.services,
+        )
+        rows[row.service] = row
+        base[row.service] = service
+    present = set(base.values())
+    for name in wanted or sorted(stack.active):
+        if name not in present:
+            svc = stack.active[name]
+            rows[name] = ServiceHealth(
+                service=name,
+                image=svc.image,
+                oneshot=svc.oneshot,
+                url=urls.get(name, ""),
+                cpu_limit=svc.limits.cpus,
+                memory_limit=svc.limits.memory,
+                restart_policy=svc.restart,
+            )
+            base[name] = name
+
+    def order(row: ServiceHealth) -> tuple[int, str, str]:
+        svc = stack.services.get(base[row.service])
+        return (svc.layer if svc else 99, base[row.service], row.service)
+
+    return HealthSnapshot(
+        environment=project.env.name,
+        project=project.compose.project_name,
+        rows=tuple(sorted(rows.values(), key=order)),
+        time=now,
+        resources=resources,
+    )
+
+
+def _wanted_services(known: Any, services: Sequence[str] | None) -> list[str]:
+    names: list[str] = []
+    for item in services or []:
+        names.extend(n.strip() for n in str(item).split(",") if n.strip())
+    known_set = set(known)
+    unknown = [n for n in names if n not in known_set]
+    if unknown:
+        raise ConfigError(
+            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"known services: {', '.join(sorted(known_set))}."
+        )
+    return names
+
+
+def _row_service(row: Mapping[str, Any], wanted: list[str]) -> bool:
+    if not wanted:
+        return True
+    labels = docker._ps_labels(str(row.get("Labels", "")))
+    return labels.get(SERVICE_LABEL, "") in wanted
+
+
+def access_urls(project: Project) -> dict[str, str]:
+    """Service name -> URL from the plugins' ``access_urls`` (empty without plugins)."""
+    manager = _plugin_manager()
+    if manager is None:
+        return {}
+    try:
+        found = manager.access_urls(env=project.env)
+    except Exception:  # a broken plugin must not hide the stack's health
+        return {}
+    urls: dict[str, str] = {}
+    for item in found or []:
+        name = str(getattr(item, "service", "") or getattr(item, "name", ""))
+        url = str(getattr(item, "url", ""))
+        if name and url:
+            urls.setdefault(name, url)
+    return urls
+
+
+def _plugin_manager() -> Any:
+    """The plugin facade, or ``None`` while the plugin layer is not installed."""
+    try:
+        from .plugins import get_plugin_manager
+    except ImportError:
+        return None
+    return get_plugin_manager()
+
+
+def publish(project: Project, snapshot: HealthSnapshot, events: Sequence[Event]) -> None:
+    """Hand a snapshot and its events to the plugins (``health_snapshot`` and ``emit``)."""
+    manager = _plugin_manager()
+    if manager is None:
+        return
+    manager.health_snapshot(project=project, snapshot=snapshot)
+    for event in events:
+        manager.emit(event)
+
+
+# ---- transitions ----------------------------------------------------------------------------
+def diff_snapshots(prev: HealthSnapshot, cur: HealthSnapshot) -> list[Event]:
+    """Every transition between two snapshots, one event per service and kind.
+
+    healthy -> unhealthy: SERVICE_UNHEALTHY; unhealthy -> healthy: SERVICE_RECOVERED; restart
+    count up or a new container: SERVICE_RESTARTED; present -> missing: SERVICE_DISAPPEARED;
+    running -> exited (a one-shot exiting 0 is expected): SERVICE_EXITED.
+    """
+    events: list[Event] = []
+    before = prev.by_key()
+    env = cur.environment
+
+    def add(kind: EventKind, service: str, message: str, **details: Any) -> None:
+        events.append(Event(kind, env, message, service=service, time=cur.time, details=details))
+
+    for name, now in cur.by_key().items():
+        old = before.get(name)
+        if old is None:
+            continue
+        if old.state != "missing" and now.state == "missing":
+            add(EventKind.SERVICE_DISAPPEARED, name, "container is gone", container=old.container)
+            continue
+        if old.state == "missing":
+            continue
+        if old.container_id and now.container_id and old.container_id != now.container_id:
+            add(
+                EventKind.SERVICE_RESTARTED,
+                name,
+                "container was re-created",
+                old=old.container_id[:12],
+                new=now.container_id[:12],
+            )
+        elif now.restart_count > old.restart_count:
+            add(
+                EventKind.SERVICE_RESTARTED,
+                name,
+                f"restarted (restart count {old.restart_count} -> {now.restart_count})",
+                restart_count=now.restart_count,
+            )
+        if old.state == "running" and now.state in ("exited", "dead"):
+            if not (now.oneshot and now.exit_code == 0):
+                add(
+                    EventKind.SERVICE_EXITED,
+                    name,
+                    f"exited with code {now.exit_code}",
+                    exit_code=now.exit_code,
+                )
+            continue
+        if old.health != "unhealthy" and now.health == "unhealthy":
+            last = now.probes[-1].output if now.probes else ""
+            add(
+                EventKind.SERVICE_UNHEALTHY,
+                name,
+                "became unhealthy" + (f": {last}" if last else ""),
+                previous=old.health,
+            )
+        elif old.health == "unhealthy" and now.health == "healthy":
+            add(EventKind.SERVICE_RECOVERED, name, "is healthy again")
+    return events
+
+
+# ---- rendering ------------------------------------------------------------------------------
+def _usage(used: int | None, limit: int | None) -> str:
+    if used is None:
+        return "-"
+    return f"{human_bytes(used)} / {human_bytes(limit)}" if limit else human_bytes(used)
+
+
+def health_rows(snapshot: HealthSnapshot, *, detailed: bool = False) -> list[Mapping[str, Any]]:
+    rows: list[Mapping[str, Any]] = []
+    for r in snapshot.rows:
+        row: dict[str, Any] = {
+            "service": r.service + (" (one-shot)" if r.oneshot else ""),
+            "status": r.status,
+            "state": r.state,
+            "restarts": r.restart_count if r.state != "missing" else None,
+            "uptime": human_duration(r.uptime_s),
+            "cpu": "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}%",
+            "memory": _usage(r.mem_used, r.mem_limit),
+            "url": r.url or None,
+        }
+        if detailed:
+            row.update(
+                {
+                    "image": r.image or None,
+                    "container_id": r.container_id[:12] or None,
+                    "limits": _limits_vs_usage(r),
+                    "volumes": list(r.volumes),
+                    "restart_policy": r.restart_policy or None,
+                    "probes": " | ".join(
+                        f"[{p.exit_code}] {p.output.splitlines()[-1] if p.output else ''}".strip()
+                        for p in r.probes
+                    )
+                    or None,
+                }
+            )
+        rows.append(row)
+    return rows
+
+
+def _limits_vs_usage(r: ServiceHealth) -> str:
+    cpu = f"cpu {r.cpu_percent or 0:.1f}% of {r.cpu_limit:g}" if r.cpu_limit else "cpu unlimited"
+    if r.memory_limit:
+        pct = (r.mem_used or 0) * 100 / r.memory_limit
+        mem = f"mem {pct:.0f}% of {human_bytes(r.memory_limit)}"
+    else:
+        mem = "mem unlimited"
+    return f"{cpu}, {mem}"
+
+
+def render_health_table(snapshot: HealthSnapshot, *, detailed: bool = False) -> Table:
+    columns = [
+        ("service", "Service"),
+        ("status", "Status"),
+        ("restarts", "Restarts"),
+        ("uptime", "Uptime"),
+        ("cpu", "CPU"),
+        ("memory", "Memory used / limit"),
+        ("url", "URL"),
+    ]
+    if detailed:
+        columns += [
+            ("image", "Image"),
+            ("container_id", "Container"),
+            ("limits", "Limits vs usage"),
+            ("volumes", "Volumes"),
+            ("restart_policy", "Restart"),
+            ("probes", "Last healthchecks"),
+        ]
+    stamp = snapshot.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return Table(
+        columns=columns,
+        rows=health_rows(snapshot, detailed=detailed),
+        title=f"Health of {snapshot.environment} ({snapshot.project}) at {stamp}",
+        caption=f"{snapshot.summary}" + ("" if snapshot.ok else " - DEGRADED"),
+        status_column="status",
+    )
