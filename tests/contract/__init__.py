@@ -1,0 +1,1 @@
+"""Contract tests of the compose stack and environment files (no image is pulled)."""
