@@ -87,10 +87,12 @@ def compose_files() -> list[Path]:
 
 
 def compose_variables() -> dict[str, set[str]]:
-    """Every `${VAR}` of the compose files, mapped to the files that use it."""
+    """Every `${VAR}` of the compose files (comment lines aside), mapped to its files."""
     found: dict[str, set[str]] = {}
     for path in compose_files():
-        for name in _VAR.findall(path.read_text()):
+        code = "\n".join(line for line in path.read_text().splitlines()
+                         if not line.lstrip().startswith("#"))
+        for name in _VAR.findall(code):
             found.setdefault(name, set()).add(path.name)
     return found
 
