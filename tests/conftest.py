@@ -1,7 +1,231 @@
-"""Shared test configuration. Engine tests carry ``@pytest.mark.engine``."""
+"""The end-to-end harness shared by every test that needs the real Docker engine.
+
+- ``docker_engine`` (session): ensures a running engine with compose v2 through
+  ``scripts/docker-engine`` (idempotent: a no-op when one answers).
+- ``standin_images`` (session): builds the offline stand-in images, or reuses them from the
+  cache keyed by a hash of their inputs.
+- ``rehearsal_project`` (function): a factory giving each test its own compose project name
+  (prefix ``lht-``) and free host ports, and removing its containers, networks and volumes
+  afterwards, also when the test fails.
+- ``shared_dev_stack`` (session): ONE deployed dev rehearsal stack for the tests that only
+  read it; tests that change or break a stack deploy their own with ``rehearsal_project``.
+- At the end of the session a check fails the run if any container, network or volume of a
+  test project (``lht-`` prefix) is left behind.
+
+Engine tests carry ``@pytest.mark.engine``; CI runs them all.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_PROJECT_PREFIX = "lht-"
+
+
+def unique_project_name(hint: str = "") -> str:
+    """A compose project name no other test uses."""
+    slug = "".join(ch for ch in hint.lower() if ch.isalnum())[:12]
+    return f"{TEST_PROJECT_PREFIX}{slug}{'-' if slug else ''}{uuid.uuid4().hex[:8]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_variables(env_name: str, root: Path = REPO) -> list[str]:
+    """Every ``*_PORT`` variable of an environment's tracked file and the schema."""
+    from lakehouse_tasks.environment import read_env_file
+
+    names = {k for k in read_env_file(root / "env" / f"{env_name}.env") if k.endswith("_PORT")}
+    schema = root / "env" / "variables.yaml"
+    if schema.exists():
+        import yaml
+
+        names |= {
+            k
+            for k, v in (yaml.safe_load(schema.read_text()) or {}).items()
+            if k.endswith("_PORT") and (v or {}).get("type") == "port"
+        }
+    return sorted(names)
+
+
+def remove_project(name: str) -> None:
+    """Remove every container, network and volume labelled with compose project ``name``."""
+    label = f"label=com.docker.compose.project={name}"
+
+    def ids(*args: str) -> list[str]:
+        out = subprocess.run(
+            ["docker", *args, "--filter", label, "-q"], capture_output=True, text=True
+        ).stdout
+        return out.split()
+
+    containers = ids("ps", "-a")
+    if containers:
+        subprocess.run(["docker", "rm", "-f", "-v", *containers], capture_output=True)
+    for kind in ("network", "volume"):
+        found = ids(kind, "ls")
+        if found:
+            subprocess.run(
+                ["docker", kind, "rm", "-f", *found]
+                if kind == "volume"
+                else ["docker", kind, "rm", *found],
+                capture_output=True,
+            )
+
+
+def leftovers(prefix: str = TEST_PROJECT_PREFIX) -> dict[str, list[str]]:
+    """Containers, networks and volumes whose compose project name starts with ``prefix``."""
+    found: dict[str, list[str]] = {}
+    for kind, cmd in {
+        "containers": [
+            "ps",
+            "-a",
+            "--format",
+            '{{.Names}} {{.Label "com.docker.compose.project"}}',
+        ],
+        "networks": [
+            "network",
+            "ls",
+            "--format",
+            '{{.Name}} {{.Label "com.docker.compose.project"}}',
+        ],
+        "volumes": [
+            "volume",
+            "ls",
+            "--format",
+            '{{.Name}} {{.Label "com.docker.compose.project"}}',
+        ],
+    }.items():
+        proc = subprocess.run(["docker", *cmd], capture_output=True, text=True)
+        names = [
+            line.split()[0]
+            for line in proc.stdout.splitlines()
+            if len(line.split()) > 1 and line.split()[1].startswith(prefix)
+        ]
+        if names:
+            found[kind] = names
+    return found
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """A running engine with compose v2; returns its server version."""
+    proc = subprocess.run([str(REPO / "scripts" / "docker-engine")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/docker-engine could not provide an engine:\n{proc.stderr[-2000:]}")
+    return subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def standin_images(docker_engine: str) -> dict[str, str]:
+    """The stand-in images, built once and then reused from the cache."""
+    from lakehouse_tasks.rehearsal import build_standins
+
+    return build_standins(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_test_project_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the run if a test project's container, network or volume outlives the suite."""
+    yield
+    if not any(item.get_closest_marker("engine") for item in request.session.items):
+        return
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return
+    left = leftovers()
+    if left:
+        for names in left.values():
+            projects = {n for n in names}
+            for project in projects:
+                remove_project(project)
+        pytest.fail(f"test projects left resources behind (now removed): {json.dumps(left)}")
+
+
+class RehearsalFactory:
+    """Makes rehearsal projects with their own project name and ports; removes them after."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self.names: list[str] = []
+
+    def env_file(self, env: str = "dev", hint: str = "", **overrides: Any) -> tuple[str, Path]:
+        name = unique_project_name(hint or env)
+        values = {"COMPOSE_PROJECT_NAME": name}
+        values.update({var: str(free_port()) for var in port_variables(env)})
+        values.update({k: str(v) for k, v in overrides.items()})
+        path = self._tmp.mktemp("rehearsal") / f"{name}.env"
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        self.names.append(name)
+        return name, path
+
+    def __call__(self, env: str = "dev", hint: str = "", **overrides: Any) -> Any:
+        """A ``Project`` for ``env`` on the stand-ins, not yet deployed."""
+        from lakehouse_tasks.project import open_project
+
+        _name, path = self.env_file(env, hint, **overrides)
+        return open_project(env, rehearsal=True, env_files=[str(path)], strict=False)
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            remove_project(name)
+
+
+@pytest.fixture
+def rehearsal_project(
+    docker_engine: str, standin_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Any]]:
+    factory = RehearsalFactory(tmp_path_factory)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+def deploy_and_wait(project: Any, timeout: float = 300) -> None:
+    """Deploy ``project`` with the tool's own deploy (no backup, no preflight)."""
+    from lakehouse_tasks.deploy import deploy_stack  # type: ignore[attr-defined]
+
+    deploy_stack(project, skip_backup=True, skip_preflight=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def shared_dev_stack(
+    docker_engine: str, standin_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One deployed dev rehearsal stack shared by every test that only reads it."""
+    factory = RehearsalFactory(tmp_path_factory)
+    project = factory(env="dev", hint="shared")
+    try:
+        deploy_and_wait(project)
+        yield project
+    finally:
+        factory.cleanup()
+
+
+@pytest.fixture
+def as_tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render as if stdout were a terminal (rich tables, live views)."""
+    monkeypatch.setenv("LAKEHOUSE_FORCE_TTY", "1")
+
+
+os.environ.setdefault(
+    "LAKEHOUSE_STATE_DIR",
+    str(Path(os.environ.get("TMPDIR", "/tmp")) / f"lakehouse-test-state-{os.getpid()}"),
+)
