@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import config, env, secrets
+from . import config, env, health, preflight, secrets
 from . import plugins as plugins_tasks
 
 ns = Collection()
@@ -13,5 +13,7 @@ ns.add_collection(secrets.ns)
 ns.add_task(config.config_, name="config")
 ns.add_task(config.plan)
 ns.add_task(plugins_tasks.plugins)
+ns.add_task(health.health)
+ns.add_task(preflight.preflight)
 
 __all__ = ["ns"]

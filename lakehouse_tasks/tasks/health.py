@@ -1,0 +1,182 @@
+"""``health``: the state of every service, once or refreshed (``--watch``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from invoke import Exit
+
+from ..errors import ConfigError, ExitCode
+from ..events import Event
+from ..health import (
+    HealthSnapshot,
+    diff_snapshots,
+    publish,
+    render_health_table,
+    take_snapshot,
+)
+from ..project import Project, open_project
+from ..ui import Output, render_rich, to_jsonable
+from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+DEFAULT_WATCH_INTERVAL = 5.0
+
+
+def watch_interval(value: Any) -> float | None:
+    """``None`` without ``--watch``; 5 s for a bare ``--watch``; else the given seconds."""
+    if value in (None, False, ""):
+        return None
+    if value is True:
+        return DEFAULT_WATCH_INTERVAL
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--watch takes a number of seconds, not {value!r}; e.g. --watch 2."
+        ) from None
+    if seconds <= 0:
+        raise ConfigError(f"--watch must be a positive number of seconds, not {value!r}.")
+    return seconds
+
+
+def service_names(values: Sequence[str] | None) -> list[str]:
+    names: list[str] = []
+    for value in values or []:
+        names.extend(n.strip() for n in value.split(",") if n.strip())
+    return names
+
+
+def exit_code_for(snapshot: HealthSnapshot) -> int:
+    """0 when every service is fine, 1 (degraded) otherwise."""
+    return int(ExitCode.OK if snapshot.ok else ExitCode.DEGRADED)
+
+
+def watch(
+    project: Project,
+    out: Output,
+    *,
+    interval: float,
+    count: int | None,
+    resources: bool,
+    services: list[str],
+    detailed: bool,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HealthSnapshot | None:
+    """Refresh until Ctrl-C (or ``count`` refreshes); report each transition once.
+
+    Returns the last snapshot, or ``None`` when interrupted (a clean exit, code 0).
+    """
+    previous: HealthSnapshot | None = None
+    live = None
+    if out.is_tty and not out.json_mode:
+        from rich.live import Live
+
+        live = Live(console=out.console, auto_refresh=False, transient=False)
+        live.start()
+    done = 0
+    try:
+        while True:
+            started = time.monotonic()
+            snapshot = take_snapshot(project, resources=resources, services=services or None)
+            events = diff_snapshots(previous, snapshot) if previous is not None else []
+            publish(project, snapshot, events)
+            _render_refresh(out, live, snapshot, events, detailed=detailed)
+            previous = snapshot
+            done += 1
+            if count is not None and done >= count:
+                return snapshot
+            sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return None
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _render_refresh(
+    out: Output, live: Any, snapshot: HealthSnapshot, events: list[Event], *, detailed: bool
+) -> None:
+    if out.json_mode:
+        record = {**snapshot.to_dict(), "events": [e.to_dict() for e in events]}
+        out.stdout.write(json.dumps(to_jsonable(record)) + "\n")
+        out.stdout.flush()
+        return
+    if live is not None:
+        for event in events:
+            live.console.print(event.summary())
+        live.update(render_rich(render_health_table(snapshot, detailed=detailed)), refresh=True)
+        return
+    for event in events:
+        out.line("event: " + event.summary())
+    out.table(render_health_table(snapshot, detailed=detailed))
+
+
+@lakehouse_task(
+    optional=["watch"],
+    iterable=["service"],
+    help={
+        "watch": "refresh every SECONDS (default 5) until Ctrl-C, reporting each transition",
+        "detailed": "add image, container id, last healthcheck outputs, limits against usage, "
+        "volumes and restart policy",
+        "service": "only these services (repeatable, or a comma list)",
+        "no_resources": "skip the CPU/memory sample (docker stats): a faster snapshot",
+        "count": "with --watch: stop after N refreshes",
+    },
+)
+def health(
+    c: Any,
+    env: str | None = None,
+    watch: Any = None,
+    detailed: bool = False,
+    json_: bool = False,
+    service: list[str] | None = None,
+    no_resources: bool = False,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+    count: int | None = None,
+) -> None:
+    """Show the state, health, restarts, uptime, CPU and memory of every service.
+
+    Exits 0 when every service is healthy (one-shots exited 0), 1 when one is unhealthy,
+    missing or exited unexpectedly.
+    """
+    interval = watch_interval(watch)
+    if count is not None and int(count) < 1:
+        raise ConfigError(f"--count must be at least 1, not {count}.")
+    project = open_project(
+        default_env(env),
+        rehearsal=rehearsal_mode(rehearsal),
+        env_files=env_files(env_file),
+        strict=False,
+    )
+    out = Output(json_mode=json_)
+    names = service_names(service)
+    if interval is not None:
+        last = watch(
+            project,
+            out,
+            interval=interval,
+            count=int(count) if count is not None else None,
+            resources=not no_resources,
+            services=names,
+            detailed=detailed,
+        )
+        if last is None:  # Ctrl-C: a watch ends cleanly
+            return
+        code = exit_code_for(last)
+    else:
+        snapshot = take_snapshot(project, resources=not no_resources, services=names or None)
+        publish(project, snapshot, [])
+        if json_:
+            out.json(snapshot.to_dict())
+        else:
+            out.table(render_health_table(snapshot, detailed=detailed))
+        code = exit_code_for(snapshot)
+        if code:
+            problems = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
+            out.warn(f"{snapshot.environment} is degraded: {problems}.")
+    if code:
+        raise Exit(code=code)

@@ -1,0 +1,86 @@
+"""``preflight``: can this host run this environment? (exit 3 when a check fails)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from invoke import Exit
+
+from ..checks import Check, Status
+from ..errors import ConfigError, ExitCode
+from ..preflight import preflight_failed, run_preflight
+from ..project import open_project
+from ..ui import Output, Table
+from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+
+def render_checks_table(checks: Sequence[Check], *, title: str) -> Table:
+    counts = {s: sum(1 for c in checks if c.status == s) for s in Status}
+    caption = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
+    return Table(
+        columns=[
+            ("status", "Status"),
+            ("name", "Check"),
+            ("detail", "Detail"),
+            ("hint", "Fix"),
+        ],
+        rows=[c.to_dict() for c in checks],
+        title=title,
+        caption=caption,
+        status_column="status",
+    )
+
+
+def exit_code_for(checks: Sequence[Check]) -> int:
+    """0 when nothing fails (warnings allowed), 3 when a check fails."""
+    return int(ExitCode.PREFLIGHT_FAILED if preflight_failed(checks) else ExitCode.OK)
+
+
+@lakehouse_task(
+    help={
+        "pull_check": "also ask the registry whether every image can be pulled (needs network)",
+        "target": "compose (default) or swarm: swarm enforces reservations, so they fail there",
+    }
+)
+def preflight(
+    c: Any,
+    env: str | None = None,
+    json_: bool = False,
+    pull_check: bool = False,
+    target: str = "compose",
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+) -> None:
+    """Check the host before a deploy: engine, disk, CPU/memory, ports, config, images, secrets
+    file permissions and certificates. Exits 0 when nothing fails, 3 when something does."""
+    name = default_env(env)
+    out = Output(json_mode=json_)
+    try:
+        # Not strict: placeholders and weak secrets become a failed check, not an abort.
+        project = open_project(
+            name,
+            rehearsal=rehearsal_mode(rehearsal),
+            env_files=env_files(env_file),
+            strict=False,
+        )
+    except ConfigError as exc:
+        checks = [Check("environment", Status.FAIL, exc.message, "fix the environment as it says")]
+    else:
+        checks = run_preflight(project, target=target, pull_check=pull_check)
+    if json_:
+        out.json(
+            {
+                "environment": name,
+                "target": target,
+                "ok": not preflight_failed(checks),
+                "checks": [ch.to_dict() for ch in checks],
+            }
+        )
+    else:
+        out.table(render_checks_table(checks, title=f"Preflight of {name} ({target})"))
+    code = exit_code_for(checks)
+    if code:
+        failing = ", ".join(ch.name for ch in checks if ch.status == Status.FAIL)
+        out.error(f"preflight of {name} failed: {failing}.")
+        raise Exit(code=code)
