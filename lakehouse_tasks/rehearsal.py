@@ -383,6 +383,18 @@ def _build_postgres(ref: str, log: Log) -> None:
         _docker_build(context, ref, {"BASE": base})
 
 
+def _untag_stale(repository: str, keep: set[str]) -> None:
+    """Remove the tags of older builds of ``repository`` (an image still used stays)."""
+    proc = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
+        capture_output=True,
+        text=True,
+    )
+    stale = [ref for ref in proc.stdout.split() if ref not in keep and not ref.endswith(":<none>")]
+    if stale:
+        subprocess.run(["docker", "rmi", *stale], capture_output=True)
+
+
 _BUILDERS = {"busybox": _build_busybox, "postgres": _build_postgres}
 
 
@@ -412,6 +424,11 @@ def build_standins(
             log(f"{kind}: building {ref}")
             _BUILDERS[kind](ref, log)
             _tag(ref, moving)
+            _untag_stale(STANDIN_IMAGES[kind], keep={ref, moving})
+            if kind == "postgres":
+                _untag_stale(
+                    POSTGRES_BASE_IMAGE, keep={f"{POSTGRES_BASE_IMAGE}:{_postgres_root_hash()}"}
+                )
             LAST_BUILD[kind] = "built"
             log(f"{kind}: built {ref} ({image_id(ref)})")
         result[kind] = ref
