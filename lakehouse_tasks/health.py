@@ -354,6 +354,8 @@ def take_snapshot(
         stats = stats_by_id.get(cid) or stats_by_id.get(cid[:12])
         labels = (data.get("Config") or {}).get("Labels") or {}
         service = str(labels.get(SERVICE_LABEL, ""))
+        if wanted and service not in wanted:
+            continue
         row = service_health_from_inspect(
             data,
             stats=stats,

@@ -339,53 +339,54 @@ def image_checks(
     *,
     pullable: Callable[[str], tuple[bool, str]] | None = None,
 ) -> list[Check]:
-    """Images present locally; built images that are missing will be built; ``pullable``
-    (``--pull-check``) asks the registry about each image that is not built here."""
-    checks: list[Check] = []
-    missing: list[tuple[str, str]] = []
-    to_build: list[tuple[str, str]] = []
+    """One check per image (naming the services using it): present locally, or built by a
+    ``build:`` section (warn: will be built); with ``pullable`` (``--pull-check``) the registry
+    is asked about every image that is not built here."""
+    users: dict[str, list[str]] = {}
+    built: set[str] = set()
     for name, svc in sorted(stack.active.items()):
-        if present.get(svc.image):
+        users.setdefault(svc.image, []).append(name)
+        if svc.build:
+            built.add(svc.image)
+    checks: list[Check] = []
+    for image, services in sorted(users.items()):
+        label = f"image {image}"
+        used_by = ", ".join(services)
+        local = bool(present.get(image))
+        if image in built:
+            if not local:
+                checks.append(warned(label, f"not built yet (for {used_by}): will be built", ""))
             continue
-        (to_build if svc.build else missing).append((name, svc.image))
-    for name, image in to_build:
-        checks.append(warned(f"image ({name})", f"{image} is not built yet: will be built", ""))
-    if pullable is None:
-        for name, image in missing:
-            checks.append(
-                failed(
-                    f"image ({name})",
-                    f"{image} is not present locally",
-                    f"pull it (`docker pull {image}`) or load it (`docker load`); use "
-                    "--pull-check to ask the registry",
-                )
-            )
-    else:
-        missing_names = {n for n, _ in missing}
-        for name, svc in sorted(stack.active.items()):
-            if svc.build:
-                continue
-            ok, why = pullable(svc.image)
-            if ok:
-                continue
-            if name in missing_names:
+        if pullable is not None:
+            ok, why = pullable(image)
+            if not ok and not local:
                 checks.append(
                     failed(
-                        f"image ({name})",
-                        f"{svc.image} is neither local nor pullable: {why}",
-                        "check the registry is reachable and the tag exists, or load the image",
+                        label,
+                        f"neither local nor pullable ({why}); needed by {used_by}",
+                        "check the registry is reachable and the tag exists, or `docker load` it",
                     )
                 )
-            else:
+                continue
+            if not ok:
                 checks.append(
                     warned(
-                        f"image pull ({name})",
-                        f"{svc.image} is local but the registry did not confirm it: {why}",
+                        label,
+                        f"present locally but the registry did not confirm it ({why})",
                         "offline hosts cannot check for updates; the local image will be used",
                     )
                 )
+                continue
+        if not local:
+            checks.append(
+                failed(
+                    label,
+                    f"not present locally; needed by {used_by}",
+                    f"`docker pull {image}` (or `docker load` it); --pull-check asks the registry",
+                )
+            )
     if not checks:
-        checks.append(passed("images", f"{len(set(stack.images().values()))} images present"))
+        checks.append(passed("images", f"{len(users)} images present"))
     return checks
 
 
