@@ -43,6 +43,7 @@ import importlib
 import importlib.metadata
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -239,7 +240,12 @@ class LakehousePlugins:
         A plugin that cannot be registered raises ``LakehouseError`` (exit 2): the caller
         asked for it explicitly.
         """
-        name = name or self.pm.get_canonical_name(plugin)
+        if name is None:
+            base = getattr(plugin, "__name__", None) or type(plugin).__name__
+            name, n = base, 1
+            while self.pm.has_plugin(name):
+                n += 1
+                name = f"{base}-{n}"
         if self.pm.is_blocked(name):
             return name
         version = str(getattr(plugin, "__version__", "") or "-")
@@ -549,6 +555,16 @@ def hook_specs() -> list[tuple[str, Callable[..., Any]]]:
     return sorted(specs, key=lambda item: item[1].__code__.co_firstlineno)
 
 
+def _rst_to_markdown(text: str) -> str:
+    """The few reST constructs the hookspec docstrings use, as Markdown."""
+    text = re.sub(
+        r":(?:class|func|meth|mod):`~?([\w.]+)`", lambda m: f"`{m[1].split('.')[-1]}`", text
+    )
+    text = text.replace("``", "`")
+    text = re.sub(r"^:param (\w+):", r"- **\1**:", text, flags=re.MULTILINE)
+    return re.sub(r"^:return:", "- **returns**:", text, flags=re.MULTILINE)
+
+
 def render_hook_reference() -> str:
     """The Markdown hook reference, generated from the hookspecs' signatures and docstrings."""
     parts = []
@@ -561,7 +577,7 @@ def render_hook_reference() -> str:
             returns = "None"
         facade = FACADE_METHODS.get(name, "-")
         suffix = " (firstresult)" if opts.get("firstresult") else ""
-        doc = inspect.cleandoc(func.__doc__ or "")
+        doc = _rst_to_markdown(inspect.cleandoc(func.__doc__ or ""))
         parts.append(
             f"### `{name}({args}) -> {returns}`{suffix}\n\n"
             f"Facade: `LakehousePlugins.{facade}()`\n\n{doc}\n"

@@ -5,11 +5,20 @@ Fixtures defined here are available to any test suite that installs lakehouse-op
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from . import hookimpl
+
+if TYPE_CHECKING:
+    from .environment import Environment
+    from .events import Event
+    from .plugins import LakehousePlugins
+    from .project import Project
 
 
 @pytest.fixture
@@ -30,3 +39,107 @@ def write_env(root: Path, name: str, values: dict[str, Any], *, local: bool = Fa
     path = root / "env" / (f"{name}.local.env" if local else f"{name}.env")
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return path
+
+
+# ---- for plugin authors ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class HookCall:
+    """One hook call a :class:`RecordingPlugin` received: the hook's name and its arguments."""
+
+    hook: str
+    kwargs: dict[str, Any]
+
+
+class RecordingPlugin:
+    """A plugin that implements every hook, records each call and contributes nothing.
+
+    ``calls`` lists every :class:`HookCall` in order; ``events`` the events it received;
+    ``called(hook)`` the calls of one hook (``"lakehouse_event"`` or just ``"event"``).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[HookCall] = []
+
+    def _record(self, hook: str, **kwargs: Any) -> None:
+        self.calls.append(HookCall(hook, kwargs))
+
+    def called(self, hook: str) -> list[HookCall]:
+        name = hook if hook.startswith("lakehouse_") else f"lakehouse_{hook}"
+        return [call for call in self.calls if call.hook == name]
+
+    @property
+    def events(self) -> list[Event]:
+        return [call.kwargs["event"] for call in self.called("lakehouse_event")]
+
+    @hookimpl
+    def lakehouse_compose_files(self, env: Environment) -> None:
+        self._record("lakehouse_compose_files", env=env)
+
+    @hookimpl
+    def lakehouse_access_urls(self, env: Environment) -> None:
+        self._record("lakehouse_access_urls", env=env)
+
+    @hookimpl
+    def lakehouse_preflight_checks(self, project: Project) -> None:
+        self._record("lakehouse_preflight_checks", project=project)
+
+    @hookimpl
+    def lakehouse_pre_deploy(self, project: Project, services: list[str]) -> None:
+        self._record("lakehouse_pre_deploy", project=project, services=services)
+
+    @hookimpl
+    def lakehouse_post_deploy(self, project: Project, result: Any) -> None:
+        self._record("lakehouse_post_deploy", project=project, result=result)
+
+    @hookimpl
+    def lakehouse_post_teardown(self, project: Project, result: Any) -> None:
+        self._record("lakehouse_post_teardown", project=project, result=result)
+
+    @hookimpl
+    def lakehouse_health_snapshot(self, project: Project, snapshot: Any) -> None:
+        self._record("lakehouse_health_snapshot", project=project, snapshot=snapshot)
+
+    @hookimpl
+    def lakehouse_event(self, event: Event) -> None:
+        self._record("lakehouse_event", event=event)
+
+    @hookimpl
+    def lakehouse_backup_artefacts(self, project: Project, workdir: Path) -> None:
+        self._record("lakehouse_backup_artefacts", project=project, workdir=workdir)
+
+    @hookimpl
+    def lakehouse_post_backup(self, project: Project, manifest_path: Path) -> None:
+        self._record("lakehouse_post_backup", project=project, manifest_path=manifest_path)
+
+
+PluginsFactory = Callable[..., "LakehousePlugins"]
+
+
+@pytest.fixture
+def lakehouse_plugins() -> Iterator[PluginsFactory]:
+    """A factory for a fresh plugin manager holding the plugins you give it.
+
+    ``lakehouse_plugins(plugin, ..., builtins=False, entry_points=False)`` returns a new
+    :class:`~lakehouse_tasks.plugins.LakehousePlugins` with each plugin registered (source
+    "local"; pass ``(name, plugin)`` tuples to choose names) and installs it as the process's
+    manager, so code calling ``get_plugin_manager()`` uses it. Afterwards the cached manager
+    is reset. Keyword arguments go to ``LakehousePlugins`` (``disabled=``, ``strict=``,
+    ``trace=``); by default built-ins and installed entry points are left out.
+    """
+    from .plugins import LakehousePlugins, set_plugin_manager
+
+    def build(
+        *plugins: object, builtins: bool = False, entry_points: bool = False, **options: Any
+    ) -> LakehousePlugins:
+        manager = LakehousePlugins(builtins=builtins, entry_points=entry_points, **options)
+        for plugin in plugins:
+            if isinstance(plugin, tuple):
+                name, obj = plugin
+                manager.register(obj, name=name)
+            else:
+                manager.register(plugin)
+        set_plugin_manager(manager)
+        return manager
+
+    yield build
+    set_plugin_manager(None)
