@@ -5,7 +5,10 @@ from __future__ import annotations
 from invoke import Collection
 
 from . import config, env, health, preflight, secrets
+from . import deploy as deploy_tasks
+from . import lock as lock_tasks
 from . import plugins as plugins_tasks
+from . import teardown as teardown_tasks
 
 ns = Collection()
 ns.add_collection(env.ns)
@@ -15,5 +18,10 @@ ns.add_task(config.plan)
 ns.add_task(plugins_tasks.plugins)
 ns.add_task(health.health)
 ns.add_task(preflight.preflight)
+ns.add_task(deploy_tasks.deploy)
+ns.add_task(deploy_tasks.history_, name="history")
+ns.add_task(deploy_tasks.rollback)
+ns.add_task(teardown_tasks.teardown)
+ns.add_collection(lock_tasks.ns)
 
 __all__ = ["ns"]

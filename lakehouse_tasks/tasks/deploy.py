@@ -1,0 +1,270 @@
+"""``deploy``, ``history`` and ``rollback``: thin tasks over :mod:`lakehouse_tasks.deploy`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.live import Live
+
+from .. import history as history_mod
+from ..deploy import (
+    DeployOptions,
+    DeployPlan,
+    DeployResult,
+    Reporter,
+    ServiceProgress,
+    parse_services,
+    plan_deploy,
+    resolve_timeout,
+)
+from ..deploy import (
+    deploy as run_deploy,
+)
+from ..deploy import (
+    rollback as run_rollback,
+)
+from ..errors import ExitCode, LakehouseError
+from ..paths import project_root
+from ..project import open_project
+from ..stack import LAYER_NAMES
+from ..ui import Output, Table, human_duration
+from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+PROGRESS_COLUMNS = [
+    ("service", "Service"),
+    ("layer", "Layer"),
+    ("status", "Status"),
+    ("elapsed", "Elapsed"),
+]
+
+
+def progress_table(rows: Sequence[ServiceProgress], title: str = "") -> Table:
+    ordered = sorted(rows, key=lambda r: (r.layer, r.service))
+    return Table(
+        columns=PROGRESS_COLUMNS,
+        rows=[
+            {
+                "service": r.service + (" (one-shot)" if r.oneshot else ""),
+                "layer": f"{r.layer} {LAYER_NAMES.get(r.layer, '')}".strip(),
+                "status": "failed: " + r.failure if r.failure else r.status,
+                "elapsed": human_duration(r.elapsed),
+            }
+            for r in ordered
+        ],
+        title=title,
+        status_column="status",
+    )
+
+
+class TerminalReporter(Reporter):
+    """Live per-service table on a terminal; one stderr line per status change when piped."""
+
+    def __init__(self, out: Output, title: str) -> None:
+        self.out = out
+        self.title = title
+        self.live: Live | None = None
+        self.started = time.monotonic()
+
+    def step(self, text: str) -> None:
+        self.out.info(text)
+
+    def warn(self, text: str) -> None:
+        self.out.warn(text)
+
+    def progress(self, rows: Sequence[ServiceProgress], changed: Sequence[ServiceProgress]) -> None:
+        if self.out.err_is_tty:
+            from ..ui import render_rich
+
+            table = render_rich(progress_table(rows, self.title))
+            if self.live is None:
+                self.live = Live(table, console=self.out.err_console, refresh_per_second=4)
+                self.live.start()
+            else:
+                self.live.update(table)
+            return
+        for row in changed:
+            status = f"failed ({row.failure})" if row.failure else row.status
+            stamp = human_duration(time.monotonic() - self.started)
+            self.out.stderr.write(f"[{stamp:>5}] {row.service}: {status}\n")
+        if changed:
+            self.out.stderr.flush()
+
+    def finish(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def render_plan(out: Output, plan: DeployPlan) -> None:
+    if out.json_mode:
+        out.json({"dry_run": True, **plan.to_dict()})
+        return
+    out.line(f"Deploy plan for {plan.environment} (project {plan.project_name}); nothing changed.")
+    out.line("Compose files: " + ", ".join(plan.compose_files))
+    out.line("Profiles: " + (", ".join(plan.profiles) or "none"))
+    out.line("Services: " + (", ".join(plan.services) or "none"))
+    out.line("One-shots: " + (", ".join(plan.oneshots) or "none"))
+    out.line("Volumes: " + (", ".join(plan.volumes) or "none"))
+    out.line("Layers: " + "  ->  ".join(", ".join(layer) for layer in plan.layers))
+    out.line("Steps:")
+    for i, step in enumerate(plan.steps, 1):
+        out.line(f"  {i}. {step}")
+    out.line("Commands:")
+    for command in plan.commands:
+        out.line(f"  {command}")
+
+
+def render_result(out: Output, result: DeployResult) -> None:
+    """Access table on success; each failing service's healthchecks and logs on failure."""
+    if out.json_mode:
+        out.json(result.to_dict())
+        return
+    if result.ok:
+        out.success(result.summary)
+        if result.access:
+            out.table(
+                Table(
+                    columns=[("name", "Interface"), ("url", "URL")],
+                    rows=list(result.access),
+                    title=f"{result.environment} is up",
+                )
+            )
+        if result.record:
+            out.line(f"Recorded as deployment {result.record.id}.")
+        return
+    out.table(progress_table(result.services, f"{result.kind} of {result.environment}"))
+    if result.compose_error:
+        out.error(f"compose: {result.compose_error}")
+    for failure in result.failures:
+        out.error(f"{failure.service}: {failure.reason}")
+        if failure.health_log:
+            out.stderr.write(f"  last healthchecks of {failure.service}:\n")
+            for entry in failure.health_log:
+                out.stderr.write(f"    {entry}\n")
+        if failure.logs.strip():
+            out.stderr.write(f"  last log lines of {failure.service}:\n")
+            for line in failure.logs.rstrip().splitlines():
+                out.stderr.write(f"    {line}\n")
+    out.stderr.flush()
+
+
+def _finish(out: Output, result: DeployResult) -> None:
+    render_result(out, result)
+    if not result.ok:
+        raise LakehouseError(result.summary, ExitCode.DEPLOY_FAILED)
+
+
+@lakehouse_task(
+    help={
+        "skip_backup": "do not take the automatic pre-deploy backup",
+        "skip_preflight": "do not run the preflight checks first",
+        "services": "deploy only these services (comma-separated) and what they depend on",
+        "timeout": "seconds to wait for every service (default: $DEPLOY_TIMEOUT of the "
+        "environment, else 600)",
+        "pull": "pull images first (docker compose up --pull always)",
+        "dry_run": "print the plan and the exact docker compose commands; change nothing",
+    }
+)
+def deploy(
+    c: Any,
+    env: str | None = None,
+    skip_backup: bool = False,
+    skip_preflight: bool = False,
+    services: str | None = None,
+    timeout: str | None = None,
+    pull: bool = False,
+    dry_run: bool = False,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+    json_: bool = False,
+) -> None:
+    """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy."""
+    name = default_env(env)
+    project = open_project(name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file))
+    options = DeployOptions(
+        services=parse_services(services),
+        timeout=resolve_timeout(project, timeout),
+        skip_backup=skip_backup,
+        skip_preflight=skip_preflight,
+        pull=pull,
+        command=" ".join(["invoke", "deploy", *sys.argv[2:]])[:200],
+    )
+    out = Output(json_mode=json_)
+    if dry_run:
+        render_plan(out, plan_deploy(project, options))
+        return
+    reporter = TerminalReporter(out, f"Deploying {name}")
+    _finish(out, run_deploy(project, options, reporter=reporter))
+
+
+@lakehouse_task(
+    help={
+        "to": "id (or unique prefix) of the recorded deployment to return to "
+        "(default: the previous one)",
+        "timeout": "seconds to wait for every service (default as for deploy)",
+    }
+)
+def rollback(
+    c: Any,
+    env: str | None = None,
+    to: str | None = None,
+    timeout: str | None = None,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+    json_: bool = False,
+) -> None:
+    """Redeploy a recorded deployment (default: the previous one) with its exact images."""
+    name = default_env(env)
+    project = open_project(
+        name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False
+    )
+    out = Output(json_mode=json_)
+    reporter = TerminalReporter(out, f"Rolling back {name}")
+    result = run_rollback(
+        project, to=to, timeout=resolve_timeout(project, timeout), reporter=reporter
+    )
+    _finish(out, result)
+
+
+@lakehouse_task(name="history")
+def history_(c: Any, env: str | None = None, json_: bool = False) -> None:
+    """List the recorded deployments of an environment, newest first (the current one marked)."""
+    name = default_env(env)
+    rows = history_mod.listing(history_mod.load(project_root(), name))
+    out = Output(json_mode=json_)
+    if json_:
+        out.json({"environment": name, "deployments": rows})
+        return
+    if not rows:
+        out.line(f"No deployment of {name} is recorded yet.")
+        return
+    out.table(
+        Table(
+            columns=[
+                ("mark", ""),
+                ("id", "Id"),
+                ("time", "Time"),
+                ("kind", "Kind"),
+                ("commit", "Commit"),
+                ("config", "Config"),
+                ("services", "Services"),
+            ],
+            rows=[
+                {
+                    "mark": "current" if r["current"] else "",
+                    "id": r["id"],
+                    "time": r["time"],
+                    "kind": r["kind"]
+                    + (f" to {r['rolled_back_to']}" if r.get("rolled_back_to") else ""),
+                    "commit": (r["git_commit"] or "-")[:10],
+                    "config": r["config_hash"][:12],
+                    "services": len(r["services"]),
+                }
+                for r in rows
+            ],
+            title=f"Deployments of {name}",
+        )
+    )
