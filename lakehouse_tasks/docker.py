@@ -582,3 +582,167 @@ class BackgroundCommand:
 def compose_in_background(compose: ComposeProject, *args: Any) -> BackgroundCommand:
     """Start ``docker compose <args>`` for the project without waiting for it."""
     return BackgroundCommand([*compose.compose_cmd, *args], scrub=compose.env.scrub)
+
+
+# ---- backup and restore streams ----
+# Dumps and archives can be far larger than memory: they flow through a pipe in chunks of
+# STREAM_CHUNK bytes, hashed (and gzip-compressed) on the fly. The argv is traced like every
+# other command; stderr goes to a temporary file so a chatty command cannot deadlock the pipe.
+
+import hashlib  # noqa: E402
+import subprocess  # noqa: E402
+import zlib  # noqa: E402
+
+STREAM_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """What a stream wrote: bytes in the file, their sha256, bytes the command produced."""
+
+    size: int
+    sha256: str
+    raw_size: int
+
+
+def _stream_failure(argv: list[str], rc: int, err: Any, *, scrub: Any, what: str) -> EngineError:
+    err.seek(0)
+    stderr = err.read().decode("utf-8", errors="replace").strip()
+    if scrub is not None:
+        stderr = scrub(stderr)
+    last = stderr.splitlines()[-1] if stderr else f"exit code {rc}"
+    return EngineError(
+        f"{what or argv[0]} failed: {last}",
+        ExitCode.ENGINE_UNREACHABLE if any(m in stderr for m in _ENGINE_DOWN_MARKERS) else 1,
+        command=argv,
+        stderr=stderr,
+    )
+
+
+def stream_to_file(
+    cmd: Sequence[Any],
+    dest: Path,
+    *,
+    gzip_level: int | None = None,
+    scrub: Any = None,
+    what: str = "",
+    on_chunk: Any = None,
+) -> StreamResult:
+    """Run ``cmd`` and write its stdout to ``dest`` (gzip-compressed when ``gzip_level`` is
+    set), hashing what is written. Never holds more than one chunk in memory.
+
+    ``on_chunk(n)`` is called with the number of raw bytes after each chunk (progress).
+    A non-zero exit raises :class:`EngineError` with the command's stderr (scrubbed).
+    """
+    argv = [str(a) for a in cmd]
+    _trace(argv)
+    digest = hashlib.sha256()
+    size = raw = 0
+    compressor = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
+    with tempfile.TemporaryFile() as err, open(dest, "wb") as fh:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        try:
+            while True:
+                chunk = proc.stdout.read(STREAM_CHUNK)
+                if not chunk:
+                    break
+                raw += len(chunk)
+                data = compressor.compress(chunk) if compressor else chunk
+                if data:
+                    fh.write(data)
+                    digest.update(data)
+                    size += len(data)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+            if compressor is not None:
+                data = compressor.flush()
+                fh.write(data)
+                digest.update(data)
+                size += len(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        rc = proc.wait()
+        if rc != 0:
+            raise _stream_failure(argv, rc, err, scrub=scrub, what=what)
+    return StreamResult(size=size, sha256=digest.hexdigest(), raw_size=raw)
+
+
+def stream_from_file(
+    cmd: Sequence[Any],
+    src: Path,
+    *,
+    gunzip: bool = False,
+    scrub: Any = None,
+    what: str = "",
+    on_chunk: Any = None,
+) -> int:
+    """Run ``cmd`` with ``src`` (gunzipped on the fly when ``gunzip``) on its stdin; return
+    the number of bytes fed. A non-zero exit raises :class:`EngineError` with its stderr."""
+    argv = [str(a) for a in cmd]
+    _trace(argv)
+    fed = 0
+    decompressor = zlib.decompressobj(31) if gunzip else None
+    with tempfile.TemporaryFile() as err, open(src, "rb") as fh:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=err, stderr=err)
+        assert proc.stdin is not None
+        try:
+            while True:
+                chunk = fh.read(STREAM_CHUNK)
+                if not chunk:
+                    break
+                data = decompressor.decompress(chunk) if decompressor else chunk
+                if data:
+                    proc.stdin.write(data)
+                    fed += len(data)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+            if decompressor is not None:
+                tail = decompressor.flush()
+                if tail:
+                    proc.stdin.write(tail)
+                    fed += len(tail)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the command exited early: its exit code and stderr say why
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        rc = proc.wait()
+        if rc != 0:
+            raise _stream_failure(argv, rc, err, scrub=scrub, what=what)
+    return fed
+
+
+def pipe_commands(
+    producer: Sequence[Any], consumer: Sequence[Any], *, scrub: Any = None, what: str = ""
+) -> None:
+    """``producer | consumer`` without a shell (copying one volume into another)."""
+    out_argv = [str(a) for a in producer]
+    in_argv = [str(a) for a in consumer]
+    _trace([*out_argv, "|", *in_argv])
+    with tempfile.TemporaryFile() as err1, tempfile.TemporaryFile() as err2:
+        first = subprocess.Popen(
+            out_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err1
+        )
+        assert first.stdout is not None
+        try:
+            second = subprocess.Popen(in_argv, stdin=first.stdout, stdout=err2, stderr=err2)
+        except BaseException:
+            first.kill()
+            first.wait()
+            raise
+        first.stdout.close()
+        rc2 = second.wait()
+        rc1 = first.wait()
+        if rc1 != 0:
+            raise _stream_failure(out_argv, rc1, err1, scrub=scrub, what=what)
+        if rc2 != 0:
+            raise _stream_failure(in_argv, rc2, err2, scrub=scrub, what=what)

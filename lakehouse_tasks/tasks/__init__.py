@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import config, env, health, preflight, secrets
+from . import backup, config, env, health, preflight, restore, secrets
 from . import deploy as deploy_tasks
 from . import lock as lock_tasks
 from . import plugins as plugins_tasks
@@ -18,6 +18,8 @@ ns.add_task(config.plan)
 ns.add_task(plugins_tasks.plugins)
 ns.add_task(health.health)
 ns.add_task(preflight.preflight)
+ns.add_collection(backup.ns)
+ns.add_task(restore.restore)
 ns.add_task(deploy_tasks.deploy)
 ns.add_task(deploy_tasks.history_, name="history")
 ns.add_task(deploy_tasks.rollback)

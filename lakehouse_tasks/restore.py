@@ -1,0 +1,467 @@
+"""Restore an environment from a backup, and the deep check of ``backup.verify --deep``.
+
+Order of a restore (each step can refuse before anything is changed, until step 5):
+
+1. every checksum is recomputed: a corrupted backup is refused (exit 6, naming the artefact);
+2. a backup of another environment is refused (exit 7) unless ``allow_other_env``;
+3. free space is checked: the old data of each volume is kept aside until the end;
+4. a safety backup of the current state is taken (unless ``safety_backup=False``);
+5. the affected services are stopped (recorded, like a backup, for ``recover_interrupted``);
+   each volume's current content is copied into ``<volume>-pre-restore-<id>``, the volume is
+   cleared and the archive extracted into it; each database is dropped, recreated and
+   ``pg_restore``-d from the dump streamed through ``docker exec -i``;
+6. the services start again and must become healthy; the set-aside volumes are then removed.
+   If a volume restore fails, its old content is copied back from the set-aside volume.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tarfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .backup import (
+    KIND_DUMP,
+    KIND_VOLUME,
+    BackupInfo,
+    Database,
+    _Progress,
+    _throwaway,
+    check_checksums,
+    check_free_space,
+    container_of,
+    create_backup,
+    databases,
+    emit,
+    existing_volumes,
+    has_data,
+    recover_interrupted,
+    services_stopped,
+    tool_image,
+    volume_sizes,
+    volume_users,
+)
+from .docker import Engine, pipe_commands, stream_from_file
+from .errors import EngineError, ExitCode, LakehouseError, RefusedError
+from .events import Event, EventKind
+from .ui import Output, Table
+
+if TYPE_CHECKING:
+    from .project import Project
+
+#: How long restored services get to become healthy.
+HEALTH_TIMEOUT_S = 300.0
+#: Label on the volumes holding the pre-restore content.
+ASIDE_LABEL = "io.lakehouse.pre-restore"
+
+
+@dataclass
+class RestoreResult:
+    backup: str
+    environment: str
+    safety_backup: str | None
+    restored: list[dict[str, Any]] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup": self.backup,
+            "environment": self.environment,
+            "safety_backup": self.safety_backup,
+            "restored": self.restored,
+            "services": self.services,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def restore_table(result: RestoreResult) -> Table:
+    return Table(
+        columns=[("artefact", "ARTEFACT"), ("target", "RESTORED INTO"), ("status", "STATUS")],
+        rows=list[Mapping[str, Any]](result.restored),
+        title=f"Restore of {result.environment} from {result.backup}",
+        caption=(
+            f"safety backup: {result.safety_backup or 'none'}; services restarted: "
+            f"{', '.join(result.services) or 'none'}; {result.duration_seconds:.1f}s"
+        ),
+        status_column="status",
+    )
+
+
+# ---- deep verification ----------------------------------------------------------------------
+def _postgres_image(info: BackupInfo, source: str, project: Project | None) -> str:
+    candidates = []
+    recorded = (info.manifest.images.get(source) or {}).get("image")
+    if recorded:
+        candidates.append(str(recorded))
+    if project is not None:
+        candidates.extend(d.image for d in databases(project))
+    present = Engine().image_ids(candidates)
+    for image in dict.fromkeys(candidates):
+        if present.get(image):
+            return image
+    raise LakehouseError(
+        f"No PostgreSQL image to test-restore {source}'s dump is present locally; deploy the "
+        "stack once so its images exist, then verify again."
+    )
+
+
+def _wait_pg_ready(cid: str, user: str, db: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            Engine().run("exec", cid, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", db)
+            return
+        except EngineError:
+            if time.monotonic() > deadline:
+                raise LakehouseError(
+                    "The throw-away PostgreSQL container did not become ready in "
+                    f"{int(timeout)}s; check `docker logs {cid[:12]}`.",
+                    ExitCode.INTEGRITY_FAILED,
+                ) from None
+            time.sleep(0.5)
+
+
+def _count_tables(cid: str, user: str, db: str) -> int:
+    out = Engine().run(
+        "exec", cid, "psql", "-U", user, "-d", db, "-tAc",
+        "SELECT count(*) FROM pg_catalog.pg_tables "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )  # fmt: skip
+    return int(out.strip().splitlines()[-1])
+
+
+def deep_check(
+    info: BackupInfo, project: Project | None, out: Output, rows: list[dict[str, Any]]
+) -> None:
+    """Read every archive to its end and restore every dump into a throw-away PostgreSQL
+    container of the stack's own image; raise exit 6 naming the artefact that fails."""
+    by_name = {r["artefact"]: r for r in rows}
+    for art in info.manifest.artefacts:
+        path = info.path / art.name
+        if art.kind == KIND_VOLUME:
+            try:
+                with tarfile.open(path, mode="r|gz") as archive:
+                    entries = sum(1 for _ in archive)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise LakehouseError(
+                    f"Backup {info.id} is corrupted: archive {art.name} cannot be read ({exc}).",
+                    ExitCode.INTEGRITY_FAILED,
+                ) from None
+            by_name[art.name]["deep"] = f"reads ({entries} entries)"
+        elif art.kind == KIND_DUMP:
+            image = _postgres_image(info, art.source, project)
+            user, db = "verify", "verify"
+            out.info(f"Test-restoring {art.name} into a throw-away {image} container")
+            cid = Engine().run(
+                "run", "-d", "--network", "none",
+                "--label", "io.lakehouse.purpose=backup-verify",
+                "-e", f"POSTGRES_PASSWORD={secrets.token_hex(16)}",
+                "-e", f"POSTGRES_USER={user}", "-e", f"POSTGRES_DB={db}", image,
+            ).strip()  # fmt: skip
+            try:
+                _wait_pg_ready(cid, user, db)
+                try:
+                    stream_from_file(
+                        [*Engine().docker_cmd, "exec", "-i", cid, "pg_restore", "-U", user,
+                         "-d", db, "--no-owner", "--no-privileges", "--exit-on-error"],
+                        path,
+                        what=f"pg_restore of {art.name}",
+                    )  # fmt: skip
+                except EngineError as exc:
+                    raise LakehouseError(
+                        f"Backup {info.id}: dump {art.name} does not restore: {exc.message}",
+                        ExitCode.INTEGRITY_FAILED,
+                    ) from None
+                tables = _count_tables(cid, user, db)
+            finally:
+                try:
+                    Engine().run("rm", "-f", "-v", cid)
+                except EngineError:
+                    out.warn(f"could not remove the throw-away container {cid[:12]}")
+            by_name[art.name]["deep"] = f"restores ({tables} tables)"
+
+
+# ---- restore --------------------------------------------------------------------------------
+def _selected(info: BackupInfo, only: Iterable[str] | None, project: Project) -> list[Any]:
+    selectors = [s.strip() for item in (only or []) for s in item.split(",") if s.strip()]
+    arts = [a for a in info.manifest.artefacts if a.kind in (KIND_DUMP, KIND_VOLUME)]
+    if not selectors:
+        return arts
+    users = volume_users(project)
+    chosen = []
+    for art in arts:
+        for sel in selectors:
+            if (
+                (sel in ("db", "dbs", "databases") and art.kind == KIND_DUMP)
+                or (sel == "volumes" and art.kind == KIND_VOLUME)
+                or sel == art.source
+                or (art.kind == KIND_VOLUME and sel in users.get(art.source, ()))
+            ):
+                chosen.append(art)
+                break
+    if not chosen:
+        raise LakehouseError(
+            f"--only {', '.join(selectors)} matches no artefact of backup {info.id}; "
+            "use db, volumes, a service or a volume key it contains."
+        )
+    return chosen
+
+
+def _dependents(project: Project, services: Iterable[str]) -> set[str]:
+    """Services that depend (directly or not) on any of ``services``."""
+    targets = set(services)
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, svc in project.stack.services.items():
+            if name in found or name in targets:
+                continue
+            if any(dep in targets or dep in found for dep in svc.depends_on):
+                found.add(name)
+                changed = True
+    return found
+
+
+def _aside_name(volume: str, backup_id: str) -> str:
+    return f"{volume}-pre-restore-{backup_id}"
+
+
+def _docker(project: Project) -> list[str]:
+    return project.compose.docker_cmd
+
+
+def _copy_volume(project: Project, image: str, src: str, dst: str) -> None:
+    pipe_commands(
+        [*_docker(project), *_throwaway(image, [f"{src}:/v:ro"], "tar", "-C", "/v", "-cf", "-", ".")],
+        [*_docker(project), "run", "-i", *_throwaway(image, [f"{dst}:/v"], "tar", "-C", "/v", "-xf", "-")[1:]],
+        scrub=project.env.scrub,
+        what=f"copy of volume {src}",
+    )  # fmt: skip
+
+
+def _clear_volume(project: Project, image: str, volume: str) -> None:
+    Engine().run(*_throwaway(image, [f"{volume}:/v"], "find", "/v", "-mindepth", "1", "-delete"))
+
+
+def restore_volume(
+    project: Project, info: BackupInfo, art: Any, advance: Any, asides: dict[str, str]
+) -> str:
+    key = art.source
+    volume = project.stack.volumes.get(key)
+    if volume is None:
+        raise LakehouseError(
+            f"Backup {info.id} holds volume {key!r}, which the {project.env.name!r} stack does "
+            "not define; leave it out with --only."
+        )
+    image = tool_image(project, key)
+    if volume not in existing_volumes(project):
+        project.compose.compose(
+            "create", *volume_users(project).get(key, ()), what="compose create"
+        )
+    else:
+        aside = _aside_name(volume, info.id)
+        Engine().run("volume", "create", "--label", f"{ASIDE_LABEL}={volume}", aside)
+        _copy_volume(project, image, volume, aside)
+        asides[volume] = aside
+        _clear_volume(project, image, volume)
+    stream_from_file(
+        [*_docker(project), "run", "-i",
+         *_throwaway(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-")[1:]],
+        info.path / art.name,
+        gunzip=True,
+        scrub=project.env.scrub,
+        what=f"restore of volume {key}",
+        on_chunk=advance,
+    )  # fmt: skip
+    return volume
+
+
+def restore_database(
+    project: Project, db: Database, info: BackupInfo, art: Any, advance: Any
+) -> None:
+    container = container_of(project, db.service)
+    name = db.database.replace('"', '""')
+    owner = db.user.replace('"', '""')
+    for sql in (
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}" OWNER "{owner}"',
+    ):
+        project.compose.compose(
+            "exec", "-T", db.service, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user,
+            "-d", "postgres", "-c", sql, what=f"restore of {db.service}",
+        )  # fmt: skip
+    stream_from_file(
+        [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
+         "-d", db.database, "--exit-on-error", "--single-transaction"],
+        info.path / art.name,
+        scrub=project.env.scrub,
+        what=f"pg_restore into {db.service}",
+        on_chunk=advance,
+    )  # fmt: skip
+
+
+def wait_healthy(
+    project: Project, services: Sequence[str], timeout: float = HEALTH_TIMEOUT_S
+) -> None:
+    """Return once every service is healthy (or running without a healthcheck)."""
+    if not services:
+        return
+    from .health import take_snapshot
+
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = take_snapshot(project, resources=False, services=list(services))
+        if snapshot.ok:
+            return
+        if time.monotonic() > deadline:
+            bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
+            raise LakehouseError(
+                f"After the restore {bad} did not become healthy in {int(timeout)}s; check "
+                "`invoke health` and the service logs.",
+                ExitCode.DEPLOY_FAILED,
+            )
+        time.sleep(2)
+
+
+def check_restorable(
+    project: Project, info: BackupInfo, *, allow_other_env: bool = False, out: Output | None = None
+) -> None:
+    """Refuse a corrupted backup (exit 6, naming the artefact) or one of another environment
+    (exit 7 unless ``allow_other_env``); runs before anything is asked or changed."""
+    check_checksums(info, out)
+    if info.environment != project.env.name and not allow_other_env:
+        raise RefusedError(
+            f"Backup {info.id} was taken in {info.environment!r}, not {project.env.name!r}; "
+            "pass --allow-other-env to restore it here anyway."
+        )
+
+
+def restore_backup(
+    project: Project,
+    info: BackupInfo,
+    *,
+    only: Iterable[str] | None = None,
+    allow_other_env: bool = False,
+    safety_backup: bool = True,
+    dest: Path | None = None,
+    out: Output | None = None,
+    checked: bool = False,
+) -> RestoreResult:
+    """Restore ``info`` into ``project`` (the caller has confirmed; ``checked``: and has run
+    :func:`check_restorable`). See the module docstring."""
+    out = out or Output()
+    started = time.monotonic()
+    env_name = project.env.name
+    recover_interrupted(project, out)
+    if not checked:
+        check_restorable(project, info, allow_other_env=allow_other_env, out=out)
+    arts = _selected(info, only, project)
+    dbs = {d.service: d for d in databases(project)}
+    dumps = [a for a in arts if a.kind == KIND_DUMP]
+    archives = [a for a in arts if a.kind == KIND_VOLUME]
+    for art in dumps:
+        if art.source not in dbs:
+            raise LakehouseError(
+                f"Backup {info.id} holds a dump of {art.source!r}, which is not a database "
+                f"service of the {env_name!r} stack; leave it out with --only."
+            )
+    # The old content of each volume is copied aside on the engine's disk before it is
+    # replaced: that disk must hold it plus the restored content.
+    keys = {
+        a.source: project.stack.volumes[a.source]
+        for a in archives
+        if a.source in project.stack.volumes
+    }
+    current = volume_sizes(project, keys) if keys else {}
+    needed = sum(current.values()) + sum(a.raw_size for a in archives)
+    docker_root = Path(Engine().info().docker_root_dir)
+    check_free_space(docker_root, needed, what="restore")
+
+    result = RestoreResult(backup=info.id, environment=env_name, safety_backup=None)
+    if safety_backup and has_data(project):
+        only_sel = sorted({a.source for a in arts})
+        out.info("Taking a safety backup of the current state first")
+        manifest = create_backup(project, dest=dest, only=only_sel, tag="pre-restore", out=out)
+        result.safety_backup = manifest.id
+
+    users = volume_users(project)
+    stop: set[str] = set()
+    for art in archives:
+        stop.update(users.get(art.source, ()))
+    stop |= _dependents(project, [a.source for a in dumps])
+    stop -= set(a.source for a in dumps)  # a database must run to be restored
+    asides: dict[str, str] = {}
+    try:
+        with (
+            _Progress(out) as progress,
+            services_stopped(project, stop, reason="restore") as stopped,
+        ):
+            result.services = list(stopped)
+            for art in archives:
+                advance = progress.start(f"restore {art.source}", art.size)
+                volume = restore_volume(project, info, art, advance, asides)
+                result.restored.append({"artefact": art.name, "target": volume, "status": "ok"})
+            for art in dumps:
+                advance = progress.start(f"restore {art.source}", art.size)
+                restore_database(project, dbs[art.source], info, art, advance)
+                result.restored.append(
+                    {
+                        "artefact": art.name,
+                        "target": f"{art.source}/{dbs[art.source].database}",
+                        "status": "ok",
+                    }
+                )
+        wait_healthy(project, sorted(stop | {a.source for a in dumps}))
+    except BaseException as exc:
+        _roll_back(project, asides, out)
+        if isinstance(exc, (Exception, KeyboardInterrupt)):
+            reason = exc.message if isinstance(exc, LakehouseError) else type(exc).__name__
+            emit(
+                Event(
+                    EventKind.RESTORE_FAILED,
+                    env_name,
+                    f"Restore of {env_name} from {info.id} failed: {reason}",
+                )
+            )
+        raise
+    for aside in asides.values():
+        try:
+            Engine().run("volume", "rm", aside)
+        except EngineError as exc:
+            out.warn(f"could not remove the set-aside volume {aside}: {exc.message}")
+    result.duration_seconds = time.monotonic() - started
+    emit(
+        Event(
+            EventKind.RESTORE_SUCCEEDED,
+            env_name,
+            f"{env_name} restored from backup {info.id}",
+            details={"backup": info.id, "safety_backup": result.safety_backup},
+        )
+    )
+    return result
+
+
+def _roll_back(project: Project, asides: dict[str, str], out: Output) -> None:
+    """Put each volume's pre-restore content back (services are stopped around it)."""
+    if not asides:
+        return
+    users = volume_users(project)
+    by_volume = {v: k for k, v in project.stack.volumes.items()}
+    stop = {s for v in asides for s in users.get(by_volume.get(v, ""), ())}
+    try:
+        with services_stopped(project, stop, reason="restore rollback"):
+            for volume, aside in asides.items():
+                image = tool_image(project, by_volume.get(volume))
+                _clear_volume(project, image, volume)
+                _copy_volume(project, image, aside, volume)
+                Engine().run("volume", "rm", aside)
+                out.warn(f"volume {volume} was put back as it was before the restore")
+    except LakehouseError as exc:
+        kept = ", ".join(asides.values())
+        out.error(f"rolling back failed ({exc.message}); the previous content is kept in {kept}")

@@ -1,0 +1,69 @@
+"""``restore``: put an environment back to a backup (destructive; confirmation required)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..backup import default_dest, find_backup
+from ..project import open_project
+from ..restore import check_restorable, restore_backup, restore_table
+from ..ui import Output
+from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+
+@lakehouse_task(
+    name="restore",
+    iterable=["only"],
+    help={
+        "backup": "id of the backup to restore (see backup.list) or its directory",
+        "only": "restore only: db, volumes, a service or a volume key (repeatable or comma list)",
+        "yes": "confirm without asking (required without a terminal)",
+        "allow_other_env": "restore a backup taken in another environment",
+        "no_safety_backup": "do not back up the current state first",
+        "dest": "directory holding the backups (default: $BACKUP_DIR of the env, else backups/)",
+    },
+)
+def restore(
+    c: Any,
+    backup: str,
+    env: str | None = None,
+    only: list[str] | None = None,
+    yes: bool = False,
+    allow_other_env: bool = False,
+    no_safety_backup: bool = False,
+    dest: str | None = None,
+    json_: bool = False,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+) -> None:
+    """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
+    from ..confirm import confirm_destructive
+
+    project = open_project(
+        default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
+    )
+    dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
+    info = find_backup(dest_path, backup)
+    out = Output(json_mode=json_)
+    check_restorable(project, info, allow_other_env=allow_other_env, out=out)
+    confirm_destructive(
+        f"replace the data of {project.env.name} with backup {info.id}",
+        project.env.name,
+        yes=yes,
+    )
+    result = restore_backup(
+        project,
+        info,
+        only=only or None,
+        allow_other_env=allow_other_env,
+        safety_backup=not no_safety_backup,
+        dest=dest_path,
+        out=out,
+        checked=True,
+    )
+    if json_:
+        out.json(result.to_dict())
+    else:
+        out.table(restore_table(result))
+        out.success(f"{project.env.name} restored from {info.id}.")
