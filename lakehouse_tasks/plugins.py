@@ -294,11 +294,12 @@ class LakehousePlugins:
         """Why a just-registered plugin cannot be used ("" when it can)."""
         plugin = self.pm.get_plugin(name)
         for caller in self.pm.get_hookcallers(plugin) or []:
-            if not caller.has_spec():
+            mine = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+            if not caller.has_spec() and not all(impl.optionalhook for impl in mine):
                 known = ", ".join(sorted(FACADE_METHODS))
                 return f"implements unknown hook {caller.name!r} (known hooks: {known})"
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
+            for impl in mine:
+                if impl.hookwrapper or impl.wrapper:
                     return (
                         f"implements {caller.name!r} as a wrapper, which lakehouse-ops does not "
                         "support (plugins are called one by one)"
@@ -365,7 +366,9 @@ class LakehousePlugins:
                 hook_name, [p for p in plugins if p is not impl.plugin]
             )
 
-            def call(subset: Any = subset) -> Any:
+            def call(subset: Any = subset, plugin_name: str = impl.plugin_name) -> Any:
+                # Names the plugin in the trace (a no-op unless LAKEHOUSE_TRACE_HOOKS is set).
+                self.pm.trace.root.get("hook")(f"{hook_name}: calling plugin {plugin_name!r}")
                 result = subset(**kwargs)
                 if firstresult:  # already the value itself
                     return result

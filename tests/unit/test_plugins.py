@@ -218,6 +218,20 @@ def test_pre_deploy_exception_is_a_clean_deploy_error(lakehouse_plugins: Any) ->
     assert "Plugin 'boom' failed in lakehouse_pre_deploy: KeyError" in info.value.message
 
 
+def test_a_lakehouse_error_in_a_gating_hook_keeps_its_message_and_code(
+    lakehouse_plugins: Any,
+) -> None:
+    class Lock:
+        @hookimpl
+        def lakehouse_pre_deploy(self) -> None:
+            raise LakehouseError("the change lock is held by alice", ExitCode.REFUSED)
+
+    with pytest.raises(LakehouseError) as info:
+        lakehouse_plugins(("lock", Lock())).pre_deploy(project=PROJECT, services=[])
+    assert info.value.exit_code == ExitCode.REFUSED
+    assert info.value.message == "Plugin 'lock' stopped the task: the change lock is held by alice"
+
+
 # ---- contributing hooks whose result must be exact ------------------------------------------
 def test_compose_files_are_resolved_and_must_exist(lakehouse_plugins: Any, tmp_path: Path) -> None:
     (tmp_path / "compose").mkdir()
@@ -318,6 +332,17 @@ def test_a_plugin_implementing_an_unknown_hook_is_refused(
     assert plugins.plugin("typo") is None
 
 
+def test_an_optional_hook_from_a_newer_lakehouse_ops_is_accepted() -> None:
+    class Newer:
+        @hookimpl(optionalhook=True)
+        def lakehouse_future_hook(self) -> None:
+            pass
+
+    plugins = LakehousePlugins(builtins=False, entry_points=False)
+    plugins.register(Newer(), name="newer")
+    assert plugins.names == ["newer"]
+
+
 def test_a_wrapper_implementation_is_refused() -> None:
     class Wrapper:
         @hookimpl(wrapper=True)
@@ -362,6 +387,7 @@ def test_trace_switch_prints_every_hook_call_to_stderr(
     captured = capsys.readouterr()
     assert "lakehouse_event" in captured.err and "traced" in captured.err
     assert "lakehouse_pre_deploy" in captured.err and "finish" in captured.err
+    assert "lakehouse_event: calling plugin 'recorder'" in captured.err
     assert captured.out == ""
 
 

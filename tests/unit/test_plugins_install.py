@@ -8,6 +8,7 @@ with pip, offline, then removes it.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.events import Event, EventKind
-from lakehouse_tasks.plugins import LakehousePlugins
+from lakehouse_tasks.plugins import ENTRY_POINT_GROUP, LakehousePlugins
 
 FIXTURES = Path(__file__).resolve().parent.parent / "plugin_fixtures"
 
@@ -75,7 +76,10 @@ def test_installed_plugin_is_discovered_and_its_hooks_are_called(
     installed_sample_plugin: tuple[str, str],
 ) -> None:
     name, dist = installed_sample_plugin
-    plugins = LakehousePlugins(disabled=(), strict=True, trace=False)
+    # Only this entry point: other plugins installed in the environment are not under test.
+    plugins = LakehousePlugins(entry_points=False, disabled=(), strict=True, trace=False)
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    assert plugins.load_entry_points([ep for ep in found if ep.name == name]) == [name]
     info = {i.name: i for i in plugins.describe()}[name]
     assert (info.source, info.version, info.detail) == ("entry point", "1.2.3", dist)
     assert info.hooks == (
