@@ -746,3 +746,122 @@ def pipe_commands(
             raise _stream_failure(out_argv, rc1, err1, scrub=scrub, what=what)
         if rc2 != 0:
             raise _stream_failure(in_argv, rc2, err2, scrub=scrub, what=what)
+
+
+# ---- logs and inspection for day-2 ----
+# Used by logs.py and security.py. ``stream_lines`` is the streaming twin of :func:`run`: the
+# argv is traced the same way, stdout is read line by line (``compose logs --follow`` never
+# ends), stderr goes to a temporary file so it can never block the pipe.
+
+import re as _re  # noqa: E402
+
+_ANSI_ESCAPE = _re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal control sequences (compose emits some even with --no-color)."""
+    return _ANSI_ESCAPE.sub("", text)
+
+
+def stream_lines(cmd: Sequence[Any], *, scrub: Any = None, what: str = "") -> Iterable[str]:
+    """Run ``cmd`` and yield each line of its stdout (no newline, ANSI stripped, scrubbed).
+
+    Closing the generator (or Ctrl-C in the consumer) terminates the command. A non-zero exit
+    after the output ends raises :class:`EngineError` with the command's stderr, scrubbed.
+    """
+    import subprocess as _subprocess
+
+    argv = [str(a) for a in cmd]
+    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+        raise EngineError(
+            f"The {argv[0]!r} command is not installed; install Docker (scripts/docker-engine "
+            "does on Debian).",
+            ExitCode.ENGINE_UNREACHABLE,
+        )
+    _trace(argv)
+    with tempfile.TemporaryFile() as err:
+        proc = _subprocess.Popen(
+            argv, stdin=_subprocess.DEVNULL, stdout=_subprocess.PIPE, stderr=err
+        )
+        assert proc.stdout is not None
+        try:
+            for raw in proc.stdout:
+                line = strip_ansi(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+                yield scrub(line) if scrub is not None else line
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except _subprocess.TimeoutExpired:
+                    proc.kill()
+            proc.stdout.close()
+        rc = proc.wait()
+        if rc != 0:
+            err.seek(0)
+            stderr = err.read().decode("utf-8", errors="replace").strip()
+            if scrub is not None:
+                stderr = scrub(stderr)
+            if any(marker in stderr for marker in _ENGINE_DOWN_MARKERS):
+                raise EngineError(
+                    "The Docker engine is not reachable; start it (scripts/docker-engine does "
+                    "on Debian) and check `docker info`.",
+                    ExitCode.ENGINE_UNREACHABLE,
+                    command=argv,
+                    stderr=stderr,
+                )
+            last = strip_ansi(stderr).splitlines()[-1] if stderr else f"exit code {rc}"
+            raise EngineError(
+                f"{what or argv[0]} failed: {last}",
+                ExitCode.ENGINE_UNREACHABLE,
+                command=argv,
+                stderr=stderr,
+            )
+
+
+def compose_log_lines(compose: ComposeProject, *args: Any) -> Iterable[str]:
+    """``docker compose logs <args>`` of the project, line by line, secrets scrubbed."""
+    return stream_lines(
+        [*compose.compose_cmd, "--ansi", "never", "logs", *args],
+        scrub=compose.env.scrub,
+        what="docker compose logs",
+    )
+
+
+def local_image_users(
+    docker_cmd: Sequence[str], references: Iterable[str]
+) -> dict[str, str | None]:
+    """The configured user (``Config.User``, "" = root) of each image present locally.
+
+    Images absent locally map to ``None``. Two calls whatever the number of images: one
+    ``docker image ls`` to learn which references exist, one ``docker image inspect``.
+    """
+    refs = sorted({r for r in references if r})
+    result: dict[str, str | None] = dict.fromkeys(refs)
+    if not refs:
+        return result
+    listed = run([*docker_cmd, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+    present_tags = set(listed.split())
+    present = [r for r in refs if r in present_tags or f"{r}:latest" in present_tags]
+    if not present:
+        return result
+    out = run(
+        [
+            *docker_cmd,
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoTags}} {{json .Config.User}}",
+            *present,
+        ]
+    )
+    for line in out.splitlines():
+        tags_text, _sep, user_text = line.strip().partition(" ")
+        if not _sep:
+            continue
+        tags = set(json.loads(tags_text) or [])
+        user = str(json.loads(user_text) or "")
+        for ref in present:
+            if ref in tags or f"{ref}:latest" in tags:
+                result[ref] = user
+    return result

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from invoke import Collection
 
+from . import audit as audit_tasks
 from . import backup, config, env, health, preflight, restore, secrets
 from . import deploy as deploy_tasks
 from . import lock as lock_tasks
+from . import logs as logs_tasks
 from . import plugins as plugins_tasks
+from . import security as security_tasks
 from . import teardown as teardown_tasks
 
 ns = Collection()
@@ -25,5 +28,8 @@ ns.add_task(deploy_tasks.history_, name="history")
 ns.add_task(deploy_tasks.rollback)
 ns.add_task(teardown_tasks.teardown)
 ns.add_collection(lock_tasks.ns)
+ns.add_task(logs_tasks.logs)
+ns.add_task(audit_tasks.audit)
+ns.add_task(security_tasks.security)
 
 __all__ = ["ns"]
