@@ -6,12 +6,14 @@ from typing import Any
 
 from invoke import Collection
 
+from ..audit import audited
 from ..secretgen import generate_secrets
 from ..ui import Output
 from ._base import default_env, lakehouse_task
 
 
 @lakehouse_task(help={"rotate": "comma-separated secret names to replace even when already set"})
+@audited("secrets.generate")
 def generate(c: Any, env: str | None = None, rotate: str = "", json_: bool = False) -> None:
     """Fill every placeholder secret of an environment with a strong random value.
 
