@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("lakehouse_alerts", reason="pip install -e plugins/lakehouse-alerts")
 pytest.importorskip("apprise")
 
-from lakehouse_alerts.plugin import (  # noqa: E402
+from lakehouse_alerts.plugin import (
     AlertSettings,
     AlertsPlugin,
     Channel,
@@ -25,8 +25,8 @@ from lakehouse_alerts.plugin import (  # noqa: E402
     split_channel_urls,
 )
 
-from lakehouse_tasks.events import Event, EventKind, Severity  # noqa: E402
-from lakehouse_tasks.plugins import LakehousePlugins  # noqa: E402
+from lakehouse_tasks.events import Event, EventKind, Severity
+from lakehouse_tasks.plugins import LakehousePlugins
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_URL = "slack://TOKENAAA/TOKENBBB/TOKENCCC"

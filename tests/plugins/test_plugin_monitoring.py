@@ -17,13 +17,13 @@ import yaml
 
 pytest.importorskip("lakehouse_monitoring", reason="pip install -e plugins/lakehouse-monitoring")
 
-from lakehouse_monitoring import PACKAGE_DIR  # noqa: E402
-from lakehouse_monitoring import plugin as monitoring  # noqa: E402
+from lakehouse_monitoring import PACKAGE_DIR
+from lakehouse_monitoring import plugin as monitoring
 
-from lakehouse_tasks.checks import Status  # noqa: E402
-from lakehouse_tasks.environment import Environment, load_environment  # noqa: E402
-from lakehouse_tasks.plugins import LakehousePlugins  # noqa: E402
-from lakehouse_tasks.rehearsal import SERVICE_STANDINS  # noqa: E402
+from lakehouse_tasks.checks import Status
+from lakehouse_tasks.environment import Environment, load_environment
+from lakehouse_tasks.plugins import LakehousePlugins
+from lakehouse_tasks.rehearsal import SERVICE_STANDINS
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "plugins" / "lakehouse-monitoring"
@@ -103,21 +103,42 @@ def test_merged_with_the_base_stack(tmp_path: Path) -> None:
     ):
         svc = services[name]
         assert svc["image"].startswith(image) and svc["image"].count(".") == 2
-        limits, reservations = svc["deploy"]["resources"]["limits"], svc["deploy"]["resources"]["reservations"]
-        assert limits["cpus"] and limits["memory"] and reservations["cpus"] and reservations["memory"]
-        assert svc["healthcheck"]["test"] == ["CMD", "wget", "-qO-", f"http://localhost:{port}/" + ("-/healthy" if name == "prometheus" else "api/health")]
+        limits, reservations = (
+            svc["deploy"]["resources"]["limits"],
+            svc["deploy"]["resources"]["reservations"],
+        )
+        assert (
+            limits["cpus"] and limits["memory"] and reservations["cpus"] and reservations["memory"]
+        )
+        assert svc["healthcheck"]["test"] == [
+            "CMD",
+            "wget",
+            "-qO-",
+            f"http://localhost:{port}/" + ("-/healthy" if name == "prometheus" else "api/health"),
+        ]
         assert svc["healthcheck"]["interval"] == "30s"  # HEALTHCHECK_INTERVAL of staging
         assert svc["labels"]["io.lakehouse.layer"] == "6"
         assert list(svc["networks"]) == ["lakehouse"]
         assert svc["restart"] == "unless-stopped"
         assert svc["logging"]["options"] == {"max-size": "10m", "max-file": "5"}
         assert svc["ports"] == [
-            {"mode": "ingress", "host_ip": "127.0.0.1", "target": int(port), "published": port, "protocol": "tcp"}
+            {
+                "mode": "ingress",
+                "host_ip": "127.0.0.1",
+                "target": int(port),
+                "published": port,
+                "protocol": "tcp",
+            }
         ]
         for mount in svc["volumes"]:
             if mount["type"] == "bind":
                 assert Path(mount["source"]).is_absolute() and Path(mount["source"]).exists()
-    data = {m["source"] for s in ("prometheus", "grafana") for m in services[s]["volumes"] if m["type"] == "volume"}
+    data = {
+        m["source"]
+        for s in ("prometheus", "grafana")
+        for m in services[s]["volumes"]
+        if m["type"] == "volume"
+    }
     assert data == {"prometheus-data", "grafana-data"}
     for volume in ("prometheus-data", "grafana-data"):
         assert not config["volumes"][volume].get("external")  # the core backup archives them
@@ -164,10 +185,14 @@ def test_prometheus_scrapes_the_four_targets() -> None:
 
 def test_grafana_provisioning_and_dashboard() -> None:
     grafana = PACKAGE_DIR / "config" / "grafana"
-    datasource = yaml.safe_load((grafana / "provisioning" / "datasources" / "prometheus.yaml").read_text())
+    datasource = yaml.safe_load(
+        (grafana / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )
     (ds,) = datasource["datasources"]
     assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
-    provider = yaml.safe_load((grafana / "provisioning" / "dashboards" / "lakehouse.yaml").read_text())
+    provider = yaml.safe_load(
+        (grafana / "provisioning" / "dashboards" / "lakehouse.yaml").read_text()
+    )
     assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
     dashboards = list((grafana / "dashboards").glob("*.json"))
     assert dashboards
@@ -208,7 +233,9 @@ class FakeProject:
     def __init__(self, env: Environment, project_name: str = "lakehouse-staging") -> None:
         self.env = env
         self.rehearsal = False
-        self.compose = type("Compose", (), {"project_name": project_name, "docker_cmd": ["docker"]})()
+        self.compose = type(
+            "Compose", (), {"project_name": project_name, "docker_cmd": ["docker"]}
+        )()
 
 
 def test_ports_free_pass_and_busy_port_fails_naming_the_variable() -> None:
@@ -234,8 +261,20 @@ def test_ports_free_pass_and_busy_port_fails_naming_the_variable() -> None:
 def test_port_held_by_this_project_passes() -> None:
     env = environment("staging")
     bindings = [
-        {"container": "lakehouse-staging-grafana-1", "project": "lakehouse-staging", "port": 3000, "host_ip": "127.0.0.1", "protocol": "tcp"},
-        {"container": "lakehouse-staging-prometheus-1", "project": "lakehouse-staging", "port": 9090, "host_ip": "127.0.0.1", "protocol": "tcp"},
+        {
+            "container": "lakehouse-staging-grafana-1",
+            "project": "lakehouse-staging",
+            "port": 3000,
+            "host_ip": "127.0.0.1",
+            "protocol": "tcp",
+        },
+        {
+            "container": "lakehouse-staging-prometheus-1",
+            "project": "lakehouse-staging",
+            "port": 9090,
+            "host_ip": "127.0.0.1",
+            "protocol": "tcp",
+        },
     ]
     checks = monitoring.port_checks_for(
         FakeProject(env), bindings=bindings, is_free=lambda _port: (False, "in use")

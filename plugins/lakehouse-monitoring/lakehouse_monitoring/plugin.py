@@ -129,7 +129,9 @@ def access_urls_for(env: Environment) -> list[AccessURL]:
     for service, name, variable, default, path in INTERFACES:
         port = (env.get(variable) or str(default)).strip()
         # Not behind the TLS proxy (it fronts the core UIs only): always plain HTTP.
-        note = "monitoring plugin" + ("; sign in as GRAFANA_ADMIN_USER" if service == "grafana" else "")
+        note = "monitoring plugin" + (
+            "; sign in as GRAFANA_ADMIN_USER" if service == "grafana" else ""
+        )
         urls.append(AccessURL(name, f"http://{host}:{port}{path}", note))
     return urls
 
