@@ -805,6 +805,38 @@ def deploy(
         )
 
 
+class DeployFailedError(LakehouseError):
+    """A deploy that did not reach a healthy stack (exit 4); ``result`` says why."""
+
+    def __init__(self, result: DeployResult) -> None:
+        super().__init__(result.summary, ExitCode.DEPLOY_FAILED)
+        self.result = result
+
+
+def deploy_stack(
+    project: Project,
+    *,
+    services: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    skip_backup: bool = False,
+    skip_preflight: bool = False,
+    pull: bool = False,
+    reporter: Reporter | None = None,
+) -> DeployResult:
+    """:func:`deploy` with keyword options; raises :class:`DeployFailedError` on failure."""
+    options = DeployOptions(
+        services=tuple(services),
+        timeout=timeout,
+        skip_backup=skip_backup,
+        skip_preflight=skip_preflight,
+        pull=pull,
+    )
+    result = deploy(project, options, reporter=reporter)
+    if not result.ok:
+        raise DeployFailedError(result)
+    return result
+
+
 # ---- rollback -----------------------------------------------------------------------------
 def pin_images_override(images: Mapping[str, str]) -> str:
     """A compose override (YAML is a superset of JSON) setting each service's image to an id."""
