@@ -86,8 +86,9 @@ def render_coloured(line: LogLine, width: int = 0) -> Text:
     """The same line with its prefix coloured by :func:`service_colour` (for a terminal)."""
     if not line.container:
         return Text(line.text)
-    text = Text(line.container.ljust(width) + " | ", style=service_colour(line.service))
-    text.append(line.text)
+    text = Text()
+    text.append(line.container.ljust(width) + " | ", style=service_colour(line.service))
+    text.append(line.text)  # the message itself keeps the terminal's colour
     return text
 
 
