@@ -136,6 +136,9 @@ class Environment:
         files.extend(extra)
         if rehearsal:
             files.append(compose / "rehearsal.yaml")
+            # The TLS proxy exists only where the environment's override defines it.
+            if override.exists() and "\n  tls-proxy:" in override.read_text():
+                files.append(compose / "rehearsal.proxy.yaml")
         return files
 
 

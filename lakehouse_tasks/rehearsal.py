@@ -16,6 +16,7 @@ Standard library only; docker is called through ``subprocess`` with argv lists.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -88,7 +89,12 @@ _SPECS: dict[str, tuple[str, dict[int, list[str]], list[int], str, bool]] = {
         False,
     ),
     "grafana": ("busybox", {3000: ["/api/health"]}, [], "/var/lib/grafana", False),
+    # the TLS reverse proxy of the staging (profile tls) and prod overrides
+    "tls-proxy": ("busybox", {80: ["/healthz"], 443: ["/"]}, [], "", False),
 }
+
+#: Services that the monitoring plugin adds; its own override swaps their images.
+PLUGIN_SERVICES = frozenset({"prometheus", "grafana"})
 
 # Healthchecks that cannot work unchanged on a stand-in, as compose `test` lists. Empty: every
 # healthcheck of compose/docker-compose.yaml works through the shims of the busybox image or
@@ -435,13 +441,91 @@ def build_standins(
     return result
 
 
+# --------------------------------------------------------------------------------------
+# The compose rehearsal override
+# --------------------------------------------------------------------------------------
+
+OVERRIDE_PATH = REPO_ROOT / "compose" / "rehearsal.yaml"
+#: Stand-ins for services that only some environment overrides define (the TLS proxy of
+#: staging and prod): a separate file, so that it never adds the service to dev.
+PROXY_OVERRIDE_PATH = REPO_ROOT / "compose" / "rehearsal.proxy.yaml"
+OPTIONAL_SERVICES = frozenset({"tls-proxy"})
+
+_OVERRIDE_HEADER = """\
+# The rehearsal layer: every service of the stack on its offline stand-in image.
+#
+# GENERATED from lakehouse_tasks/rehearsal.py (SERVICE_STANDINS); do not edit by hand:
+#   python -m lakehouse_tasks.rehearsal override
+# tests/rehearsal/test_override.py fails when this file and the generator disagree.
+#
+# It swaps the image (and resets build, entrypoint and command so the stand-in program runs)
+# and adds the stand-in's STANDIN_* variables. Everything else of the real files stays as it
+# is: resource limits and reservations, depends_on conditions, volumes, restart policies,
+# logging, ports, networks, the per-environment overrides and the one-shot semantics. The
+# real healthchecks stay too: the stand-ins answer them through the same binaries (shims).
+#
+# A test or an operator can make one service misbehave at start with a variable named
+# STANDIN_FAULT_<SERVICE> (upper case, dashes as underscores), for example
+# STANDIN_FAULT_HIVE_METASTORE=never-healthy in an --env-file (see compose/standins/README.md).
+"""
+
+
+def fault_variable(service: str) -> str:
+    """The variable that sets ``service``'s fault switch at start."""
+    return "STANDIN_FAULT_" + service.upper().replace("-", "_")
+
+
+def _yaml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def render_override(services: dict[str, dict] | None = None, *, optional: bool = False) -> str:
+    """The text of compose/rehearsal.yaml (or, with ``optional``, rehearsal.proxy.yaml)."""
+    services = SERVICE_STANDINS if services is None else services
+    lines = [_OVERRIDE_HEADER, "services:"]
+    for name, spec in services.items():
+        if name in PLUGIN_SERVICES or (name in OPTIONAL_SERVICES) != optional:
+            continue
+        lines.append(f"  {name}:")
+        lines.append(f"    image: {spec['image']}")
+        lines.append("    build: !reset null")
+        lines.append("    pull_policy: never")
+        lines.append(f"    entrypoint: {_yaml_list(spec['entrypoint'])}")
+        lines.append(f"    command: !reset {_yaml_list(spec['command'])}")
+        if spec.get("healthcheck_override"):
+            lines.append("    healthcheck:")
+            lines.append(f"      test: {_yaml_list(spec['healthcheck_override'])}")
+        lines.append("    environment:")
+        for key, value in spec["environment"].items():
+            lines.append(f"      {key}: {json.dumps(value)}")
+        lines.append(f'      STANDIN_FAULT: "${{{fault_variable(name)}:-none}}"')
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_override() -> bool:
+    """Write compose/rehearsal.yaml and rehearsal.proxy.yaml; True when one changed."""
+    changed = False
+    for path, optional in ((OVERRIDE_PATH, False), (PROXY_OVERRIDE_PATH, True)):
+        text = render_override(optional=optional)
+        if not (path.exists() and path.read_text() == text):
+            path.write_text(text)
+            changed = True
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     force = "--force" in args
     args = [a for a in args if a != "--force"]
+    if args and args[0] == "override":
+        changed = write_override()
+        print(f"compose/rehearsal*.yaml {'written' if changed else 'up to date'}")
+        return 0
     if not args or args[0] not in {"build", "hash", "services"}:
         print(
-            "usage: python -m lakehouse_tasks.rehearsal build [--force] [KIND...] | hash | services",
+            "usage: python -m lakehouse_tasks.rehearsal build [--force] [KIND...] | hash | "
+            "services | override",
             file=sys.stderr,
         )
         return 2

@@ -29,7 +29,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_PROJECT_PREFIX = "lht-"
+#: Every test project of this pytest session starts with this prefix, so the leftover check
+#: looks only at what this session created (other runs on the same engine are left alone).
+TEST_PROJECT_PREFIX = f"lht-{uuid.uuid4().hex[:4]}-"
 
 
 def unique_project_name(hint: str = "") -> str:
@@ -85,9 +87,10 @@ def remove_project(name: str) -> None:
             )
 
 
-def leftovers(prefix: str = TEST_PROJECT_PREFIX) -> dict[str, list[str]]:
-    """Containers, networks and volumes whose compose project name starts with ``prefix``."""
-    found: dict[str, list[str]] = {}
+def leftovers(prefix: str = TEST_PROJECT_PREFIX) -> dict[str, dict[str, list[str]]]:
+    """Per compose project whose name starts with ``prefix``: its remaining containers,
+    networks and volumes."""
+    found: dict[str, dict[str, list[str]]] = {}
     for kind, cmd in {
         "containers": [
             "ps",
@@ -151,10 +154,8 @@ def _no_test_project_left_behind(request: pytest.FixtureRequest) -> Iterator[Non
         return
     left = leftovers()
     if left:
-        for names in left.values():
-            projects = {n for n in names}
-            for project in projects:
-                remove_project(project)
+        for project in left:
+            remove_project(project)
         pytest.fail(f"test projects left resources behind (now removed): {json.dumps(left)}")
 
 
