@@ -54,7 +54,7 @@ def exit_code_for(snapshot: HealthSnapshot) -> int:
     return int(ExitCode.OK if snapshot.ok else ExitCode.DEGRADED)
 
 
-def watch(
+def watch_health(
     project: Project,
     out: Output,
     *,
@@ -155,7 +155,7 @@ def health(
     out = Output(json_mode=json_)
     names = service_names(service)
     if interval is not None:
-        last = watch(
+        last = watch_health(
             project,
             out,
             interval=interval,

@@ -29,7 +29,7 @@ from lakehouse_tasks.health import (
 from lakehouse_tasks.project import Project
 from lakehouse_tasks.schema import Schema
 from lakehouse_tasks.stack import Stack
-from lakehouse_tasks.tasks.health import exit_code_for, service_names, watch, watch_interval
+from lakehouse_tasks.tasks.health import exit_code_for, service_names, watch_health, watch_interval
 from lakehouse_tasks.ui import Output, render_plain
 
 T0 = _dt.datetime(2026, 1, 1, 12, 0, tzinfo=_dt.UTC)
@@ -353,7 +353,7 @@ def test_watch_prints_a_table_and_each_event_once(
     monkeypatch.setattr("lakehouse_tasks.tasks.health.publish", lambda *a, **k: None)
     buf = io.StringIO()
     out = Output(stdout=buf, stderr=io.StringIO())
-    last = watch(
+    last = watch_health(
         project,
         out,
         interval=0.01,
@@ -376,7 +376,7 @@ def test_watch_json_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr("lakehouse_tasks.tasks.health.publish", lambda *a, **k: None)
     buf = io.StringIO()
     out = Output(json_mode=True, stdout=buf, stderr=io.StringIO())
-    watch(
+    watch_health(
         fake_project(tmp_path, 1),
         out,
         interval=0.01,
@@ -399,7 +399,7 @@ def test_watch_ctrl_c_is_a_clean_exit(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr("lakehouse_tasks.tasks.health.take_snapshot", interrupted)
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())
     assert (
-        watch(
+        watch_health(
             fake_project(tmp_path, 1),
             out,
             interval=1,

@@ -1,0 +1,203 @@
+"""``health`` against the real engine: synthetic projects of busybox stand-ins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from invoke import Context, Exit
+
+from lakehouse_tasks import docker
+from lakehouse_tasks.health import HealthSnapshot, take_snapshot
+from lakehouse_tasks.project import Project, open_project
+from lakehouse_tasks.tasks import health as health_task
+
+pytestmark = pytest.mark.engine
+
+STANDIN = "lakehouse-rehearsal/busybox:rehearsal"
+
+
+def unique_project_name(hint: str) -> str:
+    """``lht-`` like every test project, so the harness's leftover check sees ours too."""
+    return f"lht-{hint}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_project(name: str) -> None:
+    """Remove what ``compose down`` missed: containers and volumes of this project only."""
+    label = f"label=com.docker.compose.project={name}"
+    for kind, rm in (("ps", ["rm", "-f", "-v"]), ("volume", ["volume", "rm", "-f"])):
+        args = ["ps", "-a"] if kind == "ps" else ["volume", "ls"]
+        ids = subprocess.run(
+            ["docker", *args, "--filter", label, "-q"], capture_output=True, text=True
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", *rm, *ids], capture_output=True)
+
+
+def standin_services(n: int, interval: str = "1s", **extra: Any) -> dict[str, Any]:
+    """``n`` long-running stand-ins with a fast healthcheck, and one one-shot."""
+    services: dict[str, Any] = {
+        f"svc{i:02d}": {
+            "image": STANDIN,
+            "environment": {"STANDIN_HTTP_PORTS": "8080", "STANDIN_SERVICE": f"svc{i:02d}"},
+            "healthcheck": {
+                "test": ["CMD", "curl", "-fsS", "http://localhost:8080/"],
+                "interval": interval,
+                "timeout": "2s",
+                "retries": 1,
+            },
+            "labels": {"io.lakehouse.layer": "1"},
+            **extra,
+        }
+        for i in range(n)
+    }
+    services["init"] = {
+        "image": STANDIN,
+        "environment": {"STANDIN_ONESHOT": "1", "STANDIN_SERVICE": "init"},
+        "labels": {"io.lakehouse.oneshot": "true", "io.lakehouse.layer": "1"},
+    }
+    return services
+
+
+def write_project(root: Path, name: str, services: dict[str, Any]) -> None:
+    (root / "compose" / "docker-compose.yaml").write_text(
+        yaml.safe_dump({"services": services}, sort_keys=False)
+    )
+    (root / "env" / "dev.env").write_text(f"COMPOSE_PROJECT_NAME={name}\n")
+
+
+@pytest.fixture
+def standin_image(request: pytest.FixtureRequest) -> str:
+    """The busybox stand-in: built by the harness's ``standin_images`` when it is loaded,
+    else whatever the engine already has (skip when it has none)."""
+    try:
+        request.getfixturevalue("standin_images")
+    except pytest.FixtureLookupError:
+        found = subprocess.run(["docker", "image", "inspect", STANDIN], capture_output=True)
+        if found.returncode != 0:
+            pytest.skip(f"{STANDIN} is not built (lakehouse rehearsal builds it)")
+    return STANDIN
+
+
+@pytest.fixture
+def synthetic(lakehouse_project: Path, standin_image: str) -> Iterator[Callable[..., Project]]:
+    """A factory: ``synthetic(n)`` starts a project of n stand-ins and returns it opened."""
+    names: list[str] = []
+
+    def start(n: int, interval: str = "1s") -> Project:
+        name = unique_project_name(f"health{n}")
+        names.append(name)
+        write_project(lakehouse_project, name, standin_services(n, interval))
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                "-p",
+                name,
+                "-f",
+                str(lakehouse_project / "compose" / "docker-compose.yaml"),
+                "up",
+                "-d",
+                "--quiet-pull",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return open_project("dev")
+
+    yield start
+    for name in names:
+        subprocess.run(
+            ["docker", "compose", "-p", name, "down", "-v", "--remove-orphans"],
+            capture_output=True,
+        )
+        remove_project(name)
+
+
+def wait_ok(project: Project, timeout: float = 60) -> HealthSnapshot:
+    deadline = time.monotonic() + timeout
+    while True:
+        snap = take_snapshot(project, resources=False)
+        if snap.ok or time.monotonic() > deadline:
+            return snap
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("n", [16, 64])
+def test_snapshot_call_count_does_not_grow_with_services(
+    synthetic: Callable[[int], Project], n: int
+) -> None:
+    # A slow healthcheck: 64 containers probing every second would swamp a 2-CPU engine, and
+    # the call count does not depend on health.
+    project = synthetic(n, interval="10s")
+    assert (
+        project.stack.services
+    )  # the merged config is read once per project, outside the snapshot
+    before = len(docker.CALLS)
+    snap = take_snapshot(project)
+    calls = docker.CALLS[before:]
+    # ps + inspect + stats: the same at 16 and at 64 services.
+    assert [c[1] for c in calls] == ["ps", "stats", "container"] or sorted(c[1] for c in calls) == [
+        "container",
+        "ps",
+        "stats",
+    ], calls
+    assert snap.total == n + 1
+    assert not any(r.state == "missing" for r in snap.rows)
+    running = [r for r in snap.rows if r.state == "running"]
+    assert len(running) >= n - 1  # the one-shot may still be running
+    assert all(r.cpu_percent is not None and r.mem_used for r in running)
+
+
+def test_unhealthy_standin_exits_1_and_watch_reports_it_once(
+    synthetic: Callable[[int], Project], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = synthetic(3)
+    assert wait_ok(project).ok
+    c = Context()
+    health_task.health(c, env="dev", no_resources=True)  # all healthy: no Exit
+    capsys.readouterr()
+
+    container = project.compose.project_name + "-svc01-1"
+
+    def flip() -> None:
+        time.sleep(1.5)
+        subprocess.run(
+            [
+                "docker",
+                "exec",
+                container,
+                "sh",
+                "-c",
+                "echo unhealthy-after:0 > /tmp/standin-fault",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    with pytest.raises(Exit) as raised:
+        health_task.health(c, env="dev", watch="1", count=8, json_=True, no_resources=True)
+    flipper.join()
+    assert raised.value.code == 1
+    refreshes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(refreshes) == 8
+    events = [e for r in refreshes for e in r["events"]]
+    assert [(e["kind"], e["service"]) for e in events] == [("service.unhealthy", "svc01")]
+    assert refreshes[0]["ok"] is True and refreshes[-1]["ok"] is False
+
+    with pytest.raises(Exit) as again:
+        health_task.health(c, env="dev", no_resources=True)
+    assert again.value.code == 1
+    out = capsys.readouterr()
+    assert "svc01" in out.out and "unhealthy" in out.out
+    assert "svc01 (unhealthy)" in out.err
