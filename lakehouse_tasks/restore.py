@@ -246,7 +246,11 @@ def _copy_volume(project: Project, image: str, src: str, dst: str) -> None:
 
 
 def _clear_volume(project: Project, image: str, volume: str) -> None:
-    Engine().run(*_throwaway(image, [f"{volume}:/v"], "find", "/v", "-mindepth", "1", "-delete"))
+    # `-exec rm -rf {} ;` rather than `-delete`, which busybox's find lacks.
+    Engine().run(
+        *_throwaway(image, [f"{volume}:/v"], "find", "/v", "-mindepth", "1", "-maxdepth", "1",
+                    "-exec", "rm", "-rf", "{}", ";")
+    )  # fmt: skip
 
 
 def restore_volume(
