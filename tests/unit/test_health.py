@@ -410,3 +410,28 @@ def test_watch_ctrl_c_is_a_clean_exit(tmp_path: Path, monkeypatch: pytest.Monkey
         )
         is None
     )
+
+
+def test_watch_on_a_terminal_uses_a_live_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_FORCE_TTY", "1")
+    states = iter([snap(row("s0")), snap(row("s0", health="unhealthy"), at=1)])
+    monkeypatch.setattr("lakehouse_tasks.tasks.health.take_snapshot", lambda *a, **k: next(states))
+    monkeypatch.setattr("lakehouse_tasks.tasks.health.publish", lambda *a, **k: None)
+    buf = io.StringIO()
+    out = Output(stdout=buf, stderr=io.StringIO())
+    last = watch_health(
+        fake_project(tmp_path, 1),
+        out,
+        interval=0.01,
+        count=2,
+        resources=False,
+        services=[],
+        detailed=False,
+        sleep=lambda _s: None,
+    )
+    assert last is not None and not last.ok
+    text = buf.getvalue()
+    assert "\x1b[" in text  # styled for a terminal
+    assert "became unhealthy" in text
