@@ -613,7 +613,10 @@ def _stream_failure(argv: list[str], rc: int, err: Any, *, scrub: Any, what: str
     last = stderr.splitlines()[-1] if stderr else f"exit code {rc}"
     return EngineError(
         f"{what or argv[0]} failed: {last}",
-        ExitCode.ENGINE_UNREACHABLE if any(m in stderr for m in _ENGINE_DOWN_MARKERS) else 1,
+        # the same rule as translate(): a named operation that fails is exit 4
+        ExitCode.ENGINE_UNREACHABLE
+        if any(m in stderr for m in _ENGINE_DOWN_MARKERS)
+        else ExitCode.DEPLOY_FAILED,
         command=argv,
         stderr=stderr,
     )
