@@ -276,6 +276,7 @@ def validate(env: Environment, *, strict: bool = True) -> list[str]:
             k
             for k, v in env.values.items()
             if env.is_secret(k)
+            and v
             and PLACEHOLDER not in v
             and (len(v) < MIN_PROD_SECRET_LENGTH or v.strip().lower() in WELL_KNOWN_DEFAULTS)
         )

@@ -46,7 +46,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 
 @hookspec
-def lakehouse_compose_files(env: Environment) -> list[str | Path]:
+def lakehouse_compose_files(env: Environment, rehearsal: bool) -> list[str | Path]:
     """Add compose files to an environment's project (this is how the monitoring stack joins).
 
     Fires whenever a task opens an environment as a compose project (``config``, ``plan``,
@@ -59,6 +59,9 @@ def lakehouse_compose_files(env: Environment) -> list[str | Path]:
 
     :param env: The resolved, validated environment (``env.name``, ``env.get("X_PORT")``,
         ``env.flag("ENABLE_MONITORING")``, ``env.root``).
+    :param rehearsal: True when the project runs on the offline stand-in images
+        (``--rehearsal``); a plugin that adds services should then also add an override that
+        swaps their images for stand-ins.
     :return: A list of compose file paths (``str`` or ``Path``; a relative path is relative to
         ``env.root``), or ``None``/``[]`` to add nothing.
     """

@@ -421,11 +421,11 @@ class LakehousePlugins:
         return list(value)
 
     # ---- configuration hooks ------------------------------------------------------------
-    def compose_files(self, *, env: Environment) -> list[Path]:
+    def compose_files(self, *, env: Environment, rehearsal: bool = False) -> list[Path]:
         """Compose files contributed by plugins, each checked to exist."""
         hook = "lakehouse_compose_files"
         files: list[Path] = []
-        for name, value in self._gate(hook, ExitCode.BAD_INPUT, env=env):
+        for name, value in self._gate(hook, ExitCode.BAD_INPUT, env=env, rehearsal=rehearsal):
             for item in self._as_list(name, hook, value, ExitCode.BAD_INPUT):
                 path = Path(item).expanduser()
                 if not path.is_absolute():

@@ -44,13 +44,13 @@ def _resolve(env: Environment, path: str) -> Path:
     return p if p.is_absolute() else env.root / p
 
 
-def plugin_compose_files(env: Environment) -> list[Path]:
+def plugin_compose_files(env: Environment, rehearsal: bool = False) -> list[Path]:
     """Compose files contributed by plugins (the monitoring stack joins this way)."""
     try:
         from .plugins import get_plugin_manager
     except ImportError:  # the plugin layer is optional for the core
         return []
-    return [Path(p) for p in get_plugin_manager().compose_files(env=env)]
+    return [Path(p) for p in get_plugin_manager().compose_files(env=env, rehearsal=rehearsal)]
 
 
 def open_project(
@@ -63,7 +63,7 @@ def open_project(
     root: Path | None = None,
 ) -> Project:
     env = load_environment(name, env_files=env_files, strict=strict, root=root)
-    files = env.compose_files(rehearsal=rehearsal, extra=plugin_compose_files(env))
+    files = env.compose_files(rehearsal=rehearsal, extra=plugin_compose_files(env, rehearsal))
     compose = ComposeProject(
         env=env, files=files, profiles=profiles_for(env), project_name=project_name or ""
     )

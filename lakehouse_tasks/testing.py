@@ -72,8 +72,8 @@ class RecordingPlugin:
         return [call.kwargs["event"] for call in self.called("lakehouse_event")]
 
     @hookimpl
-    def lakehouse_compose_files(self, env: Environment) -> None:
-        self._record("lakehouse_compose_files", env=env)
+    def lakehouse_compose_files(self, env: Environment, rehearsal: bool) -> None:
+        self._record("lakehouse_compose_files", env=env, rehearsal=rehearsal)
 
     @hookimpl
     def lakehouse_access_urls(self, env: Environment) -> None:

@@ -108,12 +108,12 @@ def rendered_dir(env: Environment) -> Path:
     return state_dir(env.root) / "plugins" / "monitoring"
 
 
-def compose_files_for(env: Environment) -> list[Path]:
+def compose_files_for(env: Environment, rehearsal: bool = False) -> list[Path]:
     """The compose files this plugin adds to ``env`` (none when monitoring is off)."""
     if not monitoring_enabled(env):
         return []
     files = [render_compose_file(rendered_dir(env))]
-    if rehearsal_requested(env):
+    if rehearsal or rehearsal_requested(env):
         files.append(REHEARSAL_OVERRIDE)
     return files
 
@@ -197,8 +197,8 @@ def port_checks_for(
 
 # ---- hooks ----------------------------------------------------------------------------------
 @hookimpl
-def lakehouse_compose_files(env: Environment) -> list[Path]:
-    return compose_files_for(env)
+def lakehouse_compose_files(env: Environment, rehearsal: bool) -> list[Path]:
+    return compose_files_for(env, rehearsal)
 
 
 @hookimpl
