@@ -1,0 +1,702 @@
+"""The benchmark suite: each figure of docs/PERFORMANCE.md against the raw docker command.
+
+Run it as ``invoke bench`` (or ``python -m bench.run``). Every figure interleaves the tool and
+the raw command run by run, so the ratio of one run compares two measurements taken seconds
+apart under the same machine load; the figure is the median of those per-run ratios, with
+their min and max. Progress goes to stderr, the table (or ``--json``) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import gc
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import stacks
+from .stats import Figure, machine_info, ratios, result_document, results_table, summarize
+
+#: Figure groups ``--only`` accepts, in the order they run.
+GROUPS = ("startup", "health", "memory", "deploy", "backup")
+
+HEALTH_SIZES = (16, 64, 128)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to measure: ``quick`` shrinks data sizes and run counts (docs/PERFORMANCE.md)."""
+
+    runs: int  # runs of the cheap figures (start-up, health)
+    heavy_runs: int  # runs of deploy, backup and restore
+    data_bytes: int  # size of the volume and of the database backed up
+    refreshes: int  # health --watch refreshes for the memory figure
+    sizes: tuple[int, ...] = HEALTH_SIZES
+
+    @classmethod
+    def make(cls, *, quick: bool, runs: int | None = None) -> Settings:
+        if quick:
+            return cls(
+                runs=runs or 3,
+                heavy_runs=max(1, min(runs or 2, 2)),
+                data_bytes=100 * 1024**2,
+                refreshes=200,
+            )
+        return cls(
+            runs=runs or 7,
+            heavy_runs=max(1, min(runs or 3, 5)),
+            data_bytes=1024**3,
+            refreshes=1000,
+        )
+
+
+def log(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def timed_run(
+    argv: Sequence[str] | str,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+    shell: bool = False,
+    ok_codes: Sequence[int] = (0,),
+) -> float:
+    """Wall-clock seconds of one command; a failure stops the figure with its stderr."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        argv if not shell else ["bash", "-o", "pipefail", "-c", str(argv)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in ok_codes:
+        shown = argv if isinstance(argv, str) else shlex.join(argv)
+        raise RuntimeError(
+            f"{shown} exited {proc.returncode}: {proc.stderr.strip()[-1500:] or proc.stdout[-500:]}"
+        )
+    return elapsed
+
+
+def capture(argv: Sequence[str], **kw: Any) -> str:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=600, **kw)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr[-1500:]}")
+    return proc.stdout
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux ``/proc/self/status``)."""
+    with open("/proc/self/status", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def compose_ps_ids(output: str) -> list[str]:
+    """Container ids from ``docker compose ps --format json`` (an array, or one object a line,
+    depending on the compose version)."""
+    text = output.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [str(r["ID"]) for r in rows if r.get("ID")]
+
+
+def figure_from_pairs(
+    fid: str,
+    title: str,
+    compared_with: str,
+    target: float,
+    tool: Sequence[float],
+    raw: Sequence[float],
+    *,
+    throughput_bytes: int | None = None,
+    **extra: Any,
+) -> Figure:
+    """A ratio figure from interleaved timings. With ``throughput_bytes`` the figure is the
+    throughput ratio (raw time / tool time, target ``>=``) and tool/raw are shown in MB/s."""
+    if throughput_bytes:
+        per_run = [r / t for t, r in zip(tool, raw, strict=True)]
+        mb = throughput_bytes / 1e6
+        return Figure(
+            id=fid,
+            title=title,
+            compared_with=compared_with,
+            target_kind="min_ratio",
+            target=target,
+            value=summarize(per_run),
+            tool=summarize([mb / t for t in tool]),
+            raw=summarize([mb / r for r in raw]),
+            extra={"tool_seconds": summarize(tool), "raw_seconds": summarize(raw), **extra},
+        )
+    return Figure(
+        id=fid,
+        title=title,
+        compared_with=compared_with,
+        target_kind="max_ratio",
+        target=target,
+        value=summarize(ratios(tool, raw)),
+        tool=summarize(tool),
+        raw=summarize(raw),
+        extra=dict(extra),
+    )
+
+
+class Suite:
+    def __init__(self, root: Path, settings: Settings, workdir: Path) -> None:
+        self.root = root
+        self.settings = settings
+        self.workdir = workdir
+        self.state_dir = workdir / "state"
+        self.environ = stacks.bench_environ(self.state_dir)
+        bindir = Path(sys.executable).parent
+        self.lakehouse = str(bindir / "lakehouse")
+        self.invoke = str(bindir / "invoke")
+        self.figures: list[Figure] = []
+        self._projects: list[str] = []
+        os.environ["LAKEHOUSE_STATE_DIR"] = str(self.state_dir)
+
+    # ---- helpers ------------------------------------------------------------------------
+    def quiet_output(self) -> Any:
+        from lakehouse_tasks.ui import Output
+
+        sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the Output
+        return Output(stdout=sink, stderr=sink)
+
+    @contextlib.contextmanager
+    def project_named(self, hint: str) -> Iterator[str]:
+        name = stacks.project_name(hint)
+        self._projects.append(name)
+        try:
+            yield name
+        finally:
+            stacks.remove_project(name)
+
+    def cleanup(self) -> None:
+        for name in self._projects:
+            stacks.remove_project(name)
+
+    # ---- CLI start-up -------------------------------------------------------------------
+    def startup(self) -> None:
+        empty = self.workdir / "empty-tasks"
+        empty.mkdir(exist_ok=True)
+        (empty / "tasks.py").write_text("")
+        raw = [self.invoke, "--list"]
+        commands = {
+            "lakehouse": [self.lakehouse, "--help"],
+            "invoke": [self.invoke, "--list"],
+        }
+        # ``invoke --list`` exits 1 on a tasks file without tasks ("No tasks found").
+        raw_ok = (0, 1)
+        for argv in (raw, *commands.values()):  # warm the page cache
+            timed_run(argv, cwd=empty if argv is raw else self.root, env=self.environ, ok_codes=raw_ok)
+        times: dict[str, list[float]] = {"raw": [], **{k: [] for k in commands}}
+        for i in range(self.settings.runs):
+            order = ["raw", *commands] if i % 2 == 0 else [*commands, "raw"]
+            for key in order:
+                argv = raw if key == "raw" else commands[key]
+                cwd = empty if key == "raw" else self.root
+                codes = raw_ok if key == "raw" else (0,)
+                times[key].append(timed_run(argv, cwd=cwd, env=self.environ, ok_codes=codes))
+        log(f"start-up: {json.dumps({k: round(min(v), 3) for k, v in times.items()})}")
+        for key, argv in commands.items():
+            self.figures.append(
+                figure_from_pairs(
+                    f"startup-{key}",
+                    f"CLI start-up: `{shlex.join([Path(argv[0]).name, *argv[1:]])}`",
+                    "`invoke --list` on an empty tasks file",
+                    1.3,
+                    times[key],
+                    times["raw"],
+                )
+            )
+
+    # ---- health snapshots on generated stacks -------------------------------------------
+    def _start_generated(self, size: int, name: str) -> Path:
+        stack_file = stacks.write_generated_stack(self.workdir / "stacks", size)
+        argv = stacks.compose_argv(stack_file, name)
+        capture([*argv, "up", "-d", "--quiet-pull"])
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if len(compose_ps_ids(capture([*argv, "ps", "--format", "json"]))) >= size:
+                break
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"the generated {size}-service stack did not start in 300 s")
+        return stack_file
+
+    def _tool_snapshot(self, stack_file: Path, name: str, *, resources: bool) -> tuple[float, int]:
+        from lakehouse_tasks import docker
+        from lakehouse_tasks.health import take_snapshot
+
+        before = len(docker.CALLS)
+        started = time.perf_counter()
+        project = stacks.open_generated(self.root, stack_file, name)
+        snapshot = take_snapshot(project, resources=resources)
+        elapsed = time.perf_counter() - started
+        if snapshot.total < 1:
+            raise RuntimeError(f"the snapshot of {name} saw no service")
+        return elapsed, len(docker.CALLS) - before
+
+    @staticmethod
+    def _raw_snapshot(stack_file: Path, name: str, *, resources: bool) -> float:
+        argv = stacks.compose_argv(stack_file, name)
+        started = time.perf_counter()
+        out = capture([*argv, "ps", "--format", "json"])
+        if resources:
+            capture(["docker", "stats", "--no-stream", *compose_ps_ids(out)])
+        return time.perf_counter() - started
+
+    def health(self, *, memory: bool) -> None:
+        sizes = self.settings.sizes
+        res_tool: dict[int, list[float]] = {}
+        res_raw: dict[int, list[float]] = {}
+        nores_tool: dict[int, list[float]] = {}
+        nores_raw: dict[int, list[float]] = {}
+        calls: dict[str, dict[int, set[int]]] = {"resources": {}, "no_resources": {}}
+        for size in sizes:
+            with self.project_named(f"health{size}") as name:
+                stack_file = self._start_generated(size, name)
+                log(f"health: {size} services up")
+                self._tool_snapshot(stack_file, name, resources=False)  # warm-up
+                res_tool[size], res_raw[size] = [], []
+                nores_tool[size], nores_raw[size] = [], []
+                for i in range(self.settings.runs):
+                    steps: list[tuple[list[float], Callable[[], float]]] = []
+                    for resources, tool_list, raw_list in (
+                        (True, res_tool[size], res_raw[size]),
+                        (False, nores_tool[size], nores_raw[size]),
+                    ):
+                        key = "resources" if resources else "no_resources"
+
+                        def tool(resources: bool = resources, key: str = key) -> float:
+                            elapsed, n = self._tool_snapshot(stack_file, name, resources=resources)
+                            calls[key].setdefault(size, set()).add(n)
+                            return elapsed
+
+                        def raw(resources: bool = resources) -> float:
+                            return self._raw_snapshot(stack_file, name, resources=resources)
+
+                        pair = [(tool_list, tool), (raw_list, raw)]
+                        steps.extend(pair if i % 2 == 0 else pair[::-1])
+                    for target, step in steps:
+                        target.append(step())
+                log(
+                    f"health {size}: resources tool {min(res_tool[size]):.3f}s raw "
+                    f"{min(res_raw[size]):.3f}s; no resources tool {min(nores_tool[size]):.3f}s "
+                    f"raw {min(nores_raw[size]):.3f}s"
+                )
+                if memory and size == min(sizes):
+                    self.memory(stack_file, name)
+        for size in sizes:
+            self.figures.append(
+                figure_from_pairs(
+                    f"health-resources-{size}",
+                    f"health snapshot with resources, {size} services",
+                    "`docker compose ps --format json` + one `docker stats --no-stream`",
+                    1.0,
+                    res_tool[size],
+                    res_raw[size],
+                    docker_calls=sorted(calls["resources"].get(size, ())),
+                )
+            )
+        for size in sizes:
+            self.figures.append(
+                figure_from_pairs(
+                    f"health-no-resources-{size}",
+                    f"health snapshot without resources, {size} services",
+                    "`docker compose ps --format json`",
+                    1.5,
+                    nores_tool[size],
+                    nores_raw[size],
+                    docker_calls=sorted(calls["no_resources"].get(size, ())),
+                )
+            )
+        for key, per_size in calls.items():
+            counts = {n for found in per_size.values() for n in found}
+            if len(counts) > 1:
+                for f in self.figures:
+                    if f.id.startswith("health-" + key.replace("_", "-")):
+                        f.notes.append(
+                            f"docker calls differ between sizes: {json.dumps(sorted(counts))}"
+                        )
+
+    # ---- memory of health --watch -------------------------------------------------------
+    def memory(self, stack_file: Path, name: str) -> None:
+        from lakehouse_tasks.tasks.health import watch
+
+        project = stacks.open_generated(self.root, stack_file, name)
+        out = self.quiet_output()
+        out.json_mode = True
+        samples: list[int] = []
+
+        def after_refresh(_seconds: float) -> None:
+            samples.append(rss_bytes())
+
+        gc.collect()
+        started = time.perf_counter()
+        watch(
+            project,
+            out,
+            interval=0.0,
+            count=self.settings.refreshes,
+            resources=False,
+            services=[],
+            detailed=False,
+            sleep=after_refresh,
+        )
+        elapsed = time.perf_counter() - started
+        samples.append(rss_bytes())
+        growth = (samples[-1] - samples[0]) / 1e6
+        log(f"memory: {len(samples)} refreshes, growth {growth:.2f} MB in {elapsed:.0f}s")
+        self.figures.append(
+            Figure(
+                id="watch-memory",
+                title=f"memory of `health --watch` over {self.settings.refreshes} refreshes",
+                compared_with="its own RSS after the first refresh",
+                target_kind="max_value",
+                target=2.0,
+                unit="MB",
+                value=summarize([growth]),
+                extra={
+                    "rss_first_mb": samples[0] / 1e6,
+                    "rss_last_mb": samples[-1] / 1e6,
+                    "rss_max_mb": max(samples) / 1e6,
+                    "refreshes": self.settings.refreshes,
+                    "seconds": elapsed,
+                    "services": len(stacks.generated_stack(min(self.settings.sizes))["services"]),
+                },
+            )
+        )
+
+    # ---- deploy and preflight -----------------------------------------------------------
+    def _rehearsal(self, name: str) -> tuple[Path, Any]:
+        from lakehouse_tasks.project import open_project
+
+        env_file = stacks.rehearsal_env_file(self.workdir / "env", self.root, name)
+        project = open_project(
+            "dev", rehearsal=True, env_files=[str(env_file)], strict=False, root=self.root
+        )
+        return env_file, project
+
+    def deploy(self) -> None:
+        from lakehouse_tasks.preflight import run_preflight
+        from lakehouse_tasks.project import open_project
+
+        tool_t: list[float] = []
+        raw_t: list[float] = []
+        preflight_t: list[float] = []
+        with self.project_named("deploy") as name:
+            env_file, project = self._rehearsal(name)
+            compose = project.compose.compose_cmd
+            tool = [
+                self.lakehouse, "deploy", "--env", "dev", "--rehearsal", "--skip-backup",
+                "--skip-preflight", "--env-file", str(env_file),
+            ]  # fmt: skip
+            raw = [*compose, "up", "-d", "--wait"]
+            down = [*compose, "down", "-v", "--remove-orphans", "-t", "0"]
+            for i in range(self.settings.heavy_runs):
+                started = time.perf_counter()
+                fresh = open_project(
+                    "dev", rehearsal=True, env_files=[str(env_file)], strict=False, root=self.root
+                )
+                run_preflight(fresh, target="compose")
+                preflight_t.append(time.perf_counter() - started)
+                order = [("tool", tool), ("raw", raw)]
+                for key, argv in order if i % 2 == 0 else order[::-1]:
+                    timed_run(down, env=self.environ)
+                    elapsed = timed_run(argv, cwd=self.root, env=self.environ, timeout=900)
+                    (tool_t if key == "tool" else raw_t).append(elapsed)
+                log(f"deploy run {i + 1}: tool {tool_t[-1]:.1f}s raw {raw_t[-1]:.1f}s")
+            timed_run(down, env=self.environ)
+        self.figures.append(
+            figure_from_pairs(
+                "deploy",
+                "deploy of the dev stack from nothing (`--skip-backup --skip-preflight`)",
+                "`docker compose up -d --wait` on the same merged files",
+                1.05,
+                tool_t,
+                raw_t,
+            )
+        )
+        self.figures.append(
+            Figure(
+                id="preflight",
+                title="preflight alone (fixed cost added to a deploy)",
+                compared_with="nothing (absolute)",
+                target_kind="max_value",
+                target=0.5,
+                unit="s",
+                value=summarize(preflight_t),
+            )
+        )
+
+    # ---- backup and restore -------------------------------------------------------------
+    def _fill(self, project: Any, volume: str, image: str, db: Any, container: str) -> int:
+        size = self.settings.data_bytes
+        mib = max(1, size // 1024**2)
+        capture(
+            [
+                "docker", "run", "--rm", "--network", "none", "--user", "0:0",
+                "-v", f"{volume}:/v", "--entrypoint", "sh", image, "-c",
+                f"head -c {mib}m /dev/urandom > /v/bench.bin",
+            ]
+        )  # fmt: skip
+        rows = size // 170  # about 170 bytes per row on disk
+        capture(
+            [
+                "docker", "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-q",
+                "-U", db.user, "-d", db.database, "-c",
+                "DROP TABLE IF EXISTS bench_fill; CREATE TABLE bench_fill AS SELECT g AS id, "
+                "md5(g::text) AS a, md5((g+1)::text) AS b, md5((g+2)::text) AS c, "
+                f"md5((g+3)::text) AS d FROM generate_series(1, {rows}) g",
+            ]
+        )  # fmt: skip
+        return int(
+            capture(
+                [
+                    "docker", "exec", container, "psql", "-tA", "-U", db.user, "-d", db.database,
+                    "-c", f"SELECT pg_database_size('{db.database}')",
+                ]
+            ).strip()
+        )  # fmt: skip
+
+    def backup(self) -> None:
+        from lakehouse_tasks import backup as backup_mod
+        from lakehouse_tasks import restore as restore_mod
+
+        volume_key, db_service = "minio-data", "metastore-db"
+        with self.project_named("backup") as name:
+            _env_file, project = self._rehearsal(name)
+            compose = project.compose.compose_cmd
+            capture([*compose, "up", "-d", "--wait"], cwd=self.root, env=self.environ)
+            volume = project.stack.volumes[volume_key]
+            image = backup_mod.tool_image(project, volume_key)
+            db = next(d for d in backup_mod.databases(project) if d.service == db_service)
+            container = backup_mod.container_of(project, db_service)
+            db_bytes = self._fill(project, volume, image, db, container)
+            vol_bytes = self.settings.data_bytes
+            log(f"backup: filled {vol_bytes / 1e6:.0f} MB volume, {db_bytes / 1e6:.0f} MB database")
+            dest = self.workdir / "backups"
+            raw_dir = self.workdir / "raw-backups"
+            raw_dir.mkdir(parents=True, exist_ok=True)
+            docker = project.compose.docker_cmd
+            gzip_level = backup_mod.GZIP_LEVEL
+            raw_archive = raw_dir / "volume.tar.gz"
+            raw_dump = raw_dir / "db.dump"
+            q = shlex.quote
+            raw_cmds = {
+                "backup-volume": (
+                    f"{shlex.join(docker)} run --rm --network none --user 0:0 -v {q(volume)}:/v:ro "
+                    f"--entrypoint tar {q(image)} -C /v -cf - . | gzip -{gzip_level} "
+                    f"> {q(str(raw_archive))}"
+                ),
+                "backup-db": (
+                    f"{shlex.join(docker)} exec {q(container)} pg_dump -Fc -U {q(db.user)} "
+                    f"-d {q(db.database)} > {q(str(raw_dump))}"
+                ),
+                "restore-volume": (
+                    f"{shlex.join(docker)} run --rm --network none --user 0:0 -v {q(volume)}:/v "
+                    f"--entrypoint find {q(image)} /v -mindepth 1 -delete && "
+                    f"gzip -dc {q(str(raw_archive))} | {shlex.join(docker)} run -i --rm "
+                    f"--network none --user 0:0 -v {q(volume)}:/v --entrypoint tar {q(image)} "
+                    "-C /v -xf -"
+                ),
+                "restore-db": (
+                    f"{shlex.join(docker)} exec {q(container)} psql -q -v ON_ERROR_STOP=1 "
+                    f"-U {q(db.user)} -d postgres -c {q(f'DROP DATABASE IF EXISTS {db.database} WITH (FORCE)')} && "  # noqa: E501
+                    f"{shlex.join(docker)} exec {q(container)} psql -q -v ON_ERROR_STOP=1 "
+                    f"-U {q(db.user)} -d postgres -c {q(f'CREATE DATABASE {db.database} OWNER {db.user}')} && "  # noqa: E501
+                    f"{shlex.join(docker)} exec -i {q(container)} pg_restore -U {q(db.user)} "
+                    f"-d {q(db.database)} --exit-on-error --single-transaction < {q(str(raw_dump))}"
+                ),
+            }
+            out = self.quiet_output()
+            times: dict[str, dict[str, list[float]]] = {
+                k: {"tool": [], "raw": []} for k in raw_cmds
+            }
+            selectors = {"volume": volume_key, "db": db_service}
+            for i in range(self.settings.heavy_runs):
+                for what, selector in selectors.items():
+                    made: dict[str, Any] = {}
+
+                    def tool_backup(selector: str = selector, made: dict[str, Any] = made) -> None:
+                        made["manifest"] = backup_mod.create_backup(
+                            project, dest=dest, only=[selector], out=out
+                        )
+
+                    def tool_restore(selector: str = selector, made: dict[str, Any] = made) -> None:
+                        info = backup_mod.find_backup(dest, made["manifest"].id)
+                        restore_mod.restore_backup(
+                            project, info, only=[selector], safety_backup=False, out=out
+                        )
+
+                    for phase, tool_fn in (("backup", tool_backup), ("restore", tool_restore)):
+                        key = f"{phase}-{what}"
+
+                        def run_tool(fn: Callable[[], None] = tool_fn) -> float:
+                            started = time.perf_counter()
+                            fn()
+                            return time.perf_counter() - started
+
+                        def run_raw(key: str = key) -> float:
+                            return timed_run(raw_cmds[key], shell=True, env=self.environ)
+
+                        pair = [("tool", run_tool), ("raw", run_raw)]
+                        for side, fn in pair if i % 2 == 0 else pair[::-1]:
+                            times[key][side].append(fn())
+                        log(
+                            f"{key} run {i + 1}: tool {times[key]['tool'][-1]:.1f}s "
+                            f"raw {times[key]['raw'][-1]:.1f}s"
+                        )
+                    shutil.rmtree(dest, ignore_errors=True)
+        sizes = {"volume": vol_bytes, "db": db_bytes}
+        labels = {
+            "backup-volume": (
+                f"backup of a {human(vol_bytes)} volume",
+                f"`docker run ... tar -cf - | gzip -{gzip_level} > file`",
+            ),
+            "backup-db": (
+                f"backup of a {human(db_bytes)} database",
+                "`docker exec ... pg_dump -Fc > file`",
+            ),
+            "restore-volume": (
+                f"restore of the {human(vol_bytes)} volume",
+                "`find -delete`, then `gzip -dc file | docker run -i ... tar -xf -`",
+            ),
+            "restore-db": (
+                f"restore of the {human(db_bytes)} database",
+                "`psql` drop/create, then `docker exec -i ... pg_restore --single-transaction`",
+            ),
+        }
+        for key, (title, compared) in labels.items():
+            self.figures.append(
+                figure_from_pairs(
+                    key,
+                    title,
+                    compared,
+                    0.9,
+                    times[key]["tool"],
+                    times[key]["raw"],
+                    throughput_bytes=sizes[key.split("-")[1]],
+                )
+            )
+
+
+def human(size: int) -> str:
+    if size >= 1024**3:
+        return f"{size / 1024**3:.1f} GiB"
+    return f"{size / 1024**2:.0f} MiB"
+
+
+def run_suite(
+    *,
+    root: Path,
+    only: Sequence[str] = (),
+    runs: int | None = None,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Measure the selected figure groups and return the result document."""
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown figure {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+    groups = [g for g in GROUPS if not only or g in only]
+    settings = Settings.make(quick=quick, runs=runs)
+    started = _dt.datetime.now(_dt.UTC)
+    clock = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="lakehouse-bench-"))
+    suite = Suite(root, settings, workdir)
+    try:
+        if "startup" in groups:
+            suite.startup()
+        if "health" in groups or "memory" in groups:
+            if "health" in groups:
+                suite.health(memory="memory" in groups)
+            else:
+                with suite.project_named("memory") as name:
+                    stack_file = suite._start_generated(min(settings.sizes), name)
+                    suite.memory(stack_file, name)
+        if "deploy" in groups:
+            suite.deploy()
+        if "backup" in groups:
+            suite.backup()
+    finally:
+        suite.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result_document(
+        suite.figures,
+        machine=machine_info(),
+        quick=quick,
+        runs=settings.runs,
+        started=started,
+        duration_s=time.monotonic() - clock,
+    ) | {"settings": settings.__dict__ | {"sizes": list(settings.sizes)}}
+
+
+def write_results(doc: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def figures_of(doc: dict[str, Any]) -> list[Figure]:
+    """:class:`Figure` objects back from a result document (to print its table)."""
+    found = []
+    for f in doc["figures"]:
+        found.append(
+            Figure(
+                id=f["id"],
+                title=f["title"],
+                compared_with=f["compared_with"],
+                target_kind=f["target"]["kind"],
+                target=f["target"]["value"],
+                unit=f["target"].get("unit", "x"),
+                value=f["value"],
+                tool=f.get("tool"),
+                raw=f.get("raw"),
+                notes=list(f.get("notes") or []),
+                extra=dict(f.get("extra") or {}),
+            )
+        )
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--only", action="append", default=[], help=f"one of {GROUPS}")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    root = Path(__file__).resolve().parent.parent
+    doc = run_suite(root=root, only=args.only, runs=args.runs, quick=args.quick)
+    write_results(doc, args.output or root / "bench" / "results" / "latest.json")
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(results_table(figures_of(doc)))
+    return 0 if doc["all_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
