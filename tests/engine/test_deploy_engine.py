@@ -108,10 +108,17 @@ class Recorder(Reporter):
 
 
 @pytest.fixture
-def synthetic(
-    lakehouse_project: Path, docker_engine: str, standin_images: dict[str, str]
-) -> Iterator[Callable[..., Any]]:
-    """Factory: write the env (with overrides) and open the synthetic project."""
+def synthetic(lakehouse_project: Path) -> Iterator[Callable[..., Any]]:
+    """Factory: write the env (with overrides) and open the synthetic project.
+
+    Needs only the engine and the busybox stand-in (tests/conftest.py builds it in a full
+    run), so these tests also run alone with ``--noconftest``.
+    """
+    probe = subprocess.run(["docker", "image", "inspect", BUSYBOX], capture_output=True)
+    if probe.returncode != 0:
+        pytest.fail(
+            f"{BUSYBOX} is missing: build it with `python -m lakehouse_tasks.rehearsal` first"
+        )
     name = f"lht-deploy-{uuid.uuid4().hex[:8]}"
     (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
 
