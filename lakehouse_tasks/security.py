@@ -60,7 +60,7 @@ KNOWN_IMAGE_USERS: Mapping[str, str] = {
     "lakehouse/hive": "hive",  # compose/images/hive: FROM apache/hive, no USER change
     "lakehouse/superset": "superset",  # compose/images/superset: USER superset
     "lakehouse/ingestor": "ingestor",  # compose/images/ingestor: USER ingestor
-    "lakehouse/dbt-trino": "",  # compose/images/dbt: FROM python:*-slim, no USER: root
+    "lakehouse/dbt-trino": "1000",  # compose/images/dbt: USER 1000:1000
     "prom/prometheus": "nobody",  # monitoring plugin: USER nobody
     "grafana/grafana": "472",  # monitoring plugin: USER grafana (uid 472)
     "postgres": "",

@@ -33,17 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: Findings of prod's defaults that fail today, each with the fix that belongs to another
 #: file. When one is fixed this test fails: remove it here (and from docs/SECURITY.md).
-KNOWN_OPEN_PROD_FAILURES = {
-    # compose/images/dbt/Dockerfile has no USER: dbt runs as root.
-    ("dbt", CHECK_USER),
-    # the monitoring plugin's compose file does not apply the prod hardening block.
-    ("grafana", CHECK_NNP),
-    ("grafana", CHECK_CAPS),
-    ("grafana", CHECK_ROOTFS),
-    ("prometheus", CHECK_NNP),
-    ("prometheus", CHECK_CAPS),
-    ("prometheus", CHECK_ROOTFS),
-}
+KNOWN_OPEN_PROD_FAILURES: set[tuple[str, str]] = set()
 
 
 def self_signed(tmp: Path, days: int) -> tuple[Path, Path]:
@@ -132,11 +122,8 @@ def test_prod_warnings_are_only_documented_image_needs(prod_findings: list[Findi
         "airflow-webserver",
         "airflow-scheduler",
     }
-    postgres = {"metastore-db", "superset-db", "airflow-db"}
     assert warned == (
-        {(s, CHECK_USER) for s in root_needed}
-        | {(s, CHECK_ROOTFS) for s in writable}
-        | {(s, CHECK_CAPS) for s in postgres}  # DAC_READ_SEARCH added back
+        {(s, CHECK_USER) for s in root_needed} | {(s, CHECK_ROOTFS) for s in writable}
     )
 
 
