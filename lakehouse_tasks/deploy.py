@@ -185,7 +185,7 @@ def plan_deploy(project: Project, options: DeployOptions) -> DeployPlan:
     args = up_arguments(
         stack, requested, pull=options.pull, missing_images=_missing_images(stack, services)
     )
-    compose_cmd = shlex.join(project.compose.compose_cmd + args)
+    compose_cmd = shlex.join(str(a) for a in [*project.compose.compose_cmd, *args])
     layers = [tuple(n for n in layer if n in services) for layer in stack.startup_layers()]
     steps = [
         "skip preflight (--skip-preflight)" if options.skip_preflight else "preflight checks",
@@ -335,7 +335,7 @@ class ComposeProblem:
 
 _DEPENDENCY = re.compile(r"dependency failed to start: container ([\w.-]+) (.+)$")
 _COMPLETED = re.compile(r'service "([\w.-]+)" didn\'t complete successfully: (.+)$')
-_CONTAINER = re.compile(r"container (?:name )?\"?/?([\w.-]+)\"?")
+_CONTAINER = re.compile(r"(?:container|endpoint) (?:name )?\"?/?([\w.-]+)\"?")
 
 
 def service_of_container(container: str, project_name: str) -> str:
