@@ -343,7 +343,9 @@ class Suite:
 
     # ---- memory of health --watch -------------------------------------------------------
     def memory(self, stack_file: Path, name: str) -> None:
-        from lakehouse_tasks.tasks.health import watch
+        from lakehouse_tasks.tasks import health as health_tasks
+
+        watch = getattr(health_tasks, "watch_health", None) or health_tasks.watch
 
         project = stacks.open_generated(self.root, stack_file, name)
         out = self.quiet_output()

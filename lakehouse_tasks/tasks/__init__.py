@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke import Collection
 
 from . import audit as audit_tasks
-from . import backup, config, env, health, preflight, restore, secrets
+from . import backup, bench, config, env, health, preflight, restore, secrets
 from . import deploy as deploy_tasks
 from . import lock as lock_tasks
 from . import logs as logs_tasks
@@ -31,5 +31,6 @@ ns.add_collection(lock_tasks.ns)
 ns.add_task(logs_tasks.logs)
 ns.add_task(audit_tasks.audit)
 ns.add_task(security_tasks.security)
+ns.add_task(bench.bench)
 
 __all__ = ["ns"]
