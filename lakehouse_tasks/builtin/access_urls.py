@@ -5,10 +5,11 @@ variable, ``BIND_ADDRESS`` and ``HTTPS_MODE``.
 
 * The host is ``BIND_ADDRESS``, except that a wildcard bind (``0.0.0.0``, ``::`` or empty)
   is shown as ``localhost``, the address that works from the host itself.
-* ``HTTPS_MODE=enforced``: the TLS proxy terminates HTTPS on each interface's published port
-  (the services themselves are only reachable inside the compose network), so every URL is
-  ``https://``. ``optional`` keeps ``http://`` and says HTTPS is also served when certificates
-  are configured; ``disabled`` is plain ``http://``.
+* ``HTTPS_MODE=enforced`` (prod): the TLS proxy terminates HTTPS on each interface's
+  ``*_TLS_PORT`` on ``PROXY_BIND_ADDRESS`` (the services themselves publish nothing), so every
+  URL is ``https://`` to the proxy. ``optional`` (staging) keeps the plain ``http://`` URL
+  and names the proxy's ``https://`` URL in the note when certificates are configured;
+  ``disabled`` is plain ``http://``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from ..plugins import AccessURL
 if TYPE_CHECKING:
     from ..environment import Environment
 
-#: (interface, port variable, default port from the base compose file, path).
-INTERFACES: tuple[tuple[str, str, int, str], ...] = (
-    ("MinIO console", "MINIO_CONSOLE_PORT", 9001, "/"),
-    ("Spark UI", "SPARK_MASTER_UI_PORT", 8080, "/"),
-    ("Trino", "TRINO_PORT", 8086, "/ui/"),
-    ("Superset", "SUPERSET_PORT", 8088, "/"),
-    ("Airflow", "AIRFLOW_PORT", 8089, "/"),
+#: (interface, port variable, default port from the base compose file, path, TLS port
+#: variable of the proxy).
+INTERFACES: tuple[tuple[str, str, int, str, str], ...] = (
+    ("MinIO console", "MINIO_CONSOLE_PORT", 9001, "/", "MINIO_CONSOLE_TLS_PORT"),
+    ("Spark UI", "SPARK_MASTER_UI_PORT", 8080, "/", "SPARK_MASTER_UI_TLS_PORT"),
+    ("Trino", "TRINO_PORT", 8086, "/ui/", "TRINO_TLS_PORT"),
+    ("Superset", "SUPERSET_PORT", 8088, "/", "SUPERSET_TLS_PORT"),
+    ("Airflow", "AIRFLOW_PORT", 8089, "/", "AIRFLOW_TLS_PORT"),
 )
 
 WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
@@ -46,18 +48,20 @@ def public_host(bind_address: str | None) -> str:
 def access_urls_for(env: Environment) -> list[AccessURL]:
     """The built-in interfaces' URLs for ``env``."""
     host = public_host(env.get("BIND_ADDRESS", "127.0.0.1"))
+    proxy_host = public_host(env.get("PROXY_BIND_ADDRESS", "0.0.0.0"))
     mode = (env.get("HTTPS_MODE") or "disabled").strip().lower()
-    scheme = "https" if mode == "enforced" else "http"
-    if mode == "enforced":
-        note = "through the TLS proxy"
-    elif mode == "optional":
-        note = "HTTPS also served by the TLS proxy when certificates are configured"
-    else:
-        note = ""
+    certificates = bool(env.get("TLS_CERT_FILE") and env.get("TLS_KEY_FILE"))
     urls = []
-    for name, variable, default, path in INTERFACES:
+    for name, variable, default, path, tls_variable in INTERFACES:
         port = (env.get(variable) or str(default)).strip()
-        urls.append(AccessURL(name, f"{scheme}://{host}:{port}{path}", note))
+        tls_port = (env.get(tls_variable) or port).strip()
+        https = f"https://{proxy_host}:{tls_port}{path}"
+        if mode == "enforced":
+            urls.append(AccessURL(name, https, "through the TLS proxy"))
+        elif mode == "optional" and certificates:
+            urls.append(AccessURL(name, f"http://{host}:{port}{path}", f"HTTPS: {https}"))
+        else:
+            urls.append(AccessURL(name, f"http://{host}:{port}{path}", ""))
     return urls
 
 

@@ -67,12 +67,32 @@ def test_wildcard_bind_shows_localhost_and_defaults_fill_missing_ports(make_env:
 
 
 def test_https_enforced_goes_through_the_proxy(make_env: Any) -> None:
-    env = make_env(BIND_ADDRESS="127.0.0.1", HTTPS_MODE="enforced", SUPERSET_PORT="8088")
-    urls = builtins_only().access_urls(env=env)
-    assert all(u.url.startswith("https://127.0.0.1:") for u in urls)
-    assert all(u.note == "through the TLS proxy" for u in urls)
-    optional = builtins_only().access_urls(env=make_env(HTTPS_MODE="optional"))
-    assert all(u.url.startswith("http://") and "HTTPS" in u.note for u in optional)
+    env = make_env(
+        BIND_ADDRESS="127.0.0.1",
+        PROXY_BIND_ADDRESS="0.0.0.0",
+        HTTPS_MODE="enforced",
+        SUPERSET_PORT="18088",
+        SUPERSET_TLS_PORT="8488",
+    )
+    urls = {u.name: u for u in builtins_only().access_urls(env=env)}
+    assert all(u.url.startswith("https://localhost:") for u in urls.values())
+    assert all(u.note == "through the TLS proxy" for u in urls.values())
+    # The proxy's port, not the UI's own (which prod does not publish).
+    assert urls["Superset"].url == "https://localhost:8488/"
+
+
+def test_https_optional_names_the_proxy_url_when_certificates_are_set(make_env: Any) -> None:
+    plain = builtins_only().access_urls(env=make_env(HTTPS_MODE="optional"))
+    assert all(u.url.startswith("http://") and u.note == "" for u in plain)
+    env = make_env(
+        HTTPS_MODE="optional",
+        TLS_CERT_FILE="certs/staging/tls.crt",
+        TLS_KEY_FILE="certs/staging/tls.key",
+        AIRFLOW_TLS_PORT="8489",
+    )
+    urls = {u.name: u for u in builtins_only().access_urls(env=env)}
+    assert urls["Airflow"].url.startswith("http://")
+    assert urls["Airflow"].note == "HTTPS: https://localhost:8489/"
 
 
 def test_access_urls_plugin_can_be_disabled(make_env: Any) -> None:
