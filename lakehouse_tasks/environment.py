@@ -156,7 +156,9 @@ def read_env_file(path: Path) -> dict[str, str]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"Cannot read {path} ({exc.strerror}); check the path and permissions.")
+        raise ConfigError(
+            f"Cannot read {path} ({exc.strerror}); check the path and permissions."
+        ) from None
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string

@@ -31,7 +31,7 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (use one of {names})") from None
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     DEPLOY_STARTED = "deploy.started"
     DEPLOY_SUCCEEDED = "deploy.succeeded"
     DEPLOY_FAILED = "deploy.failed"

@@ -33,9 +33,14 @@ def profiles_for(env: Environment) -> list[str]:
     profiles: list[str] = []
     mode = (env.get("HTTPS_MODE") or "disabled").lower()
     cert, key = env.get("TLS_CERT_FILE") or "", env.get("TLS_KEY_FILE") or ""
-    if mode == "optional" and cert and key:
-        if _resolve(env, cert).exists() and _resolve(env, key).exists():
-            profiles.append("tls")
+    if (
+        mode == "optional"
+        and cert
+        and key
+        and _resolve(env, cert).exists()
+        and _resolve(env, key).exists()
+    ):
+        profiles.append("tls")
     return profiles
 
 

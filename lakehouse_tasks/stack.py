@@ -190,7 +190,7 @@ class Stack:
                 ),
                 build=bool(raw.get("build")),
             )
-        volumes = {
+        volume_names = {
             key: str((spec or {}).get("name", key))
             for key, spec in (config.get("volumes") or {}).items()
         }
@@ -198,7 +198,7 @@ class Stack:
         return cls(
             name=str(config.get("name", "")),
             services=services,
-            volumes=volumes,
+            volumes=volume_names,
             networks=tuple((config.get("networks") or {}).keys()),
             config_hash=hashlib.sha256(canonical.encode()).hexdigest(),
             raw=config,

@@ -55,7 +55,7 @@ class Table:
     """Tabular data with a title, column headers and rows of plain values."""
 
     columns: Sequence[tuple[str, str]]  # (key, header)
-    rows: list[Mapping[str, Any]]
+    rows: Sequence[Mapping[str, Any]]
     title: str = ""
     caption: str = ""
     status_column: str | None = None

@@ -43,7 +43,7 @@ def env_files(values: Iterable[str] | None) -> list[str]:
     return [v for v in (values or []) if v]
 
 
-def lakehouse_task(*args: Any, **kwargs: Any) -> Callable[[F], Any]:
+def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
     """``invoke.task`` plus the error boundary: a ``LakehouseError`` becomes one line on stderr
     and its documented exit code; a bug keeps its traceback. Common flags get their help."""
     if len(args) == 1 and callable(args[0]) and not kwargs:
