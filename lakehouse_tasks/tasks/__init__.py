@@ -10,6 +10,7 @@ from . import deploy as deploy_tasks
 from . import lock as lock_tasks
 from . import logs as logs_tasks
 from . import plugins as plugins_tasks
+from . import rehearsal as rehearsal_tasks
 from . import security as security_tasks
 from . import teardown as teardown_tasks
 
@@ -32,5 +33,6 @@ ns.add_task(logs_tasks.logs)
 ns.add_task(audit_tasks.audit)
 ns.add_task(security_tasks.security)
 ns.add_task(bench.bench)
+ns.add_collection(rehearsal_tasks.ns)
 
 __all__ = ["ns"]

@@ -65,3 +65,20 @@ def test_rehearsal_swaps_images_and_keeps_the_rest(env: str) -> None:
         assert svc["environment"]["STANDIN_FAULT"] == "none"
         for key, value in original.get("environment", {}).items():
             assert svc["environment"][key] == value, f"{name}: rehearsal changed env {key}"
+
+
+@pytest.mark.engine
+def test_rehearsal_build_task_reuses_cached_images(
+    standin_images: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Context
+
+    from lakehouse_tasks.tasks.rehearsal import build
+
+    build(Context(), json_=True)
+    data = json.loads(capsys.readouterr().out)
+    by_kind = {row["kind"]: row for row in data["images"]}
+    assert set(by_kind) == {"busybox", "postgres"}
+    for kind, row in by_kind.items():
+        assert row["image"] == standin_images[kind]
+        assert row["result"] == "cached"

@@ -1,0 +1,51 @@
+"""``rehearsal.*`` tasks: the offline stand-in images that let the whole lifecycle run here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import Collection
+
+from ..errors import EngineError, ExitCode
+from ..ui import Output, Table
+from ._base import lakehouse_task
+
+
+@lakehouse_task(
+    help={
+        "force": "rebuild even when an image with the same inputs hash exists",
+        "kind": "build only this stand-in kind (busybox, postgres); repeatable",
+    },
+    iterable=["kind"],
+)
+def build(c: Any, force: bool = False, kind: list[str] | None = None, json_: bool = False) -> None:
+    """Build the stand-in images (cached by a hash of their inputs) and refresh the override.
+
+    Afterwards every lifecycle task accepts --rehearsal (or LAKEHOUSE_REHEARSAL=1) to run the
+    real compose files with the stand-ins swapped in.
+    """
+    from .. import rehearsal
+
+    out = Output(json_mode=json_)
+    try:
+        refs = rehearsal.build_standins(force=force, kinds=kind or None, log=out.info)
+    except rehearsal.StandinBuildError as exc:
+        raise EngineError(
+            f"Building the stand-in images failed: {str(exc).splitlines()[0]}; "
+            "check that the engine runs and Debian's mirror is reachable.",
+            ExitCode.ENGINE_UNREACHABLE,
+        ) from None
+    rehearsal.write_override()
+    rows = [
+        {"kind": k, "image": ref, "result": rehearsal.LAST_BUILD.get(k, "")}
+        for k, ref in refs.items()
+    ]
+    if json_:
+        out.json({"images": rows, "override": str(rehearsal.OVERRIDE_PATH)})
+        return
+    out.table(Table(columns=[("kind", "Kind"), ("image", "Image"), ("result", "Result")], rows=rows))
+    out.success("Stand-ins ready: add --rehearsal to deploy, health, backup, teardown ...")
+
+
+ns = Collection("rehearsal")
+ns.add_task(build)
