@@ -766,6 +766,20 @@ def _conclude(
     return result
 
 
+def prepare_host(project: Project, reporter: Reporter) -> None:
+    """What the stack needs on the host before ``up``: services a killed backup or restore
+    left stopped are started again, and the backup directory (bind-mounted by the staging and
+    prod overrides) exists, private to its owner."""
+    from .backup import default_dest, recover_interrupted
+
+    for service in recover_interrupted(project):
+        reporter.warn(f"{service} had been left stopped by an interrupted backup; started again")
+    dest = default_dest(project.env)
+    if not dest.exists():
+        dest.mkdir(parents=True, mode=0o700)
+        reporter.step(f"created the backup directory {dest}")
+
+
 def deploy(
     project: Project, options: DeployOptions, *, reporter: Reporter | None = None
 ) -> DeployResult:
@@ -783,6 +797,7 @@ def deploy(
         manager = _plugins()
         if manager is not None:
             manager.pre_deploy(project=project, services=services)
+        prepare_host(project, reporter)
         emit(project, EventKind.DEPLOY_STARTED, f"deploy of {env.name} started", services=services)
         note = (
             "backup skipped (--skip-backup)"

@@ -50,6 +50,9 @@ def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
         return lakehouse_task()(args[0])
     help_ = {**COMMON_HELP, **kwargs.pop("help", {})}
     kwargs.setdefault("iterable", [])
+    # Long flags only: invoke's automatic one-letter flags collide between tasks (-h for
+    # --rehearsal, -e for --env here and --echo there) and read badly in scripts.
+    kwargs.setdefault("auto_shortflags", False)
     if "env_file" not in kwargs["iterable"]:
         kwargs["iterable"] = [*kwargs["iterable"], "env_file"]
 

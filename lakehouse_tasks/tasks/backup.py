@@ -8,6 +8,7 @@ from typing import Any
 
 from invoke import Collection
 
+from ..audit import audited
 from ..backup import (
     backups_table,
     create_backup,
@@ -35,6 +36,7 @@ def _dest(project: Any, dest: str | None) -> Path:
 
 
 @lakehouse_task(name="create", iterable=["only"], help=_HELP)
+@audited("backup")
 def create(
     c: Any,
     env: str | None = None,
@@ -139,6 +141,7 @@ def verify(
         "retention_days": "override BACKUP_RETENTION_DAYS (0 = keep by count only)",
     },
 )
+@audited("backup.prune")
 def prune_(
     c: Any,
     env: str | None = None,

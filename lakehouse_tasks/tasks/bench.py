@@ -42,7 +42,9 @@ def bench(
     """Measure the tool against the raw docker/compose commands; exit 1 when a target is missed."""
     root = project_root()
     if not (root / "bench" / "run.py").is_file():
-        raise ConfigError(f"{root} has no bench/ suite; run the task from a lakehouse-ops checkout.")
+        raise ConfigError(
+            f"{root} has no bench/ suite; run the task from a lakehouse-ops checkout."
+        )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from bench.run import GROUPS, figures_of, run_suite, write_results
@@ -51,14 +53,10 @@ def bench(
     selected = [g.strip() for item in only or [] for g in item.split(",") if g.strip()]
     unknown = [g for g in selected if g not in GROUPS]
     if unknown:
-        raise ConfigError(
-            f"Unknown figure {', '.join(unknown)}; choose from {', '.join(GROUPS)}."
-        )
+        raise ConfigError(f"Unknown figure {', '.join(unknown)}; choose from {', '.join(GROUPS)}.")
     if runs is not None and int(runs) < 1:
         raise ConfigError(f"--runs must be at least 1, not {runs}.")
-    doc = run_suite(
-        root=root, only=selected, runs=int(runs) if runs else None, quick=quick
-    )
+    doc = run_suite(root=root, only=selected, runs=int(runs) if runs else None, quick=quick)
     target = Path(output) if output else root / "bench" / "results" / "latest.json"
     write_results(doc, target)
     print(f"results written to {target}", file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import Any
 from rich.live import Live
 
 from .. import history as history_mod
+from ..audit import audited
 from ..deploy import (
     DeployOptions,
     DeployPlan,
@@ -168,6 +169,7 @@ def _finish(out: Output, result: DeployResult) -> None:
         "dry_run": "print the plan and the exact docker compose commands; change nothing",
     }
 )
+@audited("deploy")
 def deploy(
     c: Any,
     env: str | None = None,
@@ -207,6 +209,7 @@ def deploy(
         "timeout": "seconds to wait for every service (default as for deploy)",
     }
 )
+@audited("rollback")
 def rollback(
     c: Any,
     env: str | None = None,

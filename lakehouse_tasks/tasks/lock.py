@@ -6,6 +6,7 @@ from typing import Any
 
 from invoke import Collection
 
+from ..audit import audited
 from ..lock import lock_status
 from ..lock import release as release_lock
 from ..paths import project_root
@@ -29,6 +30,7 @@ def status(c: Any, env: str | None = None, json_: bool = False) -> None:
 
 
 @lakehouse_task(help={"force": "remove the lock even though its holder may still be running"})
+@audited("lock.release")
 def release(c: Any, env: str | None = None, force: bool = False, json_: bool = False) -> None:
     """Remove an environment's deploy lock (a live holder's lock needs --force)."""
     name = default_env(env)

@@ -43,7 +43,9 @@ def build(c: Any, force: bool = False, kind: list[str] | None = None, json_: boo
     if json_:
         out.json({"images": rows, "override": str(rehearsal.OVERRIDE_PATH)})
         return
-    out.table(Table(columns=[("kind", "Kind"), ("image", "Image"), ("result", "Result")], rows=rows))
+    out.table(
+        Table(columns=[("kind", "Kind"), ("image", "Image"), ("result", "Result")], rows=rows)
+    )
     out.success("Stand-ins ready: add --rehearsal to deploy, health, backup, teardown ...")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..audit import audited
 from ..backup import default_dest, find_backup
 from ..project import open_project
 from ..restore import check_restorable, restore_backup, restore_table
@@ -24,6 +25,7 @@ from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
         "dest": "directory holding the backups (default: $BACKUP_DIR of the env, else backups/)",
     },
 )
+@audited("restore")
 def restore(
     c: Any,
     backup: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..audit import audited
 from ..errors import ExitCode, LakehouseError
 from ..project import open_project
 from ..teardown import teardown as run_teardown
@@ -19,6 +20,7 @@ from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
         "force_without_backup": "remove prod volumes without a backup younger than 24 h",
     }
 )
+@audited("teardown")
 def teardown(
     c: Any,
     env: str | None = None,
