@@ -647,12 +647,14 @@ def run_preflight_or_fail(project: Project, *, pull: bool, reporter: Reporter) -
             reporter.warn(f"preflight: {check.name}: {check.detail}")
     failed = [c for c in checks if c.status == Status.FAIL]
     if failed:
-        listed = "; ".join(
-            f"{c.name}: {c.detail}" + (f" (fix: {c.hint})" if c.hint else "") for c in failed
+        listed = "".join(
+            f"\n  - {c.name}: {c.detail}" + (f"\n    fix: {c.hint}" if c.hint else "")
+            for c in failed
         )
         raise LakehouseError(
-            f"Preflight failed for {project.env.name}, nothing was started: {listed}; fix "
-            "these (or pass --skip-preflight if you know better).",
+            f"Preflight failed for {project.env.name} ({len(failed)} of {len(checks)} checks), "
+            f"nothing was started; fix these, or pass --skip-preflight if you know better:"
+            f"{listed}",
             ExitCode.PREFLIGHT_FAILED,
         )
     reporter.step(f"preflight passed ({len(checks)} checks)")

@@ -21,6 +21,7 @@ from . import docker
 from .checks import Check, Status, failed, passed, warned
 from .docker import MIN_COMPOSE_VERSION, MIN_ENGINE_VERSION, Engine, EngineInfo, parse_version
 from .errors import ConfigError, LakehouseError
+from .schema import Schema
 from .stack import PublishedPort, Stack
 from .ui import human_bytes
 
@@ -145,7 +146,23 @@ def disk_checks(env: Environment, info: EngineInfo | None) -> list[Check]:
 
 
 # ---- host resources -------------------------------------------------------------------------
-def resource_checks(stack: Stack, info: EngineInfo, *, target: Target = "compose") -> list[Check]:
+def limit_variable(schema: Schema | None, service: str, suffix: str) -> str:
+    """The variable that sets ``service``'s ``suffix`` (``CPU_LIMIT``...), from the schema's
+    ``used_by``; a readable guess when the schema does not say."""
+    if schema is not None:
+        for var in schema.variables.values():
+            if var.name.endswith(f"_{suffix}") and service in var.used_by:
+                return var.name
+    return f"{service.upper().replace('-', '_')}_{suffix}"
+
+
+def resource_checks(
+    stack: Stack,
+    info: EngineInfo,
+    *,
+    target: Target = "compose",
+    schema: Schema | None = None,
+) -> list[Check]:
     """The merged config's limits and reservations against the host's CPUs and memory.
 
     A CPU limit above the host's CPU count always fails: the engine refuses to create the
@@ -165,8 +182,7 @@ def resource_checks(stack: Stack, info: EngineInfo, *, target: Target = "compose
             failed(
                 f"cpu limit ({svc.name})",
                 f"{svc.name} asks for a limit of {svc.limits.cpus:g} CPUs; {host}",
-                f"lower the CPU limit of {svc.name} to at most {cpus} "
-                "(its <PREFIX>_CPU_LIMIT variable)",
+                f"set {limit_variable(schema, svc.name, 'CPU_LIMIT')} to at most {cpus}",
             )
         )
     big_memory = [s for s in stack.active.values() if memory and s.limits.memory > memory]
@@ -175,7 +191,7 @@ def resource_checks(stack: Stack, info: EngineInfo, *, target: Target = "compose
             soft(
                 f"memory limit ({svc.name})",
                 f"{svc.name} has a memory limit of {human_bytes(svc.limits.memory)}; {host}",
-                f"lower the memory limit of {svc.name} (its <PREFIX>_MEMORY_LIMIT variable)",
+                f"lower {limit_variable(schema, svc.name, 'MEMORY_LIMIT')}",
             )
         )
     totals = stack.totals()
@@ -525,7 +541,7 @@ def run_preflight(
             checks.append(Check(name, Status.SKIP, f"skipped: {why}"))
     else:
         stack = project.stack
-        checks += resource_checks(stack, info, target=target)
+        checks += resource_checks(stack, info, target=target, schema=project.env.schema)
         bindings = docker.running_port_bindings(project.compose.docker_cmd)
         checks += port_checks(stack, project.compose.project_name, bindings)
         present = engine.image_ids(stack.images().values())
