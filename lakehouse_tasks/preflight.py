@@ -182,7 +182,7 @@ def resource_checks(
             failed(
                 f"cpu limit ({svc.name})",
                 f"{svc.name} asks for a limit of {svc.limits.cpus:g} CPUs; {host}",
-                f"set {limit_variable(schema, svc.name, 'CPU_LIMIT')} to at most {cpus}",
+                f"set {limit_variable(schema, svc.name, 'CPU_LIMIT')} to at most {cpus} for {svc.name}",
             )
         )
     big_memory = [s for s in stack.active.values() if memory and s.limits.memory > memory]
