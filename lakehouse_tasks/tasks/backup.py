@@ -1,4 +1,5 @@
-"""``backup`` (create, the default task), ``backup.list``, ``backup.verify``, ``backup.prune``."""
+"""``backup`` (create, the default task), ``backup.list``, ``backup.verify``, ``backup.prune``,
+``backup.schedule`` and ``backup.scheduled-run`` (what a schedule runs)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,21 @@ from ..backup import (
     manifest_table,
     verify_backup,
 )
+from ..environment import load_environment
+from ..paths import project_root, state_dir
 from ..project import open_project
 from ..retention import prune, prune_table, retention_settings
+from ..schedule import (
+    DEFAULT_AT,
+    ScheduledRun,
+    build_spec,
+    check_schedule_wanted,
+    choose_platform,
+    install_schedule,
+    list_schedules,
+    remove_schedule,
+    run_scheduled_backup,
+)
 from ..ui import Output, Table
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
 
@@ -170,8 +184,128 @@ def prune_(
         out.table(prune_table(result))
 
 
+def _prune_by_settings(project: Any) -> Any:
+    count, days = retention_settings(project.env.values)
+    return prune(default_dest(project.env), project.env.name, keep_last=count, max_age_days=days)
+
+
+def _schedules_table(rows: list[dict[str, Any]]) -> Table:
+    return Table(
+        columns=[
+            ("environment", "ENV"),
+            ("project", "PROJECT"),
+            ("platform", "VIA"),
+            ("at", "AT"),
+            ("last_run", "LAST RUN"),
+            ("location", "WHERE"),
+        ],
+        rows=rows,
+        title="Scheduled backups",
+    )
+
+
+@lakehouse_task(
+    name="schedule",
+    help={
+        "at": f"time of day of the daily run, HH:MM on the host's clock (default {DEFAULT_AT})",
+        "remove": "remove the environment's schedule instead of installing it",
+        "list_": "list the schedules installed on this host (systemd timers and cron entries)",
+        "force": "schedule even an environment whose BACKUP_SCHEDULE is manual (dev)",
+        "via": "auto (default: systemd when it is PID 1, else cron), systemd or cron",
+    },
+)
+@audited("backup.schedule")
+def schedule(
+    c: Any,
+    env: str | None = None,
+    at: str = DEFAULT_AT,
+    remove: bool = False,
+    list_: bool = False,
+    force: bool = False,
+    via: str = "auto",
+    json_: bool = False,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+) -> None:
+    """Install (or --remove, or --list) the daily backup-then-prune run of an environment."""
+    out = Output(json_mode=json_)
+    if list_:
+        root = project_root()
+        rows = []
+        for item in list_schedules():
+            last = ScheduledRun.load(root, item.environment)
+            rows.append(
+                {**item.to_dict(), "last_run": f"{last.last_run} {last.result}".strip() or "-"}
+            )
+        if json_:
+            out.json({"schedules": rows})
+        elif rows:
+            out.table(_schedules_table(rows))
+        else:
+            out.line("No backup schedule is installed for this user.")
+        return
+    project_env = load_environment(default_env(env), env_files=env_files(env_file), strict=False)
+    if remove:
+        where = remove_schedule(project_env.project_name)
+        if json_:
+            out.json({"environment": project_env.name, "removed": where})
+        elif where:
+            out.success(f"Removed the backup schedule of {project_env.name} ({', '.join(where)}).")
+        else:
+            out.line(f"{project_env.name} had no backup schedule installed.")
+        return
+    check_schedule_wanted(project_env, force=force)
+    spec = build_spec(
+        project_env, at=at, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
+    )
+    platform = choose_platform(via)
+    log_file = state_dir(project_env.root) / f"schedule-{project_env.name}.log"
+    installed = install_schedule(spec, platform=platform, log_file=log_file)
+    count, days = retention_settings(project_env.values)
+    if json_:
+        out.json({**installed.to_dict(), "keep_last": count, "retention_days": days})
+        return
+    out.success(
+        f"{project_env.name} is backed up daily at {spec.at} via {platform} "
+        f"({installed.location}), then pruned (keep last {count or '-'}, "
+        f"{days or '-'} days)."
+    )
+    out.line(f"Command: {installed.command}")
+
+
+@lakehouse_task(name="scheduled-run")
+def scheduled_run(
+    c: Any,
+    env: str | None = None,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+    json_: bool = False,
+) -> None:
+    """What a schedule runs: back up, prune by retention, record the run, emit the outcome."""
+    name = default_env(env)
+    out = Output(json_mode=json_)
+    record = run_scheduled_backup(
+        name,
+        open_project=lambda: open_project(
+            name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
+        ),
+        backup=lambda project: create_backup(project, tag="scheduled", out=out),
+        prune=_prune_by_settings,
+        root=project_root(),
+    )
+    if json_:
+        out.json(record.to_dict())
+    else:
+        out.success(
+            f"Scheduled backup {record.backup_id} of {name} complete; pruned "
+            f"{len(record.pruned)} old backup(s)."
+        )
+
+
 ns = Collection("backup")
 ns.add_task(create, default=True)
 ns.add_task(list_, name="list")
 ns.add_task(verify)
 ns.add_task(prune_, name="prune")
+ns.add_task(schedule, name="schedule")
+ns.add_task(scheduled_run, name="scheduled-run")

@@ -9,7 +9,7 @@ from typing import Any
 
 from invoke import Exit
 
-from ..errors import ConfigError, ExitCode
+from ..errors import ConfigError, ExitCode, LakehouseError
 from ..events import Event
 from ..health import (
     HealthSnapshot,
@@ -19,6 +19,7 @@ from ..health import (
     take_snapshot,
 )
 from ..project import Project, open_project
+from ..schedule import BackupScheduleStatus, backup_schedule_status, schedule_missed_event
 from ..ui import Output, render_rich, to_jsonable
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
 
@@ -54,6 +55,24 @@ def exit_code_for(snapshot: HealthSnapshot) -> int:
     return int(ExitCode.OK if snapshot.ok else ExitCode.DEGRADED)
 
 
+def check_backup_schedule(project: Project, out: Output) -> BackupScheduleStatus | None:
+    """The environment's scheduled-backup status; when a daily backup is overdue, a warning on
+    stderr and one SCHEDULE_MISSED event. ``None`` if it cannot be read."""
+    try:
+        status = backup_schedule_status(project.env)
+    except (OSError, LakehouseError) as exc:
+        out.warn(f"could not check the backup schedule: {exc}")
+        return None
+    if status.missed:
+        out.warn(status.message)
+        try:
+            from ..plugins import get_plugin_manager
+        except ImportError:
+            return status
+        get_plugin_manager().emit(schedule_missed_event(status))
+    return status
+
+
 def watch_health(
     project: Project,
     out: Output,
@@ -77,6 +96,7 @@ def watch_health(
         live = Live(console=out.console, auto_refresh=False, transient=False)
         live.start()
     done = 0
+    missed_announced = False
     try:
         while True:
             started = time.monotonic()
@@ -84,6 +104,10 @@ def watch_health(
             events = diff_snapshots(previous, snapshot) if previous is not None else []
             publish(project, snapshot, events)
             _render_refresh(out, live, snapshot, events, detailed=detailed)
+            if not missed_announced:
+                # SCHEDULE_MISSED once per watch session, not once per refresh.
+                status = check_backup_schedule(project, out)
+                missed_announced = bool(status and status.missed)
             previous = snapshot
             done += 1
             if count is not None and done >= count:
@@ -124,6 +148,7 @@ def _render_refresh(
         "service": "only these services (repeatable, or a comma list)",
         "no_resources": "skip the CPU/memory sample (docker stats): a faster snapshot",
         "count": "with --watch: stop after N refreshes",
+        "strict_backups": "exit 1 also when the environment's daily backup is overdue",
     },
 )
 def health(
@@ -137,11 +162,13 @@ def health(
     rehearsal: bool = False,
     env_file: list[str] | None = None,
     count: int | None = None,
+    strict_backups: bool = False,
 ) -> None:
     """Show the state, health, restarts, uptime, CPU and memory of every service.
 
     Exits 0 when every service is healthy (one-shots exited 0), 1 when one is unhealthy,
-    missing or exited unexpectedly.
+    missing or exited unexpectedly. An overdue daily backup is a warning (exit 1 only with
+    --strict-backups).
     """
     interval = watch_interval(watch)
     if count is not None and int(count) < 1:
@@ -167,16 +194,23 @@ def health(
         if last is None:  # Ctrl-C: a watch ends cleanly
             return
         code = exit_code_for(last)
+        try:  # already warned about during the watch; only --strict-backups needs it here
+            backups = backup_schedule_status(project.env)
+        except (OSError, LakehouseError):
+            backups = None
     else:
         snapshot = take_snapshot(project, resources=not no_resources, services=names or None)
         publish(project, snapshot, [])
+        backups = check_backup_schedule(project, out)
         if json_:
-            out.json(snapshot.to_dict())
+            out.json({**snapshot.to_dict(), "backup": backups.to_dict() if backups else None})
         else:
             out.table(render_health_table(snapshot, detailed=detailed))
         code = exit_code_for(snapshot)
         if code:
             problems = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
             out.warn(f"{snapshot.environment} is degraded: {problems}.")
+    if strict_backups and backups is not None and backups.missed:
+        code = int(ExitCode.DEGRADED)
     if code:
         raise Exit(code=code)
