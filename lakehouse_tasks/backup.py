@@ -718,10 +718,10 @@ def _plugins() -> Any:
     return get_plugin_manager()
 
 
-def emit(event: Event) -> None:
+def emit(event: Event, env: Environment | None = None) -> None:
     pm = _plugins()
     if pm is not None:
-        pm.emit(event)
+        pm.emit(event, env=env)
 
 
 class _Progress:
@@ -954,7 +954,8 @@ def create_backup(
                     env_name,
                     f"Backup of {env_name} failed: {reason}",
                     details={"dest": str(dest_path)},
-                )
+                ),
+                project.env,
             )
         raise
     emit(
@@ -963,7 +964,8 @@ def create_backup(
             env_name,
             f"Backup {manifest.id} of {env_name} completed ({human_bytes(manifest.size)})",
             details={"id": manifest.id, "path": str(final), "size": manifest.size},
-        )
+        ),
+        project.env,
     )
     if pm is not None:
         pm.post_backup(project=project, manifest_path=final / MANIFEST)

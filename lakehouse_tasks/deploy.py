@@ -622,7 +622,8 @@ def emit(project: Project, kind: EventKind, message: str, **details: Any) -> Non
     manager = _plugins()
     if manager is not None:
         manager.emit(
-            Event(kind=kind, environment=project.env.name, message=message, details=details)
+            Event(kind=kind, environment=project.env.name, message=message, details=details),
+            env=project.env,
         )
 
 

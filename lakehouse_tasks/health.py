@@ -448,7 +448,7 @@ def publish(project: Project, snapshot: HealthSnapshot, events: Sequence[Event])
         return
     manager.health_snapshot(project=project, snapshot=snapshot)
     for event in events:
-        manager.emit(event)
+        manager.emit(event, env=project.env)
 
 
 # ---- transitions ----------------------------------------------------------------------------

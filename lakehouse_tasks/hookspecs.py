@@ -176,7 +176,7 @@ def lakehouse_health_snapshot(project: Project, snapshot: Any) -> None:
 
 
 @hookspec
-def lakehouse_event(event: Event) -> None:
+def lakehouse_event(event: Event, env: Environment | None) -> None:
     """Receive every :class:`~lakehouse_tasks.events.Event` any task emits (alerts, audit logs).
 
     Fires once per event, synchronously, in the task that produced it: deploy started /
@@ -190,6 +190,10 @@ def lakehouse_event(event: Event) -> None:
 
     :param event: The event (``kind``, ``environment``, ``service``, ``severity``,
         ``message``, ``time``, ``details``; ``event.to_dict()`` for JSON).
+    :param env: The resolved environment the event is about, with every layer the task used
+        (``--env-file`` files included), or ``None`` when the producer had none loaded (for
+        example a scheduled run that failed before loading it); read settings such as alert
+        channels from it rather than reloading the environment by name.
     :return: Nothing; the return value is ignored.
     """
 

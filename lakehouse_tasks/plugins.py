@@ -490,9 +490,10 @@ class LakehousePlugins:
     def health_snapshot(self, *, project: Project, snapshot: Any) -> None:
         self._observe("lakehouse_health_snapshot", project=project, snapshot=snapshot)
 
-    def emit(self, event: Event) -> None:
-        """Give ``event`` to every plugin's ``lakehouse_event``."""
-        self._observe("lakehouse_event", event=event)
+    def emit(self, event: Event, *, env: Environment | None = None) -> None:
+        """Give ``event`` (about ``env``, when the producer has it) to every plugin's
+        ``lakehouse_event``."""
+        self._observe("lakehouse_event", event=event, env=env)
 
     # ---- backup hooks -------------------------------------------------------------------
     def backup_artefacts(self, *, project: Project, workdir: Path) -> list[ExtraArtefact]:

@@ -431,7 +431,8 @@ def restore_backup(
                     EventKind.RESTORE_FAILED,
                     env_name,
                     f"Restore of {env_name} from {info.id} failed: {reason}",
-                )
+                ),
+                project.env,
             )
         raise
     for aside in asides.values():
@@ -446,7 +447,8 @@ def restore_backup(
             env_name,
             f"{env_name} restored from backup {info.id}",
             details={"backup": info.id, "safety_backup": result.safety_backup},
-        )
+        ),
+        project.env,
     )
     return result
 

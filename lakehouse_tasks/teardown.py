@@ -178,7 +178,8 @@ def teardown(
                 ),
                 severity=Severity.CRITICAL if remove_volumes else None,
                 details=result.to_dict(),
-            )
+            ),
+            env=env,
         )
         manager.post_teardown(project=project, result=result)
     return result

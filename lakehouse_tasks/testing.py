@@ -100,8 +100,8 @@ class RecordingPlugin:
         self._record("lakehouse_health_snapshot", project=project, snapshot=snapshot)
 
     @hookimpl
-    def lakehouse_event(self, event: Event) -> None:
-        self._record("lakehouse_event", event=event)
+    def lakehouse_event(self, event: Event, env: Environment | None) -> None:
+        self._record("lakehouse_event", event=event, env=env)
 
     @hookimpl
     def lakehouse_backup_artefacts(self, project: Project, workdir: Path) -> None:

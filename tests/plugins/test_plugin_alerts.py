@@ -214,7 +214,7 @@ def test_real_apprise_failure_does_not_print_the_url(
         settings=settings_from_values({"ALERT_URLS": url}.get), state_dir=tmp_path
     )
     try:
-        plugin.lakehouse_event(unhealthy())
+        plugin.lakehouse_event(unhealthy(), None)
     finally:
         logging.getLogger().handlers.clear()
     captured = capsys.readouterr()
@@ -230,7 +230,7 @@ def test_unknown_scheme_is_reported_not_raised(
         settings=settings_from_values({"ALERT_URLS": "nosuchservice://secret@host"}.get),
         state_dir=tmp_path,
     )
-    plugin.lakehouse_event(unhealthy())
+    plugin.lakehouse_event(unhealthy(), None)
     err = capsys.readouterr().err
     assert "nosuchservice://" in err and "secret@host" not in err
 
@@ -247,8 +247,8 @@ def test_settings_come_from_the_events_environment(
     monkeypatch.delenv("ALERT_URLS", raising=False)
     sender = Recorder()
     plugin = AlertsPlugin(sender=sender)
-    plugin.lakehouse_event(Event(EventKind.ROLLBACK, "dev", "rolled back"))  # warning < error
-    plugin.lakehouse_event(Event(EventKind.DEPLOY_FAILED, "dev", "failed"))
+    plugin.lakehouse_event(Event(EventKind.ROLLBACK, "dev", "rolled back"), None)  # warning < error
+    plugin.lakehouse_event(Event(EventKind.DEPLOY_FAILED, "dev", "failed"), None)
     assert [s for s, _t, _n in sender.sent] == ["json"]
     assert plugin.settings_for("dev").throttle_seconds == 60
     # the throttle state went to the project's state dir

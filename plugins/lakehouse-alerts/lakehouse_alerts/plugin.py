@@ -302,12 +302,12 @@ class AlertsPlugin:
             self._root = project_root()
         return self._root
 
-    def store(self) -> ThrottleStore:
+    def store(self, env: Environment | None = None) -> ThrottleStore:
         if self._state_dir is not None:
             return ThrottleStore(self._state_dir)
         from lakehouse_tasks.paths import state_dir
 
-        return ThrottleStore(state_dir(self.root()))
+        return ThrottleStore(state_dir(env.root if env is not None else self.root()))
 
     def settings_for(self, environment: str) -> AlertSettings:
         """The settings of ``environment`` (loaded once per process and environment)."""
@@ -334,9 +334,16 @@ class AlertsPlugin:
             self.warn(text)
 
     # ---- the work -----------------------------------------------------------------------
-    def deliver(self, event: Event) -> list[Channel]:
-        """Deliver ``event`` where it belongs; return the channels that took it."""
-        settings = self.settings_for(event.environment)
+    def deliver(self, event: Event, env: Environment | None = None) -> list[Channel]:
+        """Deliver ``event`` where it belongs; return the channels that took it.
+
+        ``env`` is the environment the task resolved (with its ``--env-file`` layers); without
+        it the environment is loaded again by name.
+        """
+        if self._settings is None and env is not None:
+            settings = settings_for_environment(env)
+        else:
+            settings = self.settings_for(event.environment)
         for problem in settings.problems:
             self._warn_once(f"ALERT_URLS of {event.environment}: {problem}")
         targets = [c for c in settings.channels if c.accepts(event)]
@@ -344,7 +351,7 @@ class AlertsPlugin:
         if not targets and not recovered:
             return []
         delivered: list[Channel] = []
-        with self.store().locked() as table:
+        with self.store(env).locked() as table:
             now = self.clock()
             if recovered:
                 suffix = service_suffix(event)
@@ -380,9 +387,9 @@ class AlertsPlugin:
 
     # ---- hooks --------------------------------------------------------------------------
     @hookimpl
-    def lakehouse_event(self, event: Event) -> None:
+    def lakehouse_event(self, event: Event, env: Environment | None) -> None:
         try:
-            self.deliver(event)
+            self.deliver(event, env)
         except Exception as exc:  # never break the task; the URL is never in the message
             self.warn(f"could not process {event.kind.value} ({type(exc).__name__}: {exc})")
 
@@ -415,8 +422,8 @@ ALERTS = AlertsPlugin()
 
 
 @hookimpl
-def lakehouse_event(event: Event) -> None:
-    ALERTS.lakehouse_event(event)
+def lakehouse_event(event: Event, env: Environment | None) -> None:
+    ALERTS.lakehouse_event(event, env)
 
 
 @hookimpl
