@@ -868,3 +868,218 @@ def local_image_users(
             if ref in tags or f"{ref}:latest" in tags:
                 result[ref] = user
     return result
+
+
+# ---- swarm ----
+# Used by swarm.py, the second deploy backend. A stack's services, tasks, networks and
+# containers are found by the label ``docker stack deploy`` puts on everything it creates. Each
+# query below is a constant number of docker calls whatever the number of services.
+
+STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+#: Label the tool puts on the swarm secrets it creates (external to the stack file).
+SECRET_STACK_LABEL = "io.lakehouse.stack"
+
+
+def swarm_state(docker_cmd: Sequence[str]) -> tuple[str, bool]:
+    """``(LocalNodeState, ControlAvailable)`` of the engine: ``("active", True)`` on a manager."""
+    out = run([*docker_cmd, "info", "--format", "{{json .Swarm}}"])
+    data = json.loads(out or "{}") or {}
+    return str(data.get("LocalNodeState", "inactive")), bool(data.get("ControlAvailable"))
+
+
+def swarm_init(docker_cmd: Sequence[str], *, advertise_addr: str = "127.0.0.1") -> None:
+    """Make this engine a single-node swarm manager (``docker swarm init``)."""
+    run([*docker_cmd, "swarm", "init", "--advertise-addr", advertise_addr], what="swarm init")
+
+
+def swarm_leave(docker_cmd: Sequence[str]) -> None:
+    """Leave the swarm (``--force``: also the last manager); a no-op outside a swarm."""
+    try:
+        run([*docker_cmd, "swarm", "leave", "--force"], what="swarm leave")
+    except EngineError as exc:
+        if "not part of a swarm" not in exc.stderr:
+            raise
+
+
+def swarm_nodes(docker_cmd: Sequence[str]) -> list[dict[str, Any]]:
+    """``docker node inspect`` of every node: two calls (ls, inspect)."""
+    ids = run([*docker_cmd, "node", "ls", "-q"], what="docker node ls").split()
+    if not ids:
+        return []
+    data = json.loads(run([*docker_cmd, "node", "inspect", *ids], what="docker node inspect"))
+    return list(data) if isinstance(data, list) else []
+
+
+def label_node(docker_cmd: Sequence[str], label: str, *, node: str = "") -> None:
+    """Add ``label`` (``key=value``) to a node's labels (default: the node we talk to;
+    ``docker node update`` does not accept ``self``, so its id is asked first)."""
+    if not node:
+        node = run([*docker_cmd, "info", "--format", "{{.Swarm.NodeID}}"]).strip()
+    run([*docker_cmd, "node", "update", "--label-add", label, node], what="docker node update")
+
+
+def stack_deploy(
+    docker_cmd: Sequence[str], stack: str, compose_file: Path, *, prune: bool, scrub: Any = None
+) -> str:
+    """``docker stack deploy`` of a generated stack file; images are never resolved remotely
+    (no registry: the images must already be on the nodes)."""
+    args = [*docker_cmd, "stack", "deploy", "--compose-file", str(compose_file)]
+    args += ["--resolve-image", "never"]
+    if prune:
+        args.append("--prune")
+    return run([*args, stack], scrub=scrub, what="docker stack deploy")
+
+
+def stack_rm(docker_cmd: Sequence[str], stack: str) -> None:
+    """``docker stack rm`` (returns at once; the engine removes tasks in the background)."""
+    run([*docker_cmd, "stack", "rm", stack], what="docker stack rm")
+
+
+def stack_services(docker_cmd: Sequence[str], stack: str) -> list[dict[str, Any]]:
+    """``docker service inspect`` of every service of a stack: two calls (ls, inspect)."""
+    ids = run(
+        [
+            *docker_cmd,
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            f"label={STACK_NAMESPACE_LABEL}={stack}",
+        ],
+        what="docker service ls",
+    ).split()
+    if not ids:
+        return []
+    try:
+        out = run([*docker_cmd, "service", "inspect", *ids], what="docker service inspect")
+    except EngineError as exc:
+        if "no such service" not in exc.stderr.lower():
+            raise
+        return []  # removed between ls and inspect: the caller polls again
+    data = json.loads(out or "[]")
+    return list(data) if isinstance(data, list) else []
+
+
+def service_tasks(docker_cmd: Sequence[str], service_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Every task (with its history) of these services, inspected: two calls (ps, inspect)."""
+    if not service_ids:
+        return []
+    try:
+        ids = run(
+            [*docker_cmd, "service", "ps", "-q", "--no-trunc", *service_ids],
+            what="docker service ps",
+        ).split()
+    except EngineError as exc:
+        if "no such service" not in exc.stderr.lower():
+            raise
+        return []
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return []
+    try:
+        out = run([*docker_cmd, "inspect", "--type", "task", *ids], what="docker inspect")
+    except EngineError as exc:
+        if "no such" not in exc.stderr.lower():
+            raise
+        return []
+    data = json.loads(out or "[]")
+    return list(data) if isinstance(data, list) else []
+
+
+def stack_networks(docker_cmd: Sequence[str], stack: str) -> list[str]:
+    """Names of the networks a stack created: one call."""
+    out = run(
+        [
+            *docker_cmd,
+            "network",
+            "ls",
+            "--filter",
+            f"label={STACK_NAMESPACE_LABEL}={stack}",
+            "--format",
+            "{{.Name}}",
+        ]
+    )
+    return sorted(out.split())
+
+
+def stack_containers(docker_cmd: Sequence[str], stack: str) -> list[str]:
+    """Names of the stack's containers on the node we talk to (running or not): one call."""
+    out = run(
+        [
+            *docker_cmd,
+            "ps",
+            "-a",
+            "--filter",
+            f"label={STACK_NAMESPACE_LABEL}={stack}",
+            "--format",
+            "{{.Names}}",
+        ]
+    )
+    return sorted(out.split())
+
+
+def service_logs(
+    docker_cmd: Sequence[str], service: str, *, tail: int = 30, scrub: Any = None
+) -> str:
+    """The last log lines of a swarm service (all its tasks), "" when unavailable."""
+    try:
+        out = run(
+            [*docker_cmd, "service", "logs", "--no-task-ids", "--tail", str(tail), service],
+            scrub=scrub,
+        )
+    except EngineError as exc:
+        return exc.stderr
+    return scrub(out) if scrub is not None else out
+
+
+def existing_volumes(docker_cmd: Sequence[str], names: Iterable[str]) -> list[str]:
+    """Which of ``names`` exist as volumes on the node we talk to: one call."""
+    wanted = set(names)
+    if not wanted:
+        return []
+    out = run([*docker_cmd, "volume", "ls", "-q"])
+    return sorted(wanted & set(out.split()))
+
+
+def remove_volumes(docker_cmd: Sequence[str], names: Sequence[str]) -> None:
+    if names:
+        run([*docker_cmd, "volume", "rm", *names], what="docker volume rm")
+
+
+def stack_secrets(docker_cmd: Sequence[str], stack: str) -> list[str]:
+    """Names of the swarm secrets the tool created for a stack: one call."""
+    out = run(
+        [
+            *docker_cmd,
+            "secret",
+            "ls",
+            "--filter",
+            f"label={SECRET_STACK_LABEL}={stack}",
+            "--format",
+            "{{.Name}}",
+        ]
+    )
+    return sorted(out.split())
+
+
+def create_secret(docker_cmd: Sequence[str], stack: str, name: str, value: str) -> None:
+    """Create one swarm secret from ``value`` on stdin (it never touches the disk or argv)."""
+    run(
+        [*docker_cmd, "secret", "create", "--label", f"{SECRET_STACK_LABEL}={stack}", name, "-"],
+        input=value.encode(),
+        scrub=lambda text: text.replace(value, "********") if value else text,
+        what="docker secret create",
+    )
+
+
+def remove_secrets(docker_cmd: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Remove secrets; those still used by a service are kept and returned."""
+    kept: list[str] = []
+    for name in names:
+        try:
+            run([*docker_cmd, "secret", "rm", name], what="docker secret rm")
+        except EngineError as exc:
+            if "in use" not in exc.stderr:
+                raise
+            kept.append(name)
+    return kept
