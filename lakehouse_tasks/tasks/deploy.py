@@ -10,6 +10,7 @@ from typing import Any
 from rich.live import Live
 
 from .. import history as history_mod
+from .. import swarm
 from ..audit import audited
 from ..deploy import (
     DeployOptions,
@@ -166,6 +167,8 @@ def _finish(out: Output, result: DeployResult) -> None:
         "timeout": "seconds to wait for every service (default: $DEPLOY_TIMEOUT of the "
         "environment, else 600)",
         "pull": "pull images first (docker compose up --pull always)",
+        "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
+        "label_node": "swarm: label this node as the storage node of the stateful services",
         "dry_run": "print the plan and the exact docker compose commands; change nothing",
     }
 )
@@ -182,6 +185,8 @@ def deploy(
     rehearsal: bool = False,
     env_file: list[str] | None = None,
     json_: bool = False,
+    target: str | None = None,
+    label_node: bool = False,
 ) -> None:
     """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy."""
     name = default_env(env)
@@ -195,6 +200,23 @@ def deploy(
         command=" ".join(["invoke", "deploy", *sys.argv[2:]])[:200],
     )
     out = Output(json_mode=json_)
+    # The second backend (lakehouse_tasks/swarm.py, docs/SCALING.md).
+    if swarm.resolve_target(target) == swarm.SWARM_TARGET:
+        swarm_options = swarm.options_for(project, label_node=label_node)
+        if dry_run:
+            out.line(swarm.project_stack_file(project, options=swarm_options).text())
+            return
+        result = swarm.deploy(
+            project,
+            services=options.services,
+            timeout=options.timeout,
+            skip_preflight=skip_preflight,
+            options=swarm_options,
+            command=options.command,
+            reporter=TerminalReporter(out, f"Deploying {name} to swarm"),
+        )
+        _finish(out, result)
+        return
     if dry_run:
         render_plan(out, plan_deploy(project, options))
         return
