@@ -33,6 +33,17 @@ REPO = Path(__file__).resolve().parent.parent
 #: looks only at what this session created (other runs on the same engine are left alone).
 TEST_PROJECT_PREFIX = f"lht-{uuid.uuid4().hex[:4]}-"
 
+#: Health timings for rehearsal stacks in tests: the stand-ins answer at once, so short
+#: intervals keep a 15-container deploy near 30 s instead of minutes. Everything else (limits,
+#: restart policy, logging, dependencies) stays the environment's own.
+FAST_HEALTH = {
+    "HEALTHCHECK_INTERVAL": "2s",
+    "HEALTHCHECK_TIMEOUT": "2s",
+    "HEALTHCHECK_RETRIES": "2",
+    "HEALTHCHECK_START_PERIOD": "2s",
+    "HIVE_METASTORE_START_PERIOD": "2s",
+}
+
 
 def unique_project_name(hint: str = "") -> str:
     """A compose project name no other test uses."""
@@ -166,9 +177,12 @@ class RehearsalFactory:
         self._tmp = tmp_path_factory
         self.names: list[str] = []
 
-    def env_file(self, env: str = "dev", hint: str = "", **overrides: Any) -> tuple[str, Path]:
+    def env_file(
+        self, env: str = "dev", hint: str = "", *, fast: bool = True, **overrides: Any
+    ) -> tuple[str, Path]:
         name = unique_project_name(hint or env)
-        values = {"COMPOSE_PROJECT_NAME": name}
+        values = {"COMPOSE_PROJECT_NAME": name, **(FAST_HEALTH if fast else {})}
+        values["BACKUP_DIR"] = str(self._tmp.mktemp("backups"))
         values.update({var: str(free_port()) for var in port_variables(env)})
         values.update({k: str(v) for k, v in overrides.items()})
         path = self._tmp.mktemp("rehearsal") / f"{name}.env"
@@ -176,12 +190,18 @@ class RehearsalFactory:
         self.names.append(name)
         return name, path
 
-    def __call__(self, env: str = "dev", hint: str = "", **overrides: Any) -> Any:
-        """A ``Project`` for ``env`` on the stand-ins, not yet deployed."""
+    def __call__(
+        self, env: str = "dev", hint: str = "", *, fast: bool = True, **overrides: Any
+    ) -> Any:
+        """A ``Project`` for ``env`` on the stand-ins, not yet deployed; ``project.env_file``
+        is the extra env file that gives it its name, ports and overrides (pass it to tasks
+        as ``env_file=[...]``)."""
         from lakehouse_tasks.project import open_project
 
-        _name, path = self.env_file(env, hint, **overrides)
-        return open_project(env, rehearsal=True, env_files=[str(path)], strict=False)
+        _name, path = self.env_file(env, hint, fast=fast, **overrides)
+        project = open_project(env, rehearsal=True, env_files=[str(path)], strict=False)
+        project.env_file = str(path)
+        return project
 
     def cleanup(self) -> None:
         for name in self.names:

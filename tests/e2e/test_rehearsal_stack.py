@@ -1,8 +1,8 @@
 """The first end-to-end proof: the dev environment on the stand-ins, on a real engine.
 
 The shared dev stack (tests/conftest.py) is brought up from nothing by the tool's own deploy,
-with the real dev values (limits, restart policy, logging, health timings); these tests only
-read it. The harness takes it down afterwards and fails the run if anything is left.
+with the real dev values (limits, restart policy, logging) and short health timings; these
+tests only read it. The harness takes it down afterwards and fails the run if anything is left.
 """
 
 from __future__ import annotations
@@ -93,11 +93,13 @@ def test_restart_policy_and_log_options_of_the_environment(containers: dict[str,
         }, name
 
 
-def test_healthchecks_use_the_environment_timings(containers: dict[str, Any]) -> None:
-    dev = read_env_file(REPO / "env" / "dev.env")
+def test_healthchecks_use_the_environment_timings(
+    containers: dict[str, Any], shared_dev_stack: Any
+) -> None:
     from lakehouse_tasks.schema import parse_duration
 
-    interval = parse_duration(dev["HEALTHCHECK_INTERVAL"])
+    # The shared stack layers short health timings over dev's (tests/conftest.py FAST_HEALTH).
+    interval = parse_duration(shared_dev_stack.env.values["HEALTHCHECK_INTERVAL"])
     for name, c in containers.items():
         if name in ONESHOTS:
             continue
