@@ -621,7 +621,7 @@ SPEC_FIELDS = ("Image", "Env", "Command", "Args", "Labels", "Healthcheck", "Moun
 def _spec_key(spec: Mapping[str, Any]) -> str:
     picked = {k: spec.get(k) for k in SPEC_FIELDS if spec.get(k)}
     if "Env" in picked:
-        picked["Env"] = sorted(picked["Env"])
+        picked["Env"] = sorted(picked["Env"] or [])
     return json.dumps(picked, sort_keys=True)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from invoke import Exit
 
+from .. import swarm
 from ..errors import ConfigError, ExitCode, LakehouseError
 from ..events import Event
 from ..health import (
@@ -83,6 +84,7 @@ def watch_health(
     services: list[str],
     detailed: bool,
     sleep: Callable[[float], None] = time.sleep,
+    take: Callable[..., HealthSnapshot] | None = None,
 ) -> HealthSnapshot | None:
     """Refresh until Ctrl-C (or ``count`` refreshes); report each transition once.
 
@@ -100,7 +102,9 @@ def watch_health(
     try:
         while True:
             started = time.monotonic()
-            snapshot = take_snapshot(project, resources=resources, services=services or None)
+            snapshot = (take or take_snapshot)(
+                project, resources=resources, services=services or None
+            )
             events = diff_snapshots(previous, snapshot) if previous is not None else []
             publish(project, snapshot, events)
             _render_refresh(out, live, snapshot, events, detailed=detailed)
@@ -149,6 +153,7 @@ def _render_refresh(
         "no_resources": "skip the CPU/memory sample (docker stats): a faster snapshot",
         "count": "with --watch: stop after N refreshes",
         "strict_backups": "exit 1 also when the environment's daily backup is overdue",
+        "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
     },
 )
 def health(
@@ -163,6 +168,7 @@ def health(
     env_file: list[str] | None = None,
     count: int | None = None,
     strict_backups: bool = False,
+    target: str | None = None,
 ) -> None:
     """Show the state, health, restarts, uptime, CPU and memory of every service.
 
@@ -181,6 +187,9 @@ def health(
     )
     out = Output(json_mode=json_)
     names = service_names(service)
+    # The second backend (lakehouse_tasks/swarm.py): the same rows, table, JSON and exits.
+    swarm_target = swarm.resolve_target(target) == swarm.SWARM_TARGET
+    take = swarm.take_snapshot if swarm_target else None
     if interval is not None:
         last = watch_health(
             project,
@@ -190,6 +199,7 @@ def health(
             resources=not no_resources,
             services=names,
             detailed=detailed,
+            take=take,
         )
         if last is None:  # Ctrl-C: a watch ends cleanly
             return
@@ -199,7 +209,9 @@ def health(
         except (OSError, LakehouseError):
             backups = None
     else:
-        snapshot = take_snapshot(project, resources=not no_resources, services=names or None)
+        snapshot = (take or take_snapshot)(
+            project, resources=not no_resources, services=names or None
+        )
         publish(project, snapshot, [])
         backups = check_backup_schedule(project, out)
         if json_:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import swarm
 from ..audit import audited
 from ..errors import ExitCode, LakehouseError
 from ..project import open_project
@@ -18,6 +19,7 @@ from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
         "backup": "take a backup before removing volumes",
         "yes": "confirm destructive actions without asking (needed without a terminal)",
         "force_without_backup": "remove prod volumes without a backup younger than 24 h",
+        "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
     }
 )
 @audited("teardown")
@@ -31,6 +33,7 @@ def teardown(
     rehearsal: bool = False,
     env_file: list[str] | None = None,
     json_: bool = False,
+    target: str | None = None,
 ) -> None:
     """Stop and remove an environment's containers and networks; volumes only when asked."""
     name = default_env(env)
@@ -38,14 +41,18 @@ def teardown(
         name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False
     )
     out = Output(json_mode=json_)
-    result = run_teardown(
-        project,
-        remove_volumes=remove_volumes,
-        backup=backup,
-        yes=yes,
-        force_without_backup=force_without_backup,
-        notify=out.info,
-    )
+    # The second backend (lakehouse_tasks/swarm.py): docker stack rm, volumes kept unless asked.
+    if swarm.resolve_target(target) == swarm.SWARM_TARGET:
+        result = swarm.teardown(project, remove_volumes=remove_volumes, yes=yes, notify=out.info)
+    else:
+        result = run_teardown(
+            project,
+            remove_volumes=remove_volumes,
+            backup=backup,
+            yes=yes,
+            force_without_backup=force_without_backup,
+            notify=out.info,
+        )
     if json_:
         out.json(result.to_dict())
     else:
