@@ -271,6 +271,8 @@ class DeployResult:
     notes: list[str] = field(default_factory=list)
     record: history.DeployRecord | None = None
     access: list[dict[str, str]] = field(default_factory=list)
+    #: ``recreated`` / ``created`` / ``removed`` services (container ids before vs after).
+    containers: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -301,6 +303,7 @@ class DeployResult:
             "notes": list(self.notes),
             "record": self.record.to_dict() if self.record else None,
             "access": list(self.access),
+            "containers": dict(self.containers),
         }
 
 
@@ -809,6 +812,11 @@ def deploy(
         )
         notes.append(note)
         reporter.step(note)
+        before, failed_roll = _upgrade_step(project, services, options.timeout, reporter)
+        if failed_roll is not None:
+            return _conclude(
+                project, failed_roll, kind="deploy", config=project.compose.config(), notes=notes
+            )
         args = up_arguments(
             stack,
             list(options.services),
@@ -818,9 +826,49 @@ def deploy(
         outcome = _start_and_wait(
             project, args=args, services=services, timeout=options.timeout, reporter=reporter
         )
-        return _conclude(
+        result = _conclude(
             project, outcome, kind="deploy", config=project.compose.config(), notes=notes
         )
+        _report_containers(project, result, before, reporter)
+        return result
+
+
+def _upgrade_step(
+    project: Project, services: Sequence[str], timeout: float, reporter: Reporter
+) -> tuple[dict[str, str] | None, WaitOutcome | None]:
+    """Before ``up``: the containers' ids (to report what was recreated) and, when several
+    Spark workers changed, their one-at-a-time update (its outcome when it failed)."""
+    from .upgrade import container_ids, plan_upgrade, roll_group
+
+    try:
+        before = container_ids(project)
+        plan = plan_upgrade(project, services) if before else None
+    except LakehouseError as exc:
+        reporter.warn(f"could not compare the configuration with the containers: {exc.message}")
+        return None, None
+    for group in plan.rolling if plan else ():
+        reporter.step(f"updating {', '.join(group)} one at a time (rolling)")
+        outcome = roll_group(project, group, timeout=timeout, reporter=reporter)
+        if not outcome.ok:
+            return before, outcome
+    return before, None
+
+
+def _report_containers(
+    project: Project, result: DeployResult, before: Mapping[str, str] | None, reporter: Reporter
+) -> None:
+    from .upgrade import compare_containers, container_ids
+
+    if before is None:
+        return
+    try:
+        result.containers = compare_containers(before, container_ids(project))
+    except LakehouseError:
+        return
+    recreated = result.containers.get("recreated", [])
+    note = "recreated: " + (", ".join(recreated) if recreated else "none")
+    result.notes.append(note)
+    reporter.step(note)
 
 
 class DeployFailedError(LakehouseError):

@@ -33,6 +33,7 @@ from ..paths import project_root
 from ..project import open_project
 from ..stack import LAYER_NAMES
 from ..ui import Output, Table, human_duration
+from ..upgrade import UpgradePlan, plan_upgrade
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
 
 PROGRESS_COLUMNS = [
@@ -100,9 +101,10 @@ class TerminalReporter(Reporter):
             self.live = None
 
 
-def render_plan(out: Output, plan: DeployPlan) -> None:
+def render_plan(out: Output, plan: DeployPlan, upgrade: UpgradePlan | None = None) -> None:
     if out.json_mode:
-        out.json({"dry_run": True, **plan.to_dict()})
+        extra = {"containers": upgrade.to_dict() if upgrade else None}
+        out.json({"dry_run": True, **plan.to_dict(), **extra})
         return
     out.line(f"Deploy plan for {plan.environment} (project {plan.project_name}); nothing changed.")
     out.line("Compose files: " + ", ".join(plan.compose_files))
@@ -117,6 +119,17 @@ def render_plan(out: Output, plan: DeployPlan) -> None:
     out.line("Commands:")
     for command in plan.commands:
         out.line(f"  {command}")
+    if upgrade is None:
+        out.line("Changes: unknown (the running containers could not be read)")
+        return
+    if not upgrade.changed:
+        out.line("Changes: none; every container matches the configuration")
+    else:
+        out.line("Changes:")
+        for change in upgrade.changed:
+            out.line(f"  {change.action} {change.service}: {'; '.join(change.reasons)}")
+    for group in upgrade.rolling:
+        out.line(f"Rolling update, one at a time: {' -> '.join(group)}")
 
 
 def render_result(out: Output, result: DeployResult) -> None:
@@ -136,6 +149,10 @@ def render_result(out: Output, result: DeployResult) -> None:
             )
         if result.record:
             out.line(f"Recorded as deployment {result.record.id}.")
+        if result.containers:
+            for what in ("recreated", "created", "removed"):
+                names = result.containers.get(what) or []
+                out.line(f"{what.capitalize()}: {', '.join(names) if names else 'none'}")
         return
     out.table(progress_table(result.services, f"{result.kind} of {result.environment}"))
     if result.compose_error:
@@ -169,7 +186,8 @@ def _finish(out: Output, result: DeployResult) -> None:
         "pull": "pull images first (docker compose up --pull always)",
         "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
         "label_node": "swarm: label this node as the storage node of the stateful services",
-        "dry_run": "print the plan and the exact docker compose commands; change nothing",
+        "dry_run": "print the plan, the exact docker compose commands and which services "
+        "would be recreated, created or removed and why; change nothing",
     }
 )
 @audited("deploy")
@@ -218,7 +236,12 @@ def deploy(
         _finish(out, result)
         return
     if dry_run:
-        render_plan(out, plan_deploy(project, options))
+        try:
+            upgrade: UpgradePlan | None = plan_upgrade(project, options.services)
+        except LakehouseError as exc:
+            out.warn(f"cannot compare with the running containers: {exc.message}")
+            upgrade = None
+        render_plan(out, plan_deploy(project, options), upgrade)
         return
     reporter = TerminalReporter(out, f"Deploying {name}")
     _finish(out, run_deploy(project, options, reporter=reporter))
