@@ -315,6 +315,7 @@ def test_never_healthy_update_is_rolled_back_with_event_and_exit_4(
     from lakehouse_tasks.tasks.deploy import deploy as deploy_task
 
     monkeypatch.setenv("LAKEHOUSE_HOME", str(web_stack().env.root))
+    monkeypatch.delenv("LAKEHOUSE_REHEARSAL", raising=False)
     web_stack(WEB_FAULT="never-healthy", WEB_VERSION="3")
     with pytest.raises(Exit) as caught:
         deploy_task(
@@ -324,7 +325,6 @@ def test_never_healthy_update_is_rolled_back_with_event_and_exit_4(
             services="web",
             skip_preflight=True,
             skip_backup=True,
-            rehearsal=True,
             timeout="180",
         )
     assert caught.value.code == 4
