@@ -209,7 +209,9 @@ class Suite:
         # ``invoke --list`` exits 1 on a tasks file without tasks ("No tasks found").
         raw_ok = (0, 1)
         for argv in (raw, *commands.values()):  # warm the page cache
-            timed_run(argv, cwd=empty if argv is raw else self.root, env=self.environ, ok_codes=raw_ok)
+            timed_run(
+                argv, cwd=empty if argv is raw else self.root, env=self.environ, ok_codes=raw_ok
+            )
         times: dict[str, list[float]] = {"raw": [], **{k: [] for k in commands}}
         for i in range(self.settings.runs):
             order = ["raw", *commands] if i % 2 == 0 else [*commands, "raw"]
@@ -289,15 +291,25 @@ class Suite:
                     ):
                         key = "resources" if resources else "no_resources"
 
-                        def tool(resources: bool = resources, key: str = key) -> float:
+                        def tool(
+                            resources: bool = resources,
+                            key: str = key,
+                            stack_file: Path = stack_file,
+                            size: int = size,
+                        ) -> float:
                             elapsed, n = self._tool_snapshot(stack_file, name, resources=resources)
                             calls[key].setdefault(size, set()).add(n)
                             return elapsed
 
-                        def raw(resources: bool = resources) -> float:
+                        def raw(
+                            resources: bool = resources, stack_file: Path = stack_file
+                        ) -> float:
                             return self._raw_snapshot(stack_file, name, resources=resources)
 
-                        pair = [(tool_list, tool), (raw_list, raw)]
+                        pair: list[tuple[list[float], Callable[[], float]]] = [
+                            (tool_list, tool),
+                            (raw_list, raw),
+                        ]
                         steps.extend(pair if i % 2 == 0 else pair[::-1])
                     for target, step in steps:
                         target.append(step())
@@ -345,7 +357,7 @@ class Suite:
     def memory(self, stack_file: Path, name: str) -> None:
         from lakehouse_tasks.tasks import health as health_tasks
 
-        watch = getattr(health_tasks, "watch_health", None) or health_tasks.watch
+        watch = health_tasks.watch_health
 
         project = stacks.open_generated(self.root, stack_file, name)
         out = self.quiet_output()
@@ -526,9 +538,9 @@ class Suite:
                 ),
                 "restore-db": (
                     f"{shlex.join(docker)} exec {q(container)} psql -q -v ON_ERROR_STOP=1 "
-                    f"-U {q(db.user)} -d postgres -c {q(f'DROP DATABASE IF EXISTS {db.database} WITH (FORCE)')} && "  # noqa: E501
+                    f"-U {q(db.user)} -d postgres -c {q(f'DROP DATABASE IF EXISTS {db.database} WITH (FORCE)')} && "
                     f"{shlex.join(docker)} exec {q(container)} psql -q -v ON_ERROR_STOP=1 "
-                    f"-U {q(db.user)} -d postgres -c {q(f'CREATE DATABASE {db.database} OWNER {db.user}')} && "  # noqa: E501
+                    f"-U {q(db.user)} -d postgres -c {q(f'CREATE DATABASE {db.database} OWNER {db.user}')} && "
                     f"{shlex.join(docker)} exec -i {q(container)} pg_restore -U {q(db.user)} "
                     f"-d {q(db.database)} --exit-on-error --single-transaction < {q(str(raw_dump))}"
                 ),
@@ -553,7 +565,11 @@ class Suite:
                             project, info, only=[selector], safety_backup=False, out=out
                         )
 
-                    for phase, tool_fn in (("backup", tool_backup), ("restore", tool_restore)):
+                    phases: tuple[tuple[str, Callable[[], None]], ...] = (
+                        ("backup", tool_backup),
+                        ("restore", tool_restore),
+                    )
+                    for phase, tool_fn in phases:
                         key = f"{phase}-{what}"
 
                         def run_tool(fn: Callable[[], None] = tool_fn) -> float:
@@ -564,7 +580,10 @@ class Suite:
                         def run_raw(key: str = key) -> float:
                             return timed_run(raw_cmds[key], shell=True, env=self.environ)
 
-                        pair = [("tool", run_tool), ("raw", run_raw)]
+                        pair: list[tuple[str, Callable[[], float]]] = [
+                            ("tool", run_tool),
+                            ("raw", run_raw),
+                        ]
                         for side, fn in pair if i % 2 == 0 else pair[::-1]:
                             times[key][side].append(fn())
                         log(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -63,10 +62,7 @@ def write_generated_stack(directory: Path, services: int, *, image: str = BUSYBO
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from lakehouse_tasks.testing import free_port  # noqa: E402  (distinct ports per process)
 
 
 def port_variables(root: Path, env_name: str) -> list[str]:

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import run as _pow_run
-
 from .errors import EngineError, ExitCode
 
 if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
     from .environment import Environment
 
 #: Documented minimum versions (docs/EXIT_CODES.md, preflight).
@@ -92,6 +91,11 @@ def run(
             ExitCode.ENGINE_UNREACHABLE,
         )
     _trace(argv)
+    # python_on_whales (and pydantic under it) costs ~0.3 s to import: pay it when a docker
+    # command runs, not on `--help` or `--list`.
+    from python_on_whales.exceptions import DockerException
+    from python_on_whales.utils import run as _pow_run
+
     try:
         kwargs: dict[str, Any] = {"capture_stdout": True, "capture_stderr": capture_stderr}
         if input is not None:
@@ -134,7 +138,11 @@ class Engine:
     """The Docker engine, outside any compose project."""
 
     def __init__(self, client: DockerClient | None = None) -> None:
-        self.client = client or DockerClient()
+        if client is None:
+            from python_on_whales import DockerClient
+
+            client = DockerClient()
+        self.client = client
 
     @property
     def docker_cmd(self) -> list[str]:
@@ -250,6 +258,8 @@ class ComposeProject:
     @property
     def client(self) -> DockerClient:
         if self._client is None:
+            from python_on_whales import DockerClient
+
             self._client = DockerClient(
                 compose_files=[str(f) for f in self.files],
                 compose_env_files=[str(_EnvFile.write(self.env))],

@@ -313,8 +313,23 @@ def take_snapshot(
     first time a project object is asked for its stack. ``services`` limits the rows (an
     unknown name is a :class:`~lakehouse_tasks.errors.ConfigError`).
     """
-    stack = project.stack
-    wanted = _wanted_services(stack.active.keys(), services)
+    # The merged config (one ``compose config``, the slowest call) is read in a thread while
+    # ps, stats and inspect run: only the rows need it, and a filter by name validates first.
+    loaded: list[Any] = []
+
+    def load_stack() -> None:
+        try:
+            loaded.append(project.stack)
+        except BaseException as exc:  # re-raised in the caller's thread
+            loaded.append(exc)
+
+    loader = None
+    if services:
+        wanted = _wanted_services(project.stack.active.keys(), services)
+    else:
+        wanted = []
+        loader = threading.Thread(target=load_stack, name="compose-config", daemon=True)
+        loader.start()
     docker_cmd = project.compose.docker_cmd
     listed = docker.project_containers(docker_cmd, project.compose.project_name)
     ids = [str(row["ID"]) for row in listed if _row_service(row, wanted)]
@@ -335,6 +350,11 @@ def take_snapshot(
         sampler = threading.Thread(target=sample, name="docker-stats", daemon=True)
         sampler.start()
     inspected = docker.inspect_containers(docker_cmd, ids)
+    if loader is not None:
+        loader.join()
+        if isinstance(loaded[0], BaseException):
+            raise loaded[0]
+    stack = project.stack
     if sampler is not None:
         sampler.join()
         if stats_error:

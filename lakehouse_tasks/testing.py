@@ -143,3 +143,34 @@ def lakehouse_plugins() -> Iterator[PluginsFactory]:
 
     yield build
     set_plugin_manager(None)
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on this host, never one handed out before in this
+    process (the kernel may offer a just-closed port again; two services of one test stack,
+    or two stacks of one test run, must not get the same one)."""
+    import socket
+
+    ports: list[int] = []
+    held: list[socket.socket] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+            port = int(sock.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                ports.append(port)
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def free_port() -> int:
+    """One free TCP port (see :func:`free_ports`)."""
+    return free_ports(1)[0]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,10 +50,7 @@ def unique_project_name(hint: str = "") -> str:
     return f"{TEST_PROJECT_PREFIX}{slug}{'-' if slug else ''}{uuid.uuid4().hex[:8]}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from lakehouse_tasks.testing import free_port  # noqa: E402  (distinct ports per process)
 
 
 def port_variables(env_name: str, root: Path = REPO) -> list[str]:
