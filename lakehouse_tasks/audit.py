@@ -28,7 +28,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import paths
 from .environment import MASK, load_environment
 from .errors import ConfigError, ExitCode, LakehouseError
 from .paths import project_root, state_dir
@@ -159,25 +159,7 @@ def mask_arguments(arguments: Mapping[str, Any], secrets: _Secrets) -> dict[str,
 # ---- context ------------------------------------------------------------------------------
 def git_commit(root: Path) -> str:
     """``HEAD`` of the project directory, ``+dirty`` when tracked files changed; "" if none."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if head.returncode != 0:
-            return ""
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    commit = head.stdout.strip()
-    return commit + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    return paths.git_commit(root, mark_dirty=True) or ""
 
 
 def current_user() -> str:

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from . import __version__
 from .docker import Engine, stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
-from .paths import state_dir
+from .paths import git_commit, state_dir
 from .ui import Output, Table, human_bytes
 
 if TYPE_CHECKING:
@@ -683,20 +682,6 @@ def services_stopped(
 
 
 # ---- making a backup ------------------------------------------------------------------------
-def _git_commit(root: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def sha256_file(path: Path, on_chunk: Any = None) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -931,7 +916,7 @@ def create_backup(
             time=_dt.datetime.now(_dt.UTC),
             tag=tag,
             tool_version=__version__,
-            git_commit=_git_commit(project.env.root),
+            git_commit=git_commit(project.env.root),
             config_hash=project.stack.config_hash,
             online=online,
             images={svc: {"image": ref, "id": ids.get(ref)} for svc, ref in sorted(images.items())},

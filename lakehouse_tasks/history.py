@@ -20,12 +20,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import paths
 from .errors import ExitCode, LakehouseError
 from .paths import state_dir
 
@@ -104,17 +104,7 @@ def config_file(root: Path, record: DeployRecord) -> Path:
 
 def git_commit(path: Path) -> str | None:
     """The commit checked out in ``path`` (``None`` outside a git repository)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return paths.git_commit(path)
 
 
 def now_iso() -> str:

@@ -8,6 +8,7 @@ has both folders, or the checkout this package was imported from.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from .errors import ConfigError
@@ -46,3 +47,26 @@ def state_dir(root: Path) -> Path:
     path = Path(os.environ.get("LAKEHOUSE_STATE_DIR", root / ".lakehouse"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_commit(root: Path, *, mark_dirty: bool = False) -> str | None:
+    """The commit checked out in ``root`` (``None`` outside a git checkout); with
+    ``mark_dirty``, suffixed ``+dirty`` when tracked files have uncommitted changes."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
+        return None
+    commit = head.stdout.strip()
+    if mark_dirty:
+        status = _git(root, "status", "--porcelain", "--untracked-files=no")
+        if status is not None and status.returncode == 0 and status.stdout.strip():
+            commit += "+dirty"
+    return commit
