@@ -6,7 +6,7 @@ eggsample) and the version. Everything else lives in its own module.
 
 from __future__ import annotations
 
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -14,6 +14,23 @@ __version__ = "0.1.0"
 #: entry-point group that third-party plugins register under.
 PROJECT_NAME = "lakehouse_tasks"
 
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+if TYPE_CHECKING:
+    import pluggy
+
+    hookimpl: pluggy.HookimplMarker
+
+
+def __getattr__(name: str) -> Any:
+    """``hookimpl`` is made on first use (PEP 562): importing pluggy (and importlib.metadata
+    with it) costs about 20 ms, which every CLI start-up paid although only plugin loading
+    needs the marker. ``from lakehouse_tasks import hookimpl`` works as before."""
+    if name == "hookimpl":
+        import pluggy
+
+        marker = pluggy.HookimplMarker(PROJECT_NAME)
+        globals()["hookimpl"] = marker
+        return marker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PROJECT_NAME", "__version__", "hookimpl"]

@@ -11,11 +11,10 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from invoke import Exit
+from invoke import Exit, Task
 from invoke import task as invoke_task
 
 from ..errors import LakehouseError
-from ..ui import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,9 +61,14 @@ def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
             try:
                 return func(c, *a, **kw)
             except LakehouseError as exc:
+                # rich (through ui) loads only when there is something to print.
+                from ..ui import Output
+
                 Output(json_mode=bool(kw.get("json_"))).error(exc.message)
                 raise Exit(code=exc.exit_code) from None
             except KeyboardInterrupt:
+                from ..ui import Output
+
                 Output().error("interrupted")
                 raise Exit(code=130) from None
 
@@ -73,5 +77,29 @@ def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
         if "env_file" not in params:
             kwargs["iterable"] = [i for i in kwargs["iterable"] if i != "env_file"]
         return invoke_task(*args, **kwargs)(wrapper)
+
+    return decorate
+
+
+def audited(name: str) -> Callable[[F], F]:
+    """:func:`lakehouse_tasks.audit.audited`, loaded when the task runs rather than when the
+    task module is imported (the audit module pulls in the environment schema and yaml, which
+    `invoke --list` does not need). Same contract: on a plain function or an ``invoke.Task``."""
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from ..audit import audited as audited_now
+
+            return audited_now(name)(func)(*args, **kwargs)
+
+        wrapper.__audited__ = name  # type: ignore[attr-defined]
+        return wrapper
+
+    def decorate(func: F) -> F:
+        if isinstance(func, Task):
+            func.body = wrap(func.body)
+            return func
+        return wrap(func)  # type: ignore[return-value]
 
     return decorate

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..audit import AuditRecord, audit_path, parse_since, read_records
-from ..ui import Output, Table, human_duration
 from ._base import lakehouse_task
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..audit import AuditRecord
+    from ..ui import Table
 
 _RESULT_STYLES = {"ok": "ok", "failed": "fail", "refused": "warn", "interrupted": "warn"}
 
 
 def render_audit_table(records: list[AuditRecord], title: str) -> Table:
+    from ..ui import Table, human_duration
+
     rows: list[Mapping[str, Any]] = []
     for r in records:
         arguments = ", ".join(
@@ -66,6 +72,9 @@ def audit(
     json_: bool = False,
 ) -> None:
     """Show the audit log: every state-changing task run (secrets masked)."""
+    from ..audit import audit_path, parse_since, read_records
+    from ..ui import Output
+
     path = audit_path()
     records = list(
         read_records(path, environment=env or None, task=task or None, since=parse_since(since))

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection
 
-from ..audit import audited
-from ..backup import (
-    backups_table,
-    create_backup,
-    default_dest,
-    find_backup,
-    list_backups,
-    manifest_table,
-    verify_backup,
-)
-from ..environment import load_environment
-from ..paths import project_root, state_dir
-from ..project import open_project
-from ..retention import prune, prune_table, retention_settings
-from ..schedule import (
-    DEFAULT_AT,
-    ScheduledRun,
-    build_spec,
-    check_schedule_wanted,
-    choose_platform,
-    install_schedule,
-    list_schedules,
-    remove_schedule,
-    run_scheduled_backup,
-)
-from ..ui import Output, Table
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..ui import Table
+
+#: ``lakehouse_tasks.schedule.DEFAULT_AT``, repeated so the flag's default and help need no
+#: import of the schedule module (tests/unit/test_startup.py keeps the two equal).
+DEFAULT_AT = "02:00"
 
 _HELP = {
     "only": "back up only: db, volumes, a service or a volume key (repeatable or comma list)",
@@ -46,6 +29,8 @@ _HELP = {
 
 
 def _dest(project: Any, dest: str | None) -> Path:
+    from ..backup import default_dest
+
     return Path(dest).expanduser().absolute() if dest else default_dest(project.env)
 
 
@@ -63,6 +48,10 @@ def create(
     env_file: list[str] | None = None,
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.gz) of an environment."""
+    from ..backup import create_backup, manifest_table
+    from ..project import open_project
+    from ..ui import Output
+
     project = open_project(
         default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
     )
@@ -87,6 +76,10 @@ def list_(
     env_file: list[str] | None = None,
 ) -> None:
     """List the complete backups of an environment, newest first (and incomplete leftovers)."""
+    from ..backup import backups_table, list_backups
+    from ..project import open_project
+    from ..ui import Output
+
     project = open_project(default_env(env), env_files=env_files(env_file), strict=False)
     backups, leftovers = list_backups(_dest(project, dest), project.env.name)
     out = Output(json_mode=json_)
@@ -121,6 +114,10 @@ def verify(
     env_file: list[str] | None = None,
 ) -> None:
     """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch)."""
+    from ..backup import find_backup, verify_backup
+    from ..project import open_project
+    from ..ui import Output, Table
+
     project = open_project(
         default_env(env),
         rehearsal=rehearsal_mode(rehearsal),
@@ -168,6 +165,10 @@ def prune_(
 ) -> None:
     """Delete old backups by BACKUP_KEEP_LAST and BACKUP_RETENTION_DAYS (never the newest
     verified one, never all of them) and incomplete leftovers of interrupted runs."""
+    from ..project import open_project
+    from ..retention import prune, prune_table, retention_settings
+    from ..ui import Output
+
     project = open_project(default_env(env), env_files=env_files(env_file), strict=False)
     count, days = retention_settings(project.env.values)
     result = prune(
@@ -185,11 +186,16 @@ def prune_(
 
 
 def _prune_by_settings(project: Any) -> Any:
+    from ..backup import default_dest
+    from ..retention import prune, retention_settings
+
     count, days = retention_settings(project.env.values)
     return prune(default_dest(project.env), project.env.name, keep_last=count, max_age_days=days)
 
 
 def _schedules_table(rows: list[dict[str, Any]]) -> Table:
+    from ..ui import Table
+
     return Table(
         columns=[
             ("environment", "ENV"),
@@ -228,6 +234,20 @@ def schedule(
     env_file: list[str] | None = None,
 ) -> None:
     """Install (or --remove, or --list) the daily backup-then-prune run of an environment."""
+    from ..environment import load_environment
+    from ..paths import project_root, state_dir
+    from ..retention import retention_settings
+    from ..schedule import (
+        ScheduledRun,
+        build_spec,
+        check_schedule_wanted,
+        choose_platform,
+        install_schedule,
+        list_schedules,
+        remove_schedule,
+    )
+    from ..ui import Output
+
     out = Output(json_mode=json_)
     if list_:
         root = project_root()
@@ -282,6 +302,12 @@ def scheduled_run(
     json_: bool = False,
 ) -> None:
     """What a schedule runs: back up, prune by retention, record the run, emit the outcome."""
+    from ..backup import create_backup
+    from ..paths import project_root
+    from ..project import open_project
+    from ..schedule import run_scheduled_backup
+    from ..ui import Output
+
     name = default_env(env)
     out = Output(json_mode=json_)
     record = run_scheduled_backup(

@@ -13,8 +13,6 @@ from typing import Any
 
 from invoke import Exit
 
-from ..errors import ConfigError
-from ..paths import project_root
 from ._base import lakehouse_task
 
 
@@ -40,6 +38,9 @@ def bench(
     output: str | None = None,
 ) -> None:
     """Measure the tool against the raw docker/compose commands; exit 1 when a target is missed."""
+    from ..errors import ConfigError
+    from ..paths import project_root
+
     root = project_root()
     if not (root / "bench" / "run.py").is_file():
         raise ConfigError(

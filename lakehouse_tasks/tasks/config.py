@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ..environment import MASK
-from ..project import open_project
-from ..stack import LAYER_NAMES, Stack
-from ..ui import Output, Table, human_bytes
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..stack import Stack
 
 
 def mask_config(value: Any, secrets: frozenset[str]) -> Any:
     """The compose config with every secret value replaced by the mask, at any depth."""
+    from ..environment import MASK
+
     if isinstance(value, dict):
         return {k: mask_config(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -36,6 +37,11 @@ def config_(
     env_file: list[str] | None = None,
 ) -> None:
     """Print the fully merged compose configuration of an environment (secrets masked)."""
+    import yaml
+
+    from ..project import open_project
+    from ..ui import Output
+
     project = open_project(
         default_env(env),
         rehearsal=rehearsal_mode(rehearsal),
@@ -54,6 +60,8 @@ def config_(
 
 def plan_data(stack: Stack) -> dict[str, Any]:
     """Per-service and total resources, ports, volumes and the startup layers."""
+    from ..stack import LAYER_NAMES
+
     services = []
     for name, svc in sorted(stack.services.items(), key=lambda kv: (kv[1].layer, kv[0])):
         services.append(
@@ -102,6 +110,9 @@ def plan(
     env_file: list[str] | None = None,
 ) -> None:
     """Print per-service and total CPU/memory, ports, volumes and startup layers."""
+    from ..project import open_project
+    from ..ui import Output, Table, human_bytes
+
     name = default_env(env)
     project = open_project(
         name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False

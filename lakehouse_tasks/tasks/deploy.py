@@ -3,102 +3,16 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.live import Live
+from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
 
-from .. import history as history_mod
-from .. import swarm
-from ..audit import audited
-from ..deploy import (
-    DeployOptions,
-    DeployPlan,
-    DeployResult,
-    Reporter,
-    ServiceProgress,
-    parse_services,
-    plan_deploy,
-    resolve_timeout,
-)
-from ..deploy import (
-    deploy as run_deploy,
-)
-from ..deploy import (
-    rollback as run_rollback,
-)
-from ..errors import ExitCode, LakehouseError
-from ..paths import project_root
-from ..project import open_project
-from ..stack import LAYER_NAMES
-from ..ui import Output, Table, human_duration
-from ..upgrade import UpgradePlan, plan_upgrade
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
-
-PROGRESS_COLUMNS = [
-    ("service", "Service"),
-    ("layer", "Layer"),
-    ("status", "Status"),
-    ("elapsed", "Elapsed"),
-]
-
-
-def progress_table(rows: Sequence[ServiceProgress], title: str = "") -> Table:
-    ordered = sorted(rows, key=lambda r: (r.layer, r.service))
-    return Table(
-        columns=PROGRESS_COLUMNS,
-        rows=[
-            {
-                "service": r.service + (" (one-shot)" if r.oneshot else ""),
-                "layer": f"{r.layer} {LAYER_NAMES.get(r.layer, '')}".strip(),
-                "status": "failed: " + r.failure if r.failure else r.status,
-                "elapsed": human_duration(r.elapsed),
-            }
-            for r in ordered
-        ],
-        title=title,
-        status_column="status",
-    )
-
-
-class TerminalReporter(Reporter):
-    """Live per-service table on a terminal; one stderr line per status change when piped."""
-
-    def __init__(self, out: Output, title: str) -> None:
-        self.out = out
-        self.title = title
-        self.live: Live | None = None
-        self.started = time.monotonic()
-
-    def step(self, text: str) -> None:
-        self.out.info(text)
-
-    def warn(self, text: str) -> None:
-        self.out.warn(text)
-
-    def progress(self, rows: Sequence[ServiceProgress], changed: Sequence[ServiceProgress]) -> None:
-        if self.out.err_is_tty:
-            from ..ui import render_rich
-
-            table = render_rich(progress_table(rows, self.title))
-            if self.live is None:
-                self.live = Live(table, console=self.out.err_console, refresh_per_second=4)
-                self.live.start()
-            else:
-                self.live.update(table)
-            return
-        for row in changed:
-            status = f"failed ({row.failure})" if row.failure else row.status
-            stamp = human_duration(time.monotonic() - self.started)
-            self.out.stderr.write(f"[{stamp:>5}] {row.service}: {status}\n")
-        if changed:
-            self.out.stderr.flush()
-
-    def finish(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..deploy import DeployPlan, DeployResult
+    from ..ui import Output
+    from ..upgrade import UpgradePlan
 
 
 def render_plan(out: Output, plan: DeployPlan, upgrade: UpgradePlan | None = None) -> None:
@@ -134,6 +48,9 @@ def render_plan(out: Output, plan: DeployPlan, upgrade: UpgradePlan | None = Non
 
 def render_result(out: Output, result: DeployResult) -> None:
     """Access table on success; each failing service's healthchecks and logs on failure."""
+    from ..deploy_view import progress_table
+    from ..ui import Table
+
     if out.json_mode:
         out.json(result.to_dict())
         return
@@ -171,6 +88,8 @@ def render_result(out: Output, result: DeployResult) -> None:
 
 
 def _finish(out: Output, result: DeployResult) -> None:
+    from ..errors import ExitCode, LakehouseError
+
     render_result(out, result)
     if not result.ok:
         raise LakehouseError(result.summary, ExitCode.DEPLOY_FAILED)
@@ -207,6 +126,15 @@ def deploy(
     label_node: bool = False,
 ) -> None:
     """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy."""
+    from .. import swarm
+    from ..deploy import DeployOptions, parse_services, plan_deploy, resolve_timeout
+    from ..deploy import deploy as run_deploy
+    from ..deploy_view import TerminalReporter
+    from ..errors import LakehouseError
+    from ..project import open_project
+    from ..ui import Output
+    from ..upgrade import plan_upgrade
+
     name = default_env(env)
     project = open_project(name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file))
     options = DeployOptions(
@@ -265,6 +193,12 @@ def rollback(
     json_: bool = False,
 ) -> None:
     """Redeploy a recorded deployment (default: the previous one) with its exact images."""
+    from ..deploy import resolve_timeout
+    from ..deploy import rollback as run_rollback
+    from ..deploy_view import TerminalReporter
+    from ..project import open_project
+    from ..ui import Output
+
     name = default_env(env)
     project = open_project(
         name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False
@@ -280,6 +214,10 @@ def rollback(
 @lakehouse_task(name="history")
 def history_(c: Any, env: str | None = None, json_: bool = False) -> None:
     """List the recorded deployments of an environment, newest first (the current one marked)."""
+    from .. import history as history_mod
+    from ..paths import project_root
+    from ..ui import Output, Table
+
     name = default_env(env)
     rows = history_mod.listing(history_mod.load(project_root(), name))
     out = Output(json_mode=json_)

@@ -6,13 +6,15 @@ from typing import Any
 
 from invoke import Collection
 
-from ..environment import MASK, known_environments, load_environment
-from ..paths import project_root
-from ..ui import Output, Table
 from ._base import default_env, env_files, lakehouse_task
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
 
 
 def environment_rows(name: str, files: list[str] | None = None) -> list[dict[str, Any]]:
+    from ..environment import load_environment
+
     env = load_environment(name, env_files=files or [], strict=False)
     masked = env.masked()
     return [
@@ -29,6 +31,10 @@ def environment_rows(name: str, files: list[str] | None = None) -> list[dict[str
 @lakehouse_task(name="list")
 def list_(c: Any, json_: bool = False) -> None:
     """List the known environments (one per env/<name>.env)."""
+    from ..environment import known_environments
+    from ..paths import project_root
+    from ..ui import Output
+
     names = known_environments(project_root())
     out = Output(json_mode=json_)
     if json_:
@@ -47,6 +53,9 @@ def show(
     show_source: bool = False,
 ) -> None:
     """Print an environment's resolved variables with every secret masked."""
+    from ..environment import load_environment
+    from ..ui import Output, Table
+
     name = default_env(env)
     loaded = load_environment(name, env_files=env_files(env_file), strict=False)
     out = Output(json_mode=json_)
@@ -75,6 +84,8 @@ def show(
 
 def diff_environments(left: str, right: str) -> list[dict[str, Any]]:
     """Every variable of either environment with both values (secrets masked) and a status."""
+    from ..environment import MASK, load_environment
+
     a = load_environment(left, strict=False)
     b = load_environment(right, strict=False)
     rows = []
@@ -106,6 +117,8 @@ def diff_environments(left: str, right: str) -> list[dict[str, Any]]:
 )
 def diff(c: Any, left: str, right: str, json_: bool = False, all_: bool = False) -> None:
     """Compare two environments side by side, differences highlighted."""
+    from ..ui import Output, Table
+
     rows = diff_environments(left, right)
     out = Output(json_mode=json_)
     if json_:

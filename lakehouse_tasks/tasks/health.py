@@ -5,24 +5,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Exit
 
-from .. import swarm
-from ..errors import ConfigError, ExitCode, LakehouseError
-from ..events import Event
-from ..health import (
-    HealthSnapshot,
-    diff_snapshots,
-    publish,
-    render_health_table,
-    take_snapshot,
-)
-from ..project import Project, open_project
-from ..schedule import BackupScheduleStatus, backup_schedule_status, schedule_missed_event
-from ..ui import Output, render_rich, to_jsonable
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..events import Event
+    from ..health import HealthSnapshot
+    from ..project import Project
+    from ..schedule import BackupScheduleStatus
+    from ..ui import Output
 
 DEFAULT_WATCH_INTERVAL = 5.0
 
@@ -33,6 +29,8 @@ def watch_interval(value: Any) -> float | None:
         return None
     if value is True:
         return DEFAULT_WATCH_INTERVAL
+    from ..errors import ConfigError
+
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -53,12 +51,17 @@ def service_names(values: Sequence[str] | None) -> list[str]:
 
 def exit_code_for(snapshot: HealthSnapshot) -> int:
     """0 when every service is fine, 1 (degraded) otherwise."""
+    from ..errors import ExitCode
+
     return int(ExitCode.OK if snapshot.ok else ExitCode.DEGRADED)
 
 
 def check_backup_schedule(project: Project, out: Output) -> BackupScheduleStatus | None:
     """The environment's scheduled-backup status; when a daily backup is overdue, a warning on
     stderr and one SCHEDULE_MISSED event. ``None`` if it cannot be read."""
+    from ..errors import LakehouseError
+    from ..schedule import backup_schedule_status, schedule_missed_event
+
     try:
         status = backup_schedule_status(project.env)
     except (OSError, LakehouseError) as exc:
@@ -90,6 +93,8 @@ def watch_health(
 
     Returns the last snapshot, or ``None`` when interrupted (a clean exit, code 0).
     """
+    from ..health import diff_snapshots, publish, take_snapshot
+
     previous: HealthSnapshot | None = None
     live = None
     if out.is_tty and not out.json_mode:
@@ -127,6 +132,9 @@ def watch_health(
 def _render_refresh(
     out: Output, live: Any, snapshot: HealthSnapshot, events: list[Event], *, detailed: bool
 ) -> None:
+    from ..health import render_health_table
+    from ..ui import render_rich, to_jsonable
+
     if out.json_mode:
         record = {**snapshot.to_dict(), "events": [e.to_dict() for e in events]}
         out.stdout.write(json.dumps(to_jsonable(record)) + "\n")
@@ -176,6 +184,13 @@ def health(
     missing or exited unexpectedly. An overdue daily backup is a warning (exit 1 only with
     --strict-backups).
     """
+    from .. import swarm
+    from ..errors import ConfigError, ExitCode, LakehouseError
+    from ..health import publish, render_health_table, take_snapshot
+    from ..project import open_project
+    from ..schedule import backup_schedule_status
+    from ..ui import Output
+
     interval = watch_interval(watch)
     if count is not None and int(count) < 1:
         raise ConfigError(f"--count must be at least 1, not {count}.")

@@ -6,17 +6,19 @@ from typing import Any
 
 from invoke import Collection
 
-from ..audit import audited
-from ..lock import lock_status
-from ..lock import release as release_lock
-from ..paths import project_root
-from ..ui import Output
-from ._base import default_env, lakehouse_task
+from ._base import audited, default_env, lakehouse_task
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
 
 
 @lakehouse_task()
 def status(c: Any, env: str | None = None, json_: bool = False) -> None:
     """Show who holds an environment's deploy lock (free, held or stale)."""
+    from ..lock import lock_status
+    from ..paths import project_root
+    from ..ui import Output
+
     name = default_env(env)
     info = lock_status(project_root(), name)
     out = Output(json_mode=json_)
@@ -33,6 +35,10 @@ def status(c: Any, env: str | None = None, json_: bool = False) -> None:
 @audited("lock.release")
 def release(c: Any, env: str | None = None, force: bool = False, json_: bool = False) -> None:
     """Remove an environment's deploy lock (a live holder's lock needs --force)."""
+    from ..lock import release as release_lock
+    from ..paths import project_root
+    from ..ui import Output
+
     name = default_env(env)
     holder = release_lock(project_root(), name, force=force)
     out = Output(json_mode=json_)

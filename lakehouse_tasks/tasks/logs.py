@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..logs import prefix_width, render_coloured, render_plain, split_services, stream_logs
-from ..project import open_project
-from ..ui import Output
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
 
 
 @lakehouse_task(
@@ -39,6 +39,10 @@ def logs(
     Service prefixes are coloured, each service always the same colour, when stdout is a
     terminal; piped output is compose's plain ``service-1 | line`` format.
     """
+    from ..logs import prefix_width, render_coloured, render_plain, split_services, stream_logs
+    from ..project import open_project
+    from ..ui import Output
+
     project = open_project(
         default_env(env),
         rehearsal=rehearsal_mode(rehearsal),

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..paths import project_root
-from ..plugins import PluginInfo, get_plugin_manager, write_hook_reference
-from ..ui import Output, Table
 from ._base import lakehouse_task
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..plugins import PluginInfo
+    from ..ui import Table
 
 
 def plugins_table(infos: list[PluginInfo]) -> Table:
+    from ..ui import Table
+
     rows: list[Mapping[str, Any]] = [
         {
             "name": info.name,
@@ -47,6 +52,10 @@ def plugins_table(infos: list[PluginInfo]) -> Table:
 )
 def plugins(c: Any, json_: bool = False, write_reference: bool = False) -> None:
     """List the plugins (built-in, entry point, local): version, source, hooks, status."""
+    from ..paths import project_root
+    from ..plugins import get_plugin_manager, write_hook_reference
+    from ..ui import Output
+
     out = Output(json_mode=json_)
     if write_reference:
         doc = project_root() / "docs" / "PLUGINS.md"

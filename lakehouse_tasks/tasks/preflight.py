@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Exit
 
-from ..checks import Check, Status
-from ..errors import ConfigError, ExitCode
-from ..preflight import preflight_failed, run_preflight
-from ..project import open_project
-from ..ui import Output, Table
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..checks import Check
+    from ..ui import Table
 
 
 def render_checks_table(checks: Sequence[Check], *, title: str) -> Table:
+    from ..checks import Status
+    from ..ui import Table
+
     counts = {s: sum(1 for c in checks if c.status == s) for s in Status}
     caption = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
     return Table(
@@ -34,6 +38,9 @@ def render_checks_table(checks: Sequence[Check], *, title: str) -> Table:
 
 def exit_code_for(checks: Sequence[Check]) -> int:
     """0 when nothing fails (warnings allowed), 3 when a check fails."""
+    from ..errors import ExitCode
+    from ..preflight import preflight_failed
+
     return int(ExitCode.PREFLIGHT_FAILED if preflight_failed(checks) else ExitCode.OK)
 
 
@@ -54,6 +61,12 @@ def preflight(
 ) -> None:
     """Check the host before a deploy: engine, disk, CPU/memory, ports, config, images, secrets
     file permissions and certificates. Exits 0 when nothing fails, 3 when something does."""
+    from ..checks import Check, Status
+    from ..errors import ConfigError
+    from ..preflight import preflight_failed, run_preflight
+    from ..project import open_project
+    from ..ui import Output
+
     name = default_env(env)
     out = Output(json_mode=json_)
     try:

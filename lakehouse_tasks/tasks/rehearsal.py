@@ -6,8 +6,6 @@ from typing import Any
 
 from invoke import Collection
 
-from ..errors import EngineError, ExitCode
-from ..ui import Output, Table
 from ._base import lakehouse_task
 
 
@@ -25,6 +23,8 @@ def build(c: Any, force: bool = False, kind: list[str] | None = None, json_: boo
     real compose files with the stand-ins swapped in.
     """
     from .. import rehearsal
+    from ..errors import EngineError, ExitCode
+    from ..ui import Output, Table
 
     out = Output(json_mode=json_)
     try:

@@ -5,12 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..audit import audited
-from ..backup import default_dest, find_backup
-from ..project import open_project
-from ..restore import check_restorable, restore_backup, restore_table
-from ..ui import Output
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
 
 
 @lakehouse_task(
@@ -40,7 +35,11 @@ def restore(
     env_file: list[str] | None = None,
 ) -> None:
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
+    from ..backup import default_dest, find_backup
     from ..confirm import confirm_destructive
+    from ..project import open_project
+    from ..restore import check_restorable, restore_backup, restore_table
+    from ..ui import Output
 
     project = open_project(
         default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)

@@ -6,10 +6,7 @@ from typing import Any
 
 from invoke import Collection
 
-from ..audit import audited
-from ..secretgen import generate_secrets
-from ..ui import Output
-from ._base import default_env, lakehouse_task
+from ._base import audited, default_env, lakehouse_task
 
 
 @lakehouse_task(help={"rotate": "comma-separated secret names to replace even when already set"})
@@ -19,6 +16,9 @@ def generate(c: Any, env: str | None = None, rotate: str = "", json_: bool = Fal
 
     Values are written to env/<env>.local.env (mode 0600); values already set are kept.
     """
+    from ..secretgen import generate_secrets
+    from ..ui import Output
+
     name = default_env(env)
     result = generate_secrets(name, rotate=rotate.split(",") if rotate else [])
     out = Output(json_mode=json_)

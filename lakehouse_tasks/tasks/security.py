@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Exit
 
-from ..checks import Status
-from ..errors import ExitCode
-from ..project import open_project
-from ..security import SecurityReport, security_report
-from ..ui import Output, Table
 from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+
+# Domain modules load inside the task bodies, so `invoke --list` does not pay for them
+# (docs/PERFORMANCE.md, CLI start-up).
+if TYPE_CHECKING:
+    from ..security import SecurityReport
+    from ..ui import Table
 
 
 def render_security_table(report: SecurityReport) -> Table:
     """One row per finding, grouped by service (then credentials, files, tls)."""
+    from ..checks import Status
+    from ..ui import Table
+
     rows: list[Mapping[str, Any]] = []
     for group, findings in report.by_group().items():
         for i, finding in enumerate(findings):
@@ -66,6 +70,12 @@ def security(
 ) -> None:
     """Report security findings (CIS Docker Benchmark style) of the configuration and the
     running containers; exit 3 when any check fails."""
+    from ..checks import Status
+    from ..errors import ExitCode
+    from ..project import open_project
+    from ..security import security_report
+    from ..ui import Output
+
     project = open_project(
         default_env(env),
         rehearsal=rehearsal_mode(rehearsal),

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import swarm
-from ..audit import audited
-from ..errors import ExitCode, LakehouseError
-from ..project import open_project
-from ..teardown import teardown as run_teardown
-from ..ui import Output
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
 
 
 @lakehouse_task(
@@ -36,6 +30,12 @@ def teardown(
     target: str | None = None,
 ) -> None:
     """Stop and remove an environment's containers and networks; volumes only when asked."""
+    from .. import swarm
+    from ..errors import ExitCode, LakehouseError
+    from ..project import open_project
+    from ..teardown import teardown as run_teardown
+    from ..ui import Output
+
     name = default_env(env)
     project = open_project(
         name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False

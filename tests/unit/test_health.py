@@ -349,8 +349,8 @@ def test_watch_prints_a_table_and_each_event_once(
             snap(row("s0", health="unhealthy"), row("s1"), at=2),
         ]
     )
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.take_snapshot", lambda *a, **k: next(states))
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.publish", lambda *a, **k: None)
+    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: next(states))
+    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
     buf = io.StringIO()
     out = Output(stdout=buf, stderr=io.StringIO())
     last = watch_health(
@@ -372,8 +372,8 @@ def test_watch_prints_a_table_and_each_event_once(
 
 def test_watch_json_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     states = iter([snap(row("s0")), snap(row("s0", restart_count=1), at=1)])
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.take_snapshot", lambda *a, **k: next(states))
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.publish", lambda *a, **k: None)
+    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: next(states))
+    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
     buf = io.StringIO()
     out = Output(json_mode=True, stdout=buf, stderr=io.StringIO())
     watch_health(
@@ -396,7 +396,7 @@ def test_watch_ctrl_c_is_a_clean_exit(tmp_path: Path, monkeypatch: pytest.Monkey
     def interrupted(*_a: Any, **_k: Any) -> HealthSnapshot:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.take_snapshot", interrupted)
+    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", interrupted)
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())
     assert (
         watch_health(
@@ -417,8 +417,8 @@ def test_watch_on_a_terminal_uses_a_live_table(
 ) -> None:
     monkeypatch.setenv("LAKEHOUSE_FORCE_TTY", "1")
     states = iter([snap(row("s0")), snap(row("s0", health="unhealthy"), at=1)])
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.take_snapshot", lambda *a, **k: next(states))
-    monkeypatch.setattr("lakehouse_tasks.tasks.health.publish", lambda *a, **k: None)
+    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: next(states))
+    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
     buf = io.StringIO()
     out = Output(stdout=buf, stderr=io.StringIO())
     last = watch_health(

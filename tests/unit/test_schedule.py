@@ -263,8 +263,10 @@ def test_health_warns_and_emits_schedule_missed_once_per_watch(
     env = _env(lakehouse_project)
     project = type("P", (), {"env": env})()
     snapshot = HealthSnapshot(environment="prod", project="lakehouse-prod", rows=())
-    monkeypatch.setattr(health_tasks, "take_snapshot", lambda *a, **k: snapshot)
-    monkeypatch.setattr(health_tasks, "publish", lambda *a, **k: None)
+    # The task module imports its domain modules inside the bodies (start-up time), so the
+    # functions are patched where they live.
+    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: snapshot)
+    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
     out = Output(json_mode=True)
     health_tasks.watch_health(
         project,  # type: ignore[arg-type]
