@@ -456,6 +456,9 @@ def translate_service(
             deploy_section["resources"]["limits"] = limits
         if reservations:
             deploy_section["resources"]["reservations"] = reservations
+    if source_deploy.get("endpoint_mode") in ("vip", "dnsrr"):
+        # dnsrr: the service name resolves to every task's address (no VIP, no IPVS).
+        deploy_section["endpoint_mode"] = source_deploy["endpoint_mode"]
     constraints = list((source_deploy.get("placement") or {}).get("constraints") or [])
     if is_stateful(service) and STORAGE_CONSTRAINT not in constraints:
         constraints.append(STORAGE_CONSTRAINT)

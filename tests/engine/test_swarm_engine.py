@@ -328,3 +328,100 @@ def test_never_healthy_update_is_rolled_back_with_event_and_exit_4(
             timeout="180",
         )
     assert caught.value.code == 4
+
+
+# ---- zero downtime without IPVS: DNS round robin on an overlay network ----------------------
+DNSRR_COMPOSE = """
+services:
+  web:
+    image: ${WEB_IMAGE}
+    environment:
+      STANDIN_SERVICE: web
+      STANDIN_HTTP_PORTS: "8080"
+      STANDIN_HTTP_PATHS_8080: "/health"
+      STANDIN_VERSION: "v${WEB_VERSION:-1}"
+      STANDIN_STOP_DELAY: "${WEB_STOP_DELAY:-0}"
+    healthcheck:
+      test: ["CMD", "curl", "-fsS", "http://localhost:8080/health"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+      start_period: 1s
+    stop_grace_period: 15s
+    restart: unless-stopped
+    deploy:
+      replicas: 2
+      endpoint_mode: dnsrr
+    labels: {io.lakehouse.layer: "6"}
+"""
+
+#: The client: a GET every 50 ms through swarm's DNS (the service name resolves to the
+#: addresses of its running tasks), one OK/FAIL line per request on its log. ``timeout 3``
+#: rather than ``wget -T 3``: the stand-in's static busybox wget crashes with ``-T``.
+CLIENT_LOOP = (
+    "while :; do "
+    'if out=$(timeout 3 wget -q -O- http://web:8080/version 2>&1); then echo "OK $out"; '
+    'else echo "FAIL $(date +%T) $out"; fi; '
+    "sleep 0.05; done"
+)
+
+
+def test_rolling_update_serves_every_request_over_dnsrr(
+    lakehouse_project: Path, single_node_swarm: None, standin_images: dict[str, str]
+) -> None:
+    """The zero-downtime proof that needs no IPVS: the service uses ``endpoint_mode: dnsrr``
+    on the stack's attachable overlay network, and a client container on that network polls
+    ``http://web:8080/version`` every 50 ms during a start-first rolling update through the
+    tool. Every request must succeed, and the client must see the old and the new version."""
+    image = standin_images["busybox"]
+    name = f"lht-dnsrr-{uuid.uuid4().hex[:8]}"
+    client = f"{name}-client"
+    (lakehouse_project / "compose" / "docker-compose.yaml").write_text(DNSRR_COMPOSE)
+
+    def make(**overrides: str) -> Any:
+        values = {"COMPOSE_PROJECT_NAME": name, "WEB_IMAGE": image, "WEB_STOP_DELAY": "3"}
+        write_env(lakehouse_project, "dev", {**values, **overrides})
+        project = open_project("dev", root=lakehouse_project)
+        project.rehearsal = True
+        return project
+
+    try:
+        first = swarm.deploy(make(), skip_preflight=True, timeout=120)
+        assert first.ok, first.summary
+        subprocess.run(
+            ["docker", "run", "-d", "--name", client, "--network", f"{name}_default",
+             "--entrypoint", "sh", image, "-c", CLIENT_LOOP],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while "OK v1" not in _docker("logs", client) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "OK v1" in _docker("logs", client), _docker("logs", client)[-500:]
+
+        steps = Steps()
+        started = time.monotonic()
+        result = swarm.deploy(
+            make(WEB_VERSION="2"), services=["web"], skip_preflight=True, timeout=180,
+            reporter=steps,
+        )  # fmt: skip
+        took = time.monotonic() - started
+        assert result.ok, result.summary
+        time.sleep(2)  # a few more requests, all to the new tasks
+        subprocess.run(["docker", "stop", "-t", "1", client], capture_output=True)
+        lines = subprocess.run(
+            ["docker", "logs", client], capture_output=True, text=True
+        ).stdout.splitlines()
+        failed = [line for line in lines if not line.startswith("OK ")]
+        versions = {line.split()[1] for line in lines if line.startswith("OK ")}
+        replaced = [line for line in steps.lines if "shut down (replaced)" in line]
+        assert len(replaced) == 2, steps.lines
+        assert failed == [], failed[:10]
+        assert versions == {"v1", "v2"}, versions
+        assert lines[-1].startswith("OK v2"), lines[-5:]
+        print(
+            f"\ndnsrr rolling update: {took:.1f}s, {len(lines)} requests, 0 failed, "
+            f"versions seen {sorted(versions)}"
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", client], capture_output=True)
+        remove_stack(name)

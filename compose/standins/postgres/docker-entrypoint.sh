@@ -4,6 +4,9 @@
 #   POSTGRES_USER (default postgres), POSTGRES_PASSWORD (required unless
 #   POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_DB (default $POSTGRES_USER),
 #   POSTGRES_INITDB_ARGS, PGDATA (default /var/lib/postgresql/data),
+#   POSTGRES_PASSWORD_FILE, POSTGRES_USER_FILE, POSTGRES_DB_FILE, POSTGRES_INITDB_ARGS_FILE:
+#   read the variable from that file (docker/swarm secrets); setting both VAR and VAR_FILE is
+#   an error, as in the official image,
 #   /docker-entrypoint-initdb.d/*.sh|*.sql|*.sql.gz run once on first start.
 # `postgres` (or only flags) as arguments runs the server as user postgres in the foreground
 # (exec: signals reach it). Any other command is executed as is (e.g. `tar`, `sha256sum`).
@@ -30,6 +33,25 @@ read_fault() {
 
 # Sleep that SIGTERM/SIGINT interrupt at once.
 nap() { sleep "${1:-1}" & wait $! || true; }
+
+# file_env VAR: VAR from the file named by VAR_FILE (the official entrypoint's file_env).
+file_env() {
+	local var=$1 file_var="${1}_FILE"
+	local val="${!var:-}" file="${!file_var:-}"
+	if [ -n "$val" ] && [ -n "$file" ]; then
+		log "error: both $var and $file_var are set (but are exclusive)"
+		exit 1
+	fi
+	if [ -n "$file" ]; then
+		if [ ! -r "$file" ]; then
+			log "error: $file_var names $file, which cannot be read"
+			exit 1
+		fi
+		val=$(<"$file")
+		export "$var"="$val"
+	fi
+	unset "$file_var"
+}
 
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
 
@@ -121,6 +143,10 @@ main() {
 		;;
 	esac
 
+	local v
+	for v in POSTGRES_PASSWORD POSTGRES_USER POSTGRES_DB POSTGRES_INITDB_ARGS; do
+		file_env "$v"
+	done
 	prepare_dirs
 	if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		init_cluster
