@@ -357,14 +357,35 @@ def _docker(project: Project) -> list[str]:
     return project.compose.docker_cmd
 
 
-def running_services(project: Project) -> list[str]:
+# Where the containers run: a compose project (``compose``) or a swarm stack (``swarm``), whose
+# containers are the services' tasks, found by the labels swarm puts on them. The stack keeps
+# compose's volume names, so everything that reads or writes volumes is the same for both.
+COMPOSE_TARGET = "compose"
+SWARM_TARGET = "swarm"
+#: How long a swarm service scaled to 0 gets for its task containers to stop.
+SWARM_STOP_TIMEOUT_S = 120.0
+
+
+def _swarm_containers(project: Project) -> list[tuple[str, str]]:
+    from .docker import stack_running_containers
+
+    return stack_running_containers(_docker(project), project.compose.project_name)
+
+
+def running_services(project: Project, target: str = COMPOSE_TARGET) -> list[str]:
+    if target == SWARM_TARGET:
+        return sorted({service for service, _cid in _swarm_containers(project)})
     out = project.compose.compose("ps", "--services", "--filter", "status=running")
     return sorted(line.strip() for line in out.splitlines() if line.strip())
 
 
-def container_of(project: Project, service: str) -> str:
-    """The id of the running container of ``service``."""
-    out = project.compose.compose("ps", "-q", service).split()
+def container_of(project: Project, service: str, target: str = COMPOSE_TARGET) -> str:
+    """The id of the running container of ``service`` (on swarm: a running task of the
+    service on the node we talk to)."""
+    if target == SWARM_TARGET:
+        out = [cid for name, cid in _swarm_containers(project) if name == service]
+    else:
+        out = project.compose.compose("ps", "-q", service).split()
     if not out:
         raise LakehouseError(
             f"Service {service!r} of {project.env.name!r} has no running container; deploy "
@@ -444,10 +465,10 @@ def volume_sizes(project: Project, names: Mapping[str, str]) -> dict[str, int]:
     return sizes
 
 
-def database_size(project: Project, db: Database) -> int:
-    out = project.compose.compose(
-        "exec", "-T", db.service, "psql", "-U", db.user, "-d", db.database, "-tAc",
-        "SELECT pg_database_size(current_database())",
+def database_size(project: Project, db: Database, target: str = COMPOSE_TARGET) -> int:
+    out = Engine().run(
+        "exec", container_of(project, db.service, target), "psql", "-U", db.user,
+        "-d", db.database, "-tAc", "SELECT pg_database_size(current_database())",
     )  # fmt: skip
     try:
         return int(out.strip().splitlines()[-1])
@@ -622,7 +643,12 @@ def recover_interrupted(project: Project, out: Output | None = None) -> list[str
                     "stopped; starting them again."
                 )
             try:
-                project.compose.compose("start", *services, what="compose start")
+                _start_services(
+                    project,
+                    services,
+                    str(data.get("target") or COMPOSE_TARGET),
+                    {str(k): int(v) for k, v in (data.get("replicas") or {}).items()},
+                )
                 restarted.extend(services)
             except EngineError as exc:
                 if out is not None:
@@ -639,18 +665,70 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
+def _swarm_name(project: Project, service: str) -> str:
+    return f"{project.compose.project_name}_{service}"
+
+
+def _stop_services(project: Project, services: Sequence[str], target: str) -> None:
+    """compose: ``compose stop``; swarm: scale each service to 0 and wait until its task
+    containers on this node have stopped (their volumes are then quiet)."""
+    if target != SWARM_TARGET:
+        project.compose.compose("stop", *services, what="compose stop")
+        return
+    from .docker import service_scale
+
+    service_scale(_docker(project), {_swarm_name(project, s): 0 for s in services})
+    deadline = time.monotonic() + SWARM_STOP_TIMEOUT_S
+    while True:
+        left = sorted({s for s, _cid in _swarm_containers(project) if s in services})
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise LakehouseError(
+                f"{', '.join(left)} still running {int(SWARM_STOP_TIMEOUT_S)}s after being "
+                "scaled to 0; check `docker service ps` on the stack."
+            )
+        time.sleep(0.5)
+
+
+def _start_services(
+    project: Project, services: Sequence[str], target: str, replicas: Mapping[str, int]
+) -> None:
+    """compose: ``compose start``; swarm: scale each service back to its recorded replica
+    count (1 when none was recorded). Does not wait for health (neither does compose)."""
+    if target != SWARM_TARGET:
+        project.compose.compose("start", *services, what="compose start")
+        return
+    from .docker import service_scale
+
+    service_scale(
+        _docker(project), {_swarm_name(project, s): max(1, replicas.get(s, 1)) for s in services}
+    )
+
+
 @contextlib.contextmanager
 def services_stopped(
-    project: Project, services: Iterable[str], *, reason: str = "backup"
+    project: Project,
+    services: Iterable[str],
+    *,
+    reason: str = "backup",
+    target: str = COMPOSE_TARGET,
 ) -> Iterator[list[str]]:
     """Stop the running ``services`` for the duration of the block and start them again
-    afterwards: on success, on failure, on Ctrl-C and on SIGTERM. The set is recorded in a
-    state file first so :func:`recover_interrupted` can finish the job after a SIGKILL."""
-    running = set(running_services(project))
+    afterwards: on success, on failure, on Ctrl-C and on SIGTERM. The set (with the target
+    and, on swarm, each service's replica count) is recorded in a state file first so
+    :func:`recover_interrupted` can finish the job after a SIGKILL."""
+    running = set(running_services(project, target))
     chosen = sorted(s for s in set(services) if s in running)
     if not chosen:
         yield []
         return
+    replicas: dict[str, int] = {}
+    if target == SWARM_TARGET:
+        from .docker import service_replicas
+
+        found = service_replicas(_docker(project), [_swarm_name(project, s) for s in chosen])
+        replicas = {s: found.get(_swarm_name(project, s), 1) for s in chosen}
     state = _state_root(project) / (
         f"stopped-{project.compose.project_name}-{os.getpid()}-{time.monotonic_ns()}.json"
     )
@@ -660,6 +738,8 @@ def services_stopped(
                 "project": project.compose.project_name,
                 "environment": project.env.name,
                 "services": chosen,
+                "target": target,
+                "replicas": replicas,
                 "pid": os.getpid(),
                 "reason": reason,
                 "time": _dt.datetime.now(_dt.UTC).isoformat(),
@@ -670,11 +750,11 @@ def services_stopped(
     with contextlib.suppress(ValueError):  # not the main thread: no handler, Ctrl-C only
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        project.compose.compose("stop", *chosen, what="compose stop")
+        _stop_services(project, chosen, target)
         yield chosen
     finally:
         try:
-            project.compose.compose("start", *chosen, what="compose start")
+            _start_services(project, chosen, target, replicas)
             state.unlink(missing_ok=True)
         finally:
             if previous is not None:
@@ -756,14 +836,20 @@ def _delay_for_tests() -> None:
         time.sleep(float(raw))
 
 
-def dump_database(project: Project, db: Database, workdir: Path, advance: Any) -> Artefact:
+def dump_database(
+    project: Project,
+    db: Database,
+    workdir: Path,
+    advance: Any,
+    target: str = COMPOSE_TARGET,
+) -> Artefact:
     name = f"postgres/{db.service}.dump"
-    target = workdir / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    container = container_of(project, db.service)
+    path = workdir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    container = container_of(project, db.service, target)
     result = stream_to_file(
         [*_docker(project), "exec", container, "pg_dump", "-Fc", "-U", db.user, "-d", db.database],
-        target,
+        path,
         scrub=project.env.scrub,
         what=f"pg_dump of {db.service}",
         on_chunk=advance,
@@ -812,10 +898,12 @@ def archive_volume(
     )
 
 
-def estimate(project: Project, selection: BackupPlan) -> tuple[dict[str, int], dict[str, int]]:
+def estimate(
+    project: Project, selection: BackupPlan, target: str = COMPOSE_TARGET
+) -> tuple[dict[str, int], dict[str, int]]:
     """Uncompressed bytes per volume key and per database service."""
     vols = volume_sizes(project, selection.volumes) if selection.volumes else {}
-    dbs = {d.service: database_size(project, d) for d in selection.databases}
+    dbs = {d.service: database_size(project, d, target) for d in selection.databases}
     return vols, dbs
 
 
@@ -833,10 +921,12 @@ def _new_workdir(dest: Path, env_name: str, tag: str | None) -> tuple[str, Path]
     return ident, workdir
 
 
-def _check_databases_running(project: Project, selection: BackupPlan) -> None:
+def _check_databases_running(
+    project: Project, selection: BackupPlan, target: str = COMPOSE_TARGET
+) -> None:
     if not selection.databases:
         return
-    running = set(running_services(project))
+    running = set(running_services(project, target))
     down = [d.service for d in selection.databases if d.service not in running]
     if down:
         raise LakehouseError(
@@ -854,8 +944,13 @@ def create_backup(
     tag: str | None = None,
     online: bool = False,
     out: Output | None = None,
+    target: str = COMPOSE_TARGET,
 ) -> BackupManifest:
     """Back up ``project`` into ``dest`` and return the manifest of the complete backup.
+
+    ``target``: where the stack runs, a compose project or (``swarm``) a swarm stack of the
+    same name (dumps through ``docker exec`` into a running task, services stopped by
+    scaling them to 0 and back).
 
     Refuses (exit 7) before writing anything when the destination lacks space; fails with the
     failing command's error otherwise. Emits BACKUP_SUCCEEDED or BACKUP_FAILED.
@@ -869,8 +964,8 @@ def create_backup(
     env_name = project.env.name
     workdir: Path | None = None
     try:
-        _check_databases_running(project, selection)
-        vol_sizes, db_sizes = estimate(project, selection)
+        _check_databases_running(project, selection, target)
+        vol_sizes, db_sizes = estimate(project, selection, target)
         check_free_space(dest_path, sum(vol_sizes.values()) + sum(db_sizes.values()))
         ident, workdir = _new_workdir(dest_path, env_name, tag)
         out.info(f"Backing up {env_name!r} into {dest_path / ident}")
@@ -878,7 +973,7 @@ def create_backup(
         with _Progress(out) as progress:
             for db in selection.databases:
                 advance = progress.start(f"dump {db.service}", db_sizes.get(db.service))
-                artefacts.append(dump_database(project, db, workdir, advance))
+                artefacts.append(dump_database(project, db, workdir, advance, target))
             if selection.volumes:
                 stop: set[str] = set()
                 if not online:
@@ -889,7 +984,7 @@ def create_backup(
                         "--online: volumes are archived while their services write to them; "
                         "the copy may be inconsistent (fuzzy)."
                     )
-                with services_stopped(project, stop, reason="backup"):
+                with services_stopped(project, stop, reason="backup", target=target):
                     for key, volume in selection.volumes.items():
                         advance = progress.start(f"archive {key}", vol_sizes.get(key))
                         artefacts.append(archive_volume(project, key, volume, workdir, advance))

@@ -1,10 +1,17 @@
 """The one module that talks to Docker.
 
 Everything else receives plain data from here. Every command goes through :func:`run`, the
-single choke point that builds the command line from python-on-whales' client config, logs it
-when ``LAKEHOUSE_TRACE_DOCKER=1``, counts it (tests and benchmarks read :data:`CALLS`), and
-turns ``DockerException`` into :class:`~lakehouse_tasks.errors.EngineError` carrying the
-command's stderr with every secret scrubbed.
+single choke point that logs it when ``LAKEHOUSE_TRACE_DOCKER=1``, counts it (tests and
+benchmarks read :data:`CALLS`), and turns a failure into
+:class:`~lakehouse_tasks.errors.EngineError` carrying the command's stderr with every secret
+scrubbed.
+
+Command lines are the ones python-on-whales' client config builds (``docker compose --file ...
+--profile ... --env-file ... --project-name ... --project-directory ...``; a unit test compares
+them), but they are built and run here without importing python-on-whales: with pydantic under
+it, that import costs 0.2-0.5 s, which every deploy, health snapshot and preflight paid before
+its first docker call (docs/PERFORMANCE.md). ``ComposeProject.client`` still gives the typed
+python-on-whales client to code that wants its object API.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,8 +60,18 @@ def _trace(cmd: Sequence[str]) -> None:
 
 
 def translate(exc: DockerException, *, scrub: Any = None, what: str = "") -> EngineError:
+    """A project error for a python-on-whales ``DockerException``, with its stderr (secrets
+    scrubbed)."""
+    return command_failure(
+        list(exc.docker_command), exc.return_code, exc.stderr or "", scrub=scrub, what=what
+    )
+
+
+def command_failure(
+    argv: list[str], return_code: int, stderr: str, *, scrub: Any = None, what: str = ""
+) -> EngineError:
     """A project error for a failed docker command, with its stderr (secrets scrubbed)."""
-    stderr = (exc.stderr or "").strip()
+    stderr = stderr.strip()
     if scrub is not None:
         stderr = scrub(stderr)
     if any(marker in stderr for marker in _ENGINE_DOWN_MARKERS):
@@ -62,16 +79,36 @@ def translate(exc: DockerException, *, scrub: Any = None, what: str = "") -> Eng
             "The Docker engine is not reachable; start it (scripts/docker-engine does on "
             "Debian) and check `docker info`.",
             ExitCode.ENGINE_UNREACHABLE,
-            command=list(exc.docker_command),
+            command=argv,
             stderr=stderr,
         )
-    last = stderr.splitlines()[-1] if stderr else f"exit code {exc.return_code}"
+    last = stderr.splitlines()[-1] if stderr else f"exit code {return_code}"
     return EngineError(
         f"{what or 'docker'} failed: {last}",
         ExitCode.ENGINE_UNREACHABLE if not what else ExitCode.DEPLOY_FAILED,
-        command=list(exc.docker_command),
+        command=argv,
         stderr=stderr,
     )
+
+
+_docker_path: str | None = None
+
+
+def docker_binary() -> str:
+    """The docker CLI's full path (as python-on-whales resolves it), ``docker`` when it is not
+    on PATH (then :func:`run` says how to install it)."""
+    global _docker_path
+    if _docker_path is None:
+        _docker_path = shutil.which("docker") or "docker"
+    return _docker_path
+
+
+def _decoded(stream: bytes | None) -> str:
+    """Output as python-on-whales returns it: text, one trailing newline removed."""
+    if not stream:
+        return ""
+    text = stream.decode(errors="replace")
+    return text[:-1] if text.endswith("\n") else text
 
 
 def run(
@@ -91,19 +128,18 @@ def run(
             ExitCode.ENGINE_UNREACHABLE,
         )
     _trace(argv)
-    # python_on_whales (and pydantic under it) costs ~0.3 s to import: pay it when a docker
-    # command runs, not on `--help` or `--list`.
-    from python_on_whales.exceptions import DockerException
-    from python_on_whales.utils import run as _pow_run
-
-    try:
-        kwargs: dict[str, Any] = {"capture_stdout": True, "capture_stderr": capture_stderr}
-        if input is not None:
-            kwargs["input"] = input
-        out = _pow_run(argv, **kwargs)
-    except DockerException as exc:
-        raise translate(exc, scrub=scrub, what=what) from None
-    return out if isinstance(out, str) else ""
+    proc = subprocess.run(
+        argv,
+        input=input,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if capture_stderr else None,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise command_failure(
+            argv, proc.returncode, _decoded(proc.stderr), scrub=scrub, what=what
+        ) from None
+    return _decoded(proc.stdout)
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -137,23 +173,50 @@ class EngineInfo:
 class Engine:
     """The Docker engine, outside any compose project."""
 
-    def __init__(self, client: DockerClient | None = None) -> None:
-        if client is None:
+    def __init__(
+        self, client: DockerClient | None = None, *, docker_cmd: Sequence[str] | None = None
+    ) -> None:
+        self._client = client
+        if docker_cmd is not None:
+            self._docker_cmd = [str(a) for a in docker_cmd]
+        elif client is not None:
+            self._docker_cmd = [str(a) for a in client.client_config.docker_cmd]
+        else:
+            self._docker_cmd = [docker_binary()]
+
+    @property
+    def client(self) -> DockerClient:
+        """The python-on-whales client (imported on first use; :meth:`run` does not need it)."""
+        if self._client is None:
             from python_on_whales import DockerClient
 
-            client = DockerClient()
-        self.client = client
+            self._client = DockerClient()
+        return self._client
 
     @property
     def docker_cmd(self) -> list[str]:
-        return list(self.client.client_config.docker_cmd)
+        return list(self._docker_cmd)
 
     def run(self, *args: Any, **kwargs: Any) -> str:
         return run([*self.docker_cmd, *args], **kwargs)
 
     def info(self) -> EngineInfo:
         """One ``docker info`` and one ``docker compose version`` call."""
-        raw = json.loads(self.run("info", "--format", "{{json .}}"))
+        versions: list[str] = []
+
+        def compose_version() -> None:
+            try:
+                versions.append(self.run("compose", "version", "--short").strip())
+            except EngineError:
+                versions.append("")
+
+        # `compose version` does not need the engine: it runs beside `docker info`.
+        beside = threading.Thread(target=compose_version, name="compose-version", daemon=True)
+        beside.start()
+        try:
+            raw = json.loads(self.run("info", "--format", "{{json .}}"))
+        finally:
+            beside.join()
         if raw.get("ServerErrors"):
             raise EngineError(
                 "The Docker engine is not reachable; start it (scripts/docker-engine does on "
@@ -161,10 +224,7 @@ class Engine:
                 ExitCode.ENGINE_UNREACHABLE,
                 stderr="; ".join(raw["ServerErrors"]),
             )
-        try:
-            compose = self.run("compose", "version", "--short").strip()
-        except EngineError:
-            compose = ""
+        compose = versions[0] if versions else ""
         return EngineInfo(
             server_version=str(raw.get("ServerVersion", "")),
             compose_version=compose,
@@ -254,15 +314,24 @@ class ComposeProject:
             self.project_name = self.env.project_name
         self._client: DockerClient | None = None
         self._config: dict[str, Any] | None = None
+        self._env_file: Path | None = None
+
+    @property
+    def env_file(self) -> Path:
+        """The private ``--env-file`` of this project (written once per project object)."""
+        if self._env_file is None:
+            self._env_file = _EnvFile.write(self.env)
+        return self._env_file
 
     @property
     def client(self) -> DockerClient:
+        """The python-on-whales client of this project (imported on first use)."""
         if self._client is None:
             from python_on_whales import DockerClient
 
             self._client = DockerClient(
                 compose_files=[str(f) for f in self.files],
-                compose_env_files=[str(_EnvFile.write(self.env))],
+                compose_env_files=[str(self.env_file)],
                 compose_project_name=self.project_name,
                 compose_project_directory=str(self.env.root),
                 compose_profiles=list(self.profiles),
@@ -271,11 +340,21 @@ class ComposeProject:
 
     @property
     def compose_cmd(self) -> list[str]:
-        return list(self.client.client_config.docker_compose_cmd)
+        """``docker compose`` with this project's files, profiles, env file, name and
+        directory, in python-on-whales' order (``ClientConfig.docker_compose_cmd``)."""
+        cmd = [docker_binary(), "compose"]
+        for path in self.files:
+            cmd += ["--file", str(path)]
+        for profile in self.profiles:
+            cmd += ["--profile", profile]
+        cmd += ["--env-file", str(self.env_file)]
+        cmd += ["--project-name", self.project_name]
+        cmd += ["--project-directory", str(self.env.root)]
+        return cmd
 
     @property
     def docker_cmd(self) -> list[str]:
-        return list(self.client.client_config.docker_cmd)
+        return [docker_binary()]
 
     def compose(self, *args: Any, what: str = "", **kwargs: Any) -> str:
         """Run ``docker compose <args>`` for this project (through the choke point)."""
@@ -1093,3 +1172,71 @@ def remove_secrets(docker_cmd: Sequence[str], names: Sequence[str]) -> list[str]
                 raise
             kept.append(name)
     return kept
+
+
+#: Label swarm puts on a task's container: the full service name (``<stack>_<service>``).
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+
+
+def stack_running_containers(docker_cmd: Sequence[str], stack: str) -> list[tuple[str, str]]:
+    """``(service, container id)`` of every running task container of a stack on the node we
+    talk to (``service`` without the ``<stack>_`` prefix), oldest first: one call."""
+    out = run(
+        [
+            *docker_cmd,
+            "ps",
+            "--filter",
+            f"label={STACK_NAMESPACE_LABEL}={stack}",
+            "--filter",
+            "status=running",
+            "--format",
+            f'{{{{.ID}}}} {{{{.Label "{SWARM_SERVICE_LABEL}"}}}}',
+        ]
+    )
+    prefix = f"{stack}_"
+    found = []
+    for line in reversed(out.splitlines()):  # docker ps lists newest first
+        parts = line.split()
+        if len(parts) == 2:
+            name = parts[1][len(prefix) :] if parts[1].startswith(prefix) else parts[1]
+            found.append((name, parts[0]))
+    return found
+
+
+def service_replicas(docker_cmd: Sequence[str], services: Sequence[str]) -> dict[str, int]:
+    """Replica count in the spec of each (full-named) replicated service: one call."""
+    if not services:
+        return {}
+    out = run(
+        [
+            *docker_cmd,
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.Name}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}"
+            "{{else}}-1{{end}}",
+            *services,
+        ],
+        what="docker service inspect",
+    )
+    replicas: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            replicas[parts[0]] = int(parts[1])
+    return replicas
+
+
+def service_scale(docker_cmd: Sequence[str], replicas: Mapping[str, int]) -> None:
+    """``docker service scale --detach NAME=N ...`` (returns at once; callers wait)."""
+    if replicas:
+        run(
+            [
+                *docker_cmd,
+                "service",
+                "scale",
+                "--detach",
+                *(f"{name}={n}" for name, n in sorted(replicas.items())),
+            ],
+            what="docker service scale",
+        )

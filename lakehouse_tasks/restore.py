@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backup import (
+    COMPOSE_TARGET,
     KIND_DUMP,
     KIND_VOLUME,
+    SWARM_TARGET,
     BackupInfo,
     Database,
     _Progress,
@@ -254,7 +256,12 @@ def _clear_volume(project: Project, image: str, volume: str) -> None:
 
 
 def restore_volume(
-    project: Project, info: BackupInfo, art: Any, advance: Any, asides: dict[str, str]
+    project: Project,
+    info: BackupInfo,
+    art: Any,
+    advance: Any,
+    asides: dict[str, str],
+    target: str = COMPOSE_TARGET,
 ) -> str:
     key = art.source
     volume = project.stack.volumes.get(key)
@@ -264,7 +271,15 @@ def restore_volume(
             "not define; leave it out with --only."
         )
     image = tool_image(project, key)
-    if volume not in existing_volumes(project):
+    if volume not in existing_volumes(project) and target == SWARM_TARGET:
+        # What a task of the stack would create: a local volume with the stack's label.
+        from .docker import STACK_NAMESPACE_LABEL
+
+        Engine().run(
+            "volume", "create", "--label",
+            f"{STACK_NAMESPACE_LABEL}={project.compose.project_name}", volume,
+        )  # fmt: skip
+    elif volume not in existing_volumes(project):
         project.compose.compose(
             "create", *volume_users(project).get(key, ()), what="compose create"
         )
@@ -287,18 +302,23 @@ def restore_volume(
 
 
 def restore_database(
-    project: Project, db: Database, info: BackupInfo, art: Any, advance: Any
+    project: Project,
+    db: Database,
+    info: BackupInfo,
+    art: Any,
+    advance: Any,
+    target: str = COMPOSE_TARGET,
 ) -> None:
-    container = container_of(project, db.service)
+    container = container_of(project, db.service, target)
     name = db.database.replace('"', '""')
     owner = db.user.replace('"', '""')
     for sql in (
         f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
         f'CREATE DATABASE "{name}" OWNER "{owner}"',
     ):
-        project.compose.compose(
-            "exec", "-T", db.service, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user,
-            "-d", "postgres", "-c", sql, what=f"restore of {db.service}",
+        Engine().run(
+            "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user,
+            "-d", "postgres", "-c", sql,
         )  # fmt: skip
     stream_from_file(
         [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
@@ -311,12 +331,19 @@ def restore_database(
 
 
 def wait_healthy(
-    project: Project, services: Sequence[str], timeout: float = HEALTH_TIMEOUT_S
+    project: Project,
+    services: Sequence[str],
+    timeout: float = HEALTH_TIMEOUT_S,
+    target: str = COMPOSE_TARGET,
 ) -> None:
-    """Return once every service is healthy (or running without a healthcheck)."""
+    """Return once every service is healthy (or running without a healthcheck); on swarm,
+    once every replica of each service runs the current spec and is healthy."""
     if not services:
         return
-    from .health import take_snapshot
+    if target == SWARM_TARGET:
+        from .swarm import take_snapshot
+    else:
+        from .health import take_snapshot
 
     deadline = time.monotonic() + timeout
     while True:
@@ -356,6 +383,7 @@ def restore_backup(
     dest: Path | None = None,
     out: Output | None = None,
     checked: bool = False,
+    target: str = COMPOSE_TARGET,
 ) -> RestoreResult:
     """Restore ``info`` into ``project`` (the caller has confirmed; ``checked``: and has run
     :func:`check_restorable`). See the module docstring."""
@@ -391,7 +419,9 @@ def restore_backup(
     if safety_backup and has_data(project):
         only_sel = sorted({a.source for a in arts})
         out.info("Taking a safety backup of the current state first")
-        manifest = create_backup(project, dest=dest, only=only_sel, tag="pre-restore", out=out)
+        manifest = create_backup(
+            project, dest=dest, only=only_sel, tag="pre-restore", out=out, target=target
+        )
         result.safety_backup = manifest.id
 
     users = volume_users(project)
@@ -404,16 +434,16 @@ def restore_backup(
     try:
         with (
             _Progress(out) as progress,
-            services_stopped(project, stop, reason="restore") as stopped,
+            services_stopped(project, stop, reason="restore", target=target) as stopped,
         ):
             result.services = list(stopped)
             for art in archives:
                 advance = progress.start(f"restore {art.source}", art.size)
-                volume = restore_volume(project, info, art, advance, asides)
+                volume = restore_volume(project, info, art, advance, asides, target)
                 result.restored.append({"artefact": art.name, "target": volume, "status": "ok"})
             for art in dumps:
                 advance = progress.start(f"restore {art.source}", art.size)
-                restore_database(project, dbs[art.source], info, art, advance)
+                restore_database(project, dbs[art.source], info, art, advance, target)
                 result.restored.append(
                     {
                         "artefact": art.name,
@@ -421,9 +451,9 @@ def restore_backup(
                         "status": "ok",
                     }
                 )
-        wait_healthy(project, sorted(stop | {a.source for a in dumps}))
+        wait_healthy(project, sorted(stop | {a.source for a in dumps}), target=target)
     except BaseException as exc:
-        _roll_back(project, asides, out)
+        _roll_back(project, asides, out, target)
         if isinstance(exc, (Exception, KeyboardInterrupt)):
             reason = exc.message if isinstance(exc, LakehouseError) else type(exc).__name__
             emit(
@@ -453,7 +483,9 @@ def restore_backup(
     return result
 
 
-def _roll_back(project: Project, asides: dict[str, str], out: Output) -> None:
+def _roll_back(
+    project: Project, asides: dict[str, str], out: Output, target: str = COMPOSE_TARGET
+) -> None:
     """Put each volume's pre-restore content back (services are stopped around it)."""
     if not asides:
         return
@@ -461,7 +493,7 @@ def _roll_back(project: Project, asides: dict[str, str], out: Output) -> None:
     by_volume = {v: k for k, v in project.stack.volumes.items()}
     stop = {s for v in asides for s in users.get(by_volume.get(v, ""), ())}
     try:
-        with services_stopped(project, stop, reason="restore rollback"):
+        with services_stopped(project, stop, reason="restore rollback", target=target):
             for volume, aside in asides.items():
                 image = tool_image(project, by_volume.get(volume))
                 _clear_volume(project, image, volume)

@@ -25,6 +25,7 @@ _HELP = {
     "dest": "directory holding the backups (default: $BACKUP_DIR of the env, else backups/)",
     "tag": "label appended to the backup's id, e.g. before-upgrade",
     "online": "do not stop services while their volumes are archived (the copy may be fuzzy)",
+    "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
 }
 
 
@@ -46,18 +47,27 @@ def create(
     json_: bool = False,
     rehearsal: bool = False,
     env_file: list[str] | None = None,
+    target: str | None = None,
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.gz) of an environment."""
     from ..backup import create_backup, manifest_table
     from ..project import open_project
+    from ..swarm import resolve_target
     from ..ui import Output
 
+    where = resolve_target(target)
     project = open_project(
         default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
     )
     out = Output(json_mode=json_)
     manifest = create_backup(
-        project, dest=_dest(project, dest), only=only or None, tag=tag, online=online, out=out
+        project,
+        dest=_dest(project, dest),
+        only=only or None,
+        tag=tag,
+        online=online,
+        out=out,
+        target=where,
     )
     final = _dest(project, dest) / manifest.id
     if json_:

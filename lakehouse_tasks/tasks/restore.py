@@ -18,6 +18,7 @@ from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mo
         "allow_other_env": "restore a backup taken in another environment",
         "no_safety_backup": "do not back up the current state first",
         "dest": "directory holding the backups (default: $BACKUP_DIR of the env, else backups/)",
+        "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
     },
 )
 @audited("restore")
@@ -33,13 +34,17 @@ def restore(
     json_: bool = False,
     rehearsal: bool = False,
     env_file: list[str] | None = None,
+    target: str | None = None,
 ) -> None:
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
     from ..backup import default_dest, find_backup
     from ..confirm import confirm_destructive
     from ..project import open_project
     from ..restore import check_restorable, restore_backup, restore_table
+    from ..swarm import resolve_target
     from ..ui import Output
+
+    where = resolve_target(target)
 
     project = open_project(
         default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
@@ -62,6 +67,7 @@ def restore(
         dest=dest_path,
         out=out,
         checked=True,
+        target=where,
     )
     if json_:
         out.json(result.to_dict())
