@@ -362,19 +362,40 @@ def _docker(project: Project) -> list[str]:
 # compose's volume names, so everything that reads or writes volumes is the same for both.
 COMPOSE_TARGET = "compose"
 SWARM_TARGET = "swarm"
-#: How long a swarm service scaled to 0 gets for its task containers to stop.
+#: How long a swarm service scaled to 0 gets for its tasks to stop, and a service scaled back
+#: for all its replicas to run again (healthy, when it has a healthcheck).
 SWARM_STOP_TIMEOUT_S = 120.0
+SWARM_START_TIMEOUT_S = 300.0
 
 
 def _swarm_containers(project: Project) -> list[tuple[str, str]]:
+    """Running task containers on the node we talk to (``docker exec`` reaches only those)."""
     from .docker import stack_running_containers
 
     return stack_running_containers(_docker(project), project.compose.project_name)
 
 
+def _swarm_views(project: Project) -> dict[str, Any]:
+    """The stack's services and their tasks on every node (read from a manager)."""
+    from .swarm import read_stack
+
+    return read_stack(_docker(project), project.compose.project_name)
+
+
+def _live_tasks(view: Any) -> int:
+    """Tasks of a service that run, or are meant to run and are on their way."""
+    return sum(
+        1
+        for t in view.tasks
+        if t.state == "running"
+        or (t.desired == "running" and t.state in ("assigned", "accepted", "preparing", "starting"))
+    )
+
+
 def running_services(project: Project, target: str = COMPOSE_TARGET) -> list[str]:
     if target == SWARM_TARGET:
-        return sorted({service for service, _cid in _swarm_containers(project)})
+        views = _swarm_views(project)
+        return sorted(n for n, v in views.items() if any(t.state == "running" for t in v.tasks))
     out = project.compose.compose("ps", "--services", "--filter", "status=running")
     return sorted(line.strip() for line in out.splitlines() if line.strip())
 
@@ -670,8 +691,8 @@ def _swarm_name(project: Project, service: str) -> str:
 
 
 def _stop_services(project: Project, services: Sequence[str], target: str) -> None:
-    """compose: ``compose stop``; swarm: scale each service to 0 and wait until its task
-    containers on this node have stopped (their volumes are then quiet)."""
+    """compose: ``compose stop``; swarm: scale each service to 0 and wait until none of its
+    tasks runs any more (their volumes are then quiet)."""
     if target != SWARM_TARGET:
         project.compose.compose("stop", *services, what="compose stop")
         return
@@ -680,7 +701,8 @@ def _stop_services(project: Project, services: Sequence[str], target: str) -> No
     service_scale(_docker(project), {_swarm_name(project, s): 0 for s in services})
     deadline = time.monotonic() + SWARM_STOP_TIMEOUT_S
     while True:
-        left = sorted({s for s, _cid in _swarm_containers(project) if s in services})
+        views = _swarm_views(project)
+        left = sorted(s for s in services if s in views and _live_tasks(views[s]))
         if not left:
             return
         if time.monotonic() > deadline:
@@ -695,15 +717,33 @@ def _start_services(
     project: Project, services: Sequence[str], target: str, replicas: Mapping[str, int]
 ) -> None:
     """compose: ``compose start``; swarm: scale each service back to its recorded replica
-    count (1 when none was recorded). Does not wait for health (neither does compose)."""
+    count (1 when none was recorded) and wait until that many tasks run (a task with a
+    healthcheck runs once healthy). Unlike ``compose start`` the scale returns at once, and
+    the next step (a restore after its safety backup, another backup) must see the service
+    running again, or it would not stop it."""
     if target != SWARM_TARGET:
         project.compose.compose("start", *services, what="compose start")
         return
     from .docker import service_scale
 
-    service_scale(
-        _docker(project), {_swarm_name(project, s): max(1, replicas.get(s, 1)) for s in services}
-    )
+    wanted = {s: max(1, replicas.get(s, 1)) for s in services}
+    service_scale(_docker(project), {_swarm_name(project, s): n for s, n in wanted.items()})
+    deadline = time.monotonic() + SWARM_START_TIMEOUT_S
+    while True:
+        views = _swarm_views(project)
+        late = sorted(
+            s
+            for s, n in wanted.items()
+            if s in views and sum(1 for t in views[s].tasks if t.state == "running") < n
+        )
+        if not late:
+            return
+        if time.monotonic() > deadline:
+            raise LakehouseError(
+                f"{', '.join(late)} did not run again {int(SWARM_START_TIMEOUT_S)}s after being "
+                "scaled back; check `docker service ps` on the stack."
+            )
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -725,10 +765,8 @@ def services_stopped(
         return
     replicas: dict[str, int] = {}
     if target == SWARM_TARGET:
-        from .docker import service_replicas
-
-        found = service_replicas(_docker(project), [_swarm_name(project, s) for s in chosen])
-        replicas = {s: found.get(_swarm_name(project, s), 1) for s in chosen}
+        views = _swarm_views(project)
+        replicas = {s: views[s].replicas if s in views else 1 for s in chosen}
     state = _state_root(project) / (
         f"stopped-{project.compose.project_name}-{os.getpid()}-{time.monotonic_ns()}.json"
     )
