@@ -197,6 +197,8 @@ def test_deploy_fails_naming_the_never_healthy_service_and_alerts(
         env="dev",
         hint="deployfail",
         STANDIN_FAULT_TRINO="never-healthy",
+        # Trino must be judged unhealthy well inside the deploy timeout.
+        HEALTHCHECK_START_PERIOD="20s",
         ALERT_URLS=receiver.url,
         ALERT_THROTTLE_SECONDS="300",
     )

@@ -177,7 +177,9 @@ def test_second_build_is_cached(images):
 
 def test_service_standins_cover_the_stack():
     services = set(rehearsal.SERVICE_STANDINS)
-    assert len(services - {"prometheus", "grafana"}) == 16
+    core = services - rehearsal.PLUGIN_SERVICES - rehearsal.OPTIONAL_SERVICES
+    assert len(core) == 16
+    assert rehearsal.OPTIONAL_SERVICES == {"tls-proxy"}
     for name, entry in rehearsal.SERVICE_STANDINS.items():
         assert entry["image_kind"] in rehearsal.STANDIN_IMAGES
         assert entry["environment"]["STANDIN_SERVICE"] == name
