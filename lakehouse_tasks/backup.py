@@ -376,10 +376,20 @@ def _swarm_containers(project: Project) -> list[tuple[str, str]]:
 
 
 def _swarm_views(project: Project) -> dict[str, Any]:
-    """The stack's services and their tasks on every node (read from a manager)."""
+    """The stack's services and their tasks on every node (read from a manager).
+
+    Scaling down and up prunes old tasks from the history between ``service ps`` and
+    ``inspect`` ("task ... not found"): such a read is retried, never taken as "no tasks"."""
     from .swarm import read_stack
 
-    return read_stack(_docker(project), project.compose.project_name)
+    for attempt in range(5):
+        try:
+            return read_stack(_docker(project), project.compose.project_name)
+        except EngineError as exc:
+            if "not found" not in f"{exc.message} {exc.stderr}".lower() or attempt == 4:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def _live_tasks(view: Any) -> int:
