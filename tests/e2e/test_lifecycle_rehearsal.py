@@ -238,13 +238,13 @@ def test_monitoring_joins_and_watch_alerts_once_within_two_intervals(
     for service in ("prometheus", "grafana"):
         assert health_status(container(project, service)) == "healthy"
 
-    interval = 3.0
+    interval = 5.0
     cid = container(project, "superset")
     result: dict[str, int] = {}
 
     def watch() -> None:
         result["code"] = run_task(
-            health, json_=True, watch=str(int(interval)), count=8, **shared_args(project)
+            health, json_=True, watch=str(int(interval)), count=6, **shared_args(project)
         )
 
     thread = threading.Thread(target=watch)
