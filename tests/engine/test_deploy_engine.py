@@ -21,6 +21,7 @@ from lakehouse_tasks.deploy import DeployOptions, Reporter, deploy, rollback
 from lakehouse_tasks.lock import LockHeldError, acquire, lock_path
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.testing import write_env
+from tests.conftest import unique_project_name
 
 pytestmark = pytest.mark.engine
 
@@ -119,7 +120,7 @@ def synthetic(lakehouse_project: Path) -> Iterator[Callable[..., Any]]:
         pytest.fail(
             f"{BUSYBOX} is missing: build it with `python -m lakehouse_tasks.rehearsal` first"
         )
-    name = f"lht-deploy-{uuid.uuid4().hex[:8]}"
+    name = unique_project_name("deploy")
     (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
 
     def make(**overrides: str) -> Any:

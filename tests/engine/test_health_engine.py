@@ -6,7 +6,6 @@ import json
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,7 @@ pytestmark = pytest.mark.engine
 STANDIN = "lakehouse-rehearsal/busybox:rehearsal"
 
 
-def unique_project_name(hint: str) -> str:
-    """``lht-`` like every test project, so the harness's leftover check sees ours too."""
-    return f"lht-{hint}-{uuid.uuid4().hex[:8]}"
+from tests.conftest import unique_project_name  # noqa: E402  (this session's prefix)
 
 
 def remove_project(name: str) -> None:

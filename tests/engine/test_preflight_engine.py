@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from lakehouse_tasks.checks import Status
 from lakehouse_tasks.preflight import run_preflight
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.tasks import preflight as preflight_task
+from tests.conftest import unique_project_name
 
 pytestmark = pytest.mark.engine
 
@@ -34,7 +34,7 @@ def standin_image(request: pytest.FixtureRequest) -> str:
 
 
 def write_project(root: Path, services: dict[str, Any]) -> str:
-    name = f"lht-preflight-{uuid.uuid4().hex[:8]}"
+    name = unique_project_name("preflight")
     (root / "compose" / "docker-compose.yaml").write_text(
         yaml.safe_dump({"services": services}, sort_keys=False)
     )

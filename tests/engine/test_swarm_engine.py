@@ -18,7 +18,6 @@ import subprocess
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from lakehouse_tasks.deploy import Reporter
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.testing import RecordingPlugin, write_env
-from tests.conftest import free_port
+from tests.conftest import free_port, unique_project_name
 
 pytestmark = pytest.mark.engine
 
@@ -170,7 +169,7 @@ services:
 def web_stack(lakehouse_project: Path, single_node_swarm: None) -> Iterator[Callable[..., Any]]:
     """Factory: write the env with ``overrides`` and open the synthetic project (rehearsal:
     10 s monitor window, no reservations)."""
-    name = f"lht-swarm-{uuid.uuid4().hex[:8]}"
+    name = unique_project_name("swarm")
     port = free_port()
     (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
 
@@ -374,7 +373,7 @@ def test_rolling_update_serves_every_request_over_dnsrr(
     ``http://web:8080/version`` every 50 ms during a start-first rolling update through the
     tool. Every request must succeed, and the client must see the old and the new version."""
     image = standin_images["busybox"]
-    name = f"lht-dnsrr-{uuid.uuid4().hex[:8]}"
+    name = unique_project_name("dnsrr")
     client = f"{name}-client"
     (lakehouse_project / "compose" / "docker-compose.yaml").write_text(DNSRR_COMPOSE)
 
