@@ -514,7 +514,7 @@ class Suite:
             dest = self.workdir / "backups"
             raw_dir = self.workdir / "raw-backups"
             raw_dir.mkdir(parents=True, exist_ok=True)
-            docker = project.compose.docker_cmd
+            docker = [str(a) for a in project.compose.docker_cmd]
             gzip_level = backup_mod.GZIP_LEVEL
             raw_archive = raw_dir / "volume.tar.gz"
             raw_dump = raw_dir / "db.dump"
@@ -531,7 +531,9 @@ class Suite:
                 ),
                 "restore-volume": (
                     f"{shlex.join(docker)} run --rm --network none --user 0:0 -v {q(volume)}:/v "
-                    f"--entrypoint find {q(image)} /v -mindepth 1 -delete && "
+                    # busybox's find has no -delete: the same removal the tool makes
+                    f"--entrypoint find {q(image)} /v -mindepth 1 -maxdepth 1 "
+                    "-exec rm -rf {} + && "
                     f"gzip -dc {q(str(raw_archive))} | {shlex.join(docker)} run -i --rm "
                     f"--network none --user 0:0 -v {q(volume)}:/v --entrypoint tar {q(image)} "
                     "-C /v -xf -"
@@ -603,7 +605,7 @@ class Suite:
             ),
             "restore-volume": (
                 f"restore of the {human(vol_bytes)} volume",
-                "`find -delete`, then `gzip -dc file | docker run -i ... tar -xf -`",
+                "`find -exec rm -rf`, then `gzip -dc file | docker run -i ... tar -xf -`",
             ),
             "restore-db": (
                 f"restore of the {human(db_bytes)} database",

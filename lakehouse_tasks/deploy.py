@@ -29,6 +29,7 @@ from .checks import Status
 from .docker import (
     BackgroundCommand,
     ComposeProject,
+    ContainerEvents,
     Engine,
     compose_in_background,
     compose_logs,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from .health import ServiceHealth
 
 DEFAULT_TIMEOUT = 600.0
+#: The longest wait between two snapshots of a deploy; an engine event (a container starts,
+#: dies or changes health) wakes the wait sooner (``docker.ContainerEvents``).
 POLL_SECONDS = 1.0
 #: Restarts after which a restarting long-running container counts as crash-looping.
 CRASH_LOOP_RESTARTS = 3
@@ -692,6 +695,9 @@ def _start_and_wait(
 ) -> WaitOutcome:
     started = _now()
     reporter.step(f"starting: docker compose {' '.join(args)}")
+    # Subscribed before `up` so no start or health change is missed: the wait wakes on the
+    # engine's events and snapshots at once, instead of sleeping POLL_SECONDS between polls.
+    events = ContainerEvents(project.compose.docker_cmd, project.compose.project_name)
     up = compose_in_background(project.compose, *args)
     try:
         return wait_for_stack(
@@ -701,8 +707,10 @@ def _start_and_wait(
             timeout=timeout,
             reporter=reporter,
             deploy_started=started - _dt.timedelta(seconds=1),
+            sleep=events.wait,
         )
     finally:
+        events.close()
         if up.poll() is None:
             up.terminate()
         reporter.finish()

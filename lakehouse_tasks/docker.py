@@ -17,12 +17,14 @@ python-on-whales client to code that wants its object API.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,6 +317,7 @@ class ComposeProject:
         self._client: DockerClient | None = None
         self._config: dict[str, Any] | None = None
         self._env_file: Path | None = None
+        self._saved_config: dict[str, Any] | None = None
 
     @property
     def env_file(self) -> Path:
@@ -381,10 +384,123 @@ class ComposeProject:
                     f"{detail}; fix the compose files or the environment."
                 ) from None
             self._config = json.loads(out)
+            _save_config(self, self._config)
         return self._config
+
+    @property
+    def read_afresh(self) -> bool:
+        """Whether this object holds a ``compose config`` answer of its own (not a saved one)."""
+        return self._config is not None
+
+    def config_for_reading(self) -> dict[str, Any]:
+        """The merged configuration for a read-only look (a health snapshot): the copy saved
+        by the last ``compose config`` of exactly these inputs when there is one, else a fresh
+        ``compose config`` (saved for next time).
+
+        ``compose config`` is the slowest docker call of a snapshot, and its answer only
+        changes with its inputs: the saved copy is keyed by the command line, the bytes of
+        every compose file, the environment's values, the variables of the process
+        environment the files refer to, and the size and time of every file beside the compose
+        files (``env_file:``, ``extends:``, configs). Secret values are masked in the saved
+        copy (mode 0600, in the state directory); a deploy, a plan or a preflight always
+        reads afresh.
+        """
+        if self._config is not None:
+            return self._config
+        if self._saved_config is None:
+            path = _config_cache_path(self)
+            if path is not None and path.is_file():
+                try:
+                    self._saved_config = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    self._saved_config = None
+        if self._saved_config is not None:
+            # never handed to config(): a deploy records and hashes the real configuration
+            return self._saved_config
+        return self.config()
 
     def config_yaml(self) -> str:
         return self.compose("config", what="compose config")
+
+
+# ---- the saved merged configuration (ComposeProject.config_for_reading) ----
+_VARIABLE = __import__("re").compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+#: Saved configurations kept per state directory (the newest; others are removed).
+CONFIG_CACHE_KEEP = 8
+
+
+def _config_cache_key(compose: ComposeProject) -> str | None:
+    """A digest of everything ``compose config`` reads, ``None`` when a file is unreadable."""
+    import hashlib
+
+    argv = [a for a in compose.compose_cmd if a != str(compose.env_file)]
+    digest = hashlib.sha256(json.dumps(argv).encode())
+    digest.update(json.dumps(sorted(compose.env.values.items())).encode())
+    names: set[str] = set()
+    dirs: set[Path] = set()
+    try:
+        for path in compose.files:
+            data = path.read_bytes()
+            digest.update(hashlib.sha256(data).digest())
+            names.update(_VARIABLE.findall(data.decode(errors="replace")))
+            dirs.add(path.resolve().parent)
+        for directory in sorted(dirs):
+            for root, subdirs, files in os.walk(directory):
+                subdirs.sort()
+                for name in sorted(files):
+                    st = os.stat(os.path.join(root, name))
+                    digest.update(f"{root}/{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    except OSError:
+        return None
+    # Compose lets the process environment win over the env file.
+    digest.update(json.dumps({n: os.environ.get(n) for n in sorted(names)}).encode())
+    return digest.hexdigest()
+
+
+def _config_cache_dir(compose: ComposeProject) -> Path:
+    from .paths import state_dir
+
+    return state_dir(compose.env.root) / "compose-config"
+
+
+def _config_cache_path(compose: ComposeProject) -> Path | None:
+    key = _config_cache_key(compose)
+    return None if key is None else _config_cache_dir(compose) / f"{key}.json"
+
+
+def _masked(value: Any, secrets: Sequence[str], mask: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v, secrets, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, secrets, mask) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, mask)
+    return value
+
+
+def _save_config(compose: ComposeProject, config: dict[str, Any]) -> None:
+    """Save a fresh ``compose config`` answer, every secret value masked (best effort)."""
+    from .environment import MASK
+
+    secrets = sorted(compose.env.secret_values, key=len, reverse=True)
+    text = json.dumps(_masked(config, secrets, MASK))
+    try:
+        path = _config_cache_path(compose)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        saved = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in saved[CONFIG_CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
 
 
 # ---- health and preflight queries ----
@@ -668,6 +784,72 @@ class BackgroundCommand:
         return self._scrub(text) if self._scrub is not None else text
 
 
+class ContainerEvents:
+    """``docker events`` for one compose project's containers (start, die, health changes),
+    read in a thread: :meth:`wait` returns as soon as one arrives, or after ``timeout``.
+
+    A deploy waits with it instead of sleeping a fixed poll interval: the engine announces
+    the moment a container turns healthy, so the deploy ends with the last healthy service
+    rather than up to a poll later, and a quiet stack costs no docker call per second. One
+    long-running command, whatever the number of services. If the command cannot run, the
+    wait is a plain sleep (the caller's snapshots stay the source of truth).
+    """
+
+    #: The shortest time between two wake-ups, so a burst of events (compose starting a
+    #: layer) becomes one snapshot rather than one per container.
+    MIN_GAP = 0.2
+
+    def __init__(self, docker_cmd: Sequence[str], project_name: str) -> None:
+        self.argv = [
+            *(str(a) for a in docker_cmd),
+            "events",
+            "--filter",
+            "type=container",
+            "--filter",
+            f"label={COMPOSE_PROJECT_LABEL}={project_name}",
+            # not the exec events every healthcheck makes: only what changes a row
+            *("--filter", "event=start", "--filter", "event=die"),
+            *("--filter", "event=health_status"),
+            "--format",
+            "{{.Status}}",
+        ]
+        self._arrived = threading.Event()
+        self._proc: Any = None
+        try:
+            _trace(self.argv)
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return
+        threading.Thread(target=self._read, name="docker-events", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            if line.strip():
+                self._arrived.set()
+
+    def wait(self, timeout: float) -> None:
+        """Return at the next event (but not sooner than :attr:`MIN_GAP`) or after
+        ``timeout`` seconds."""
+        gap = min(self.MIN_GAP, timeout)
+        time.sleep(gap)
+        self._arrived.wait(max(0.0, timeout - gap))
+        self._arrived.clear()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
 def compose_in_background(compose: ComposeProject, *args: Any) -> BackgroundCommand:
     """Start ``docker compose <args>`` for the project without waiting for it."""
     return BackgroundCommand([*compose.compose_cmd, *args], scrub=compose.env.scrub)
@@ -711,6 +893,13 @@ def _stream_failure(argv: list[str], rc: int, err: Any, *, scrub: Any, what: str
     )
 
 
+def external_gzip() -> str | None:
+    """The ``gzip`` program when installed: compressing in it runs on another core than the
+    reading, hashing and writing here (the in-process zlib did all four on one, at about half
+    the throughput of ``tar | gzip -1``; docs/PERFORMANCE.md)."""
+    return shutil.which("gzip")
+
+
 def stream_to_file(
     cmd: Sequence[Any],
     dest: Path,
@@ -721,32 +910,68 @@ def stream_to_file(
     on_chunk: Any = None,
 ) -> StreamResult:
     """Run ``cmd`` and write its stdout to ``dest`` (gzip-compressed when ``gzip_level`` is
-    set), hashing what is written. Never holds more than one chunk in memory.
+    set), hashing what is written. Never holds more than a few chunks in memory.
 
-    ``on_chunk(n)`` is called with the number of raw bytes after each chunk (progress).
-    A non-zero exit raises :class:`EngineError` with the command's stderr (scrubbed).
+    Compression runs in an external ``gzip -<level>`` when there is one (a thread feeds it
+    the command's output and counts the raw bytes), else in zlib here; the file is gzip
+    either way. ``on_chunk(n)`` is called with the number of raw bytes after each chunk
+    (progress). A non-zero exit raises :class:`EngineError` with the command's stderr
+    (scrubbed).
     """
     argv = [str(a) for a in cmd]
     _trace(argv)
+    gzip_path = external_gzip() if gzip_level is not None else None
+    compressor = (
+        zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
+        if gzip_level is not None and gzip_path is None
+        else None
+    )
+    # -n: no name or time stamp in the header, as the zlib path wrote it
+    gzip_argv = [gzip_path or "gzip", f"-{gzip_level}", "-n", "-c"]
     digest = hashlib.sha256()
     size = raw = 0
-    compressor = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
-    with tempfile.TemporaryFile() as err, open(dest, "wb") as fh:
+    with (
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryFile() as zerr,
+        open(dest, "wb") as fh,
+    ):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         assert proc.stdout is not None
+        zproc: subprocess.Popen[bytes] | None = None
+        feeder: threading.Thread | None = None
+        fed = [0]  # raw bytes the feeder thread gave gzip
+        reported = 0
         try:
+            source = proc.stdout
+            if gzip_path is not None:
+                zproc = subprocess.Popen(
+                    gzip_argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=zerr,
+                )
+                feeder = threading.Thread(
+                    target=_feed, args=(proc.stdout, zproc.stdin, fed), name="gzip-feed"
+                )
+                feeder.start()
+                assert zproc.stdout is not None
+                source = zproc.stdout
             while True:
-                chunk = proc.stdout.read(STREAM_CHUNK)
+                chunk = source.read(STREAM_CHUNK)
                 if not chunk:
                     break
-                raw += len(chunk)
+                if zproc is None:
+                    raw += len(chunk)
                 data = compressor.compress(chunk) if compressor else chunk
                 if data:
                     fh.write(data)
                     digest.update(data)
                     size += len(data)
                 if on_chunk is not None:
-                    on_chunk(len(chunk))
+                    done = fed[0] if zproc is not None else raw
+                    if done > reported:
+                        on_chunk(done - reported)
+                        reported = done
             if compressor is not None:
                 data = compressor.flush()
                 fh.write(data)
@@ -756,14 +981,45 @@ def stream_to_file(
             os.fsync(fh.fileno())
         except BaseException:
             proc.kill()
-            proc.wait()
+            if zproc is not None:
+                zproc.kill()
             raise
         finally:
+            if feeder is not None:
+                feeder.join()
             proc.stdout.close()
+            if zproc is not None and zproc.stdout is not None:
+                zproc.stdout.close()
+            proc.wait()
+            if zproc is not None:
+                zproc.wait()
         rc = proc.wait()
         if rc != 0:
             raise _stream_failure(argv, rc, err, scrub=scrub, what=what)
+        if zproc is not None:
+            raw = fed[0]
+            if on_chunk is not None and raw > reported:
+                on_chunk(raw - reported)
+            if zproc.returncode != 0:
+                raise _stream_failure(gzip_argv, zproc.returncode, zerr, scrub=scrub, what=what)
     return StreamResult(size=size, sha256=digest.hexdigest(), raw_size=raw)
+
+
+def _feed(source: Any, sink: Any, fed: list[int]) -> None:
+    """Copy ``source`` into ``sink`` chunk by chunk, counting in ``fed[0]``; close ``sink``
+    at the end (a broken pipe means the reader died: its exit code says why)."""
+    try:
+        while True:
+            chunk = source.read(STREAM_CHUNK)
+            if not chunk:
+                break
+            sink.write(chunk)
+            fed[0] += len(chunk)
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.close()
 
 
 def stream_from_file(

@@ -310,7 +310,9 @@ def take_snapshot(
 
     Docker calls: one ``ps -a``, one ``inspect`` and (``resources``) one ``stats --no-stream``
     concurrent with the inspect, whatever the number of services; plus the merged config the
-    first time a project object is asked for its stack. ``services`` limits the rows (an
+    first time a project object is asked for its stack, unless the copy saved by the last
+    ``compose config`` of the same inputs serves (``Project.stack_for_reading``, then there is
+    no such call at all). ``services`` limits the rows (an
     unknown name is a :class:`~lakehouse_tasks.errors.ConfigError`).
     """
     # The merged config (one ``compose config``, the slowest call) is read in a thread while
@@ -319,13 +321,13 @@ def take_snapshot(
 
     def load_stack() -> None:
         try:
-            loaded.append(project.stack)
+            loaded.append(project.stack_for_reading())
         except BaseException as exc:  # re-raised in the caller's thread
             loaded.append(exc)
 
     loader = None
     if services:
-        wanted = _wanted_services(project.stack.active.keys(), services)
+        wanted = _wanted_services(project.stack_for_reading().active.keys(), services)
     else:
         wanted = []
         loader = threading.Thread(target=load_stack, name="compose-config", daemon=True)
@@ -354,7 +356,7 @@ def take_snapshot(
         loader.join()
         if isinstance(loaded[0], BaseException):
             raise loaded[0]
-    stack = project.stack
+    stack = project.stack_for_reading()
     if sampler is not None:
         sampler.join()
         if stats_error:

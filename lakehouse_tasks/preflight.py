@@ -524,35 +524,46 @@ def run_preflight(
     """
     if target not in ("compose", "swarm"):
         raise ConfigError(f"Unknown preflight target {target!r}; use compose or swarm.")
-    engine = engine or Engine(project.compose.client)
-    info: EngineInfo | None = None
-    error = ""
-    try:
-        info = engine.info()
-    except LakehouseError as exc:
-        error = exc.message
-    checks = engine_checks(info, error)
-    checks += config_checks(project)
-    stack_ok = all(c.status != Status.FAIL for c in checks if c.name == "compose config")
-    checks += disk_checks(project.env, info)
-    if info is None or not stack_ok:
-        why = "the engine is unreachable" if info is None else "the compose config is invalid"
-        for name in ("host resources", "published ports", "images"):
-            checks.append(Check(name, Status.SKIP, f"skipped: {why}"))
-    else:
-        stack = project.stack
-        checks += resource_checks(stack, info, target=target, schema=project.env.schema)
-        bindings = docker.running_port_bindings(project.compose.docker_cmd)
-        checks += port_checks(stack, project.compose.project_name, bindings)
-        present = engine.image_ids(stack.images().values())
-        cmd = project.compose.docker_cmd
+    from concurrent.futures import ThreadPoolExecutor
 
-        def pullable(ref: str) -> tuple[bool, str]:
-            return docker.manifest_available(cmd, ref)
+    engine = engine or Engine(docker_cmd=project.compose.docker_cmd)
+    cmd = project.compose.docker_cmd
+    # The checks are independent until the images (they need the merged config): the engine
+    # (one `docker info`, with `compose version` beside it), the merged config and the port
+    # bindings (one `docker ps`) run at once, the file checks meanwhile in this thread. The
+    # fixed cost a deploy pays is then about one `compose config` (docs/PERFORMANCE.md). When
+    # the engine is down, the failed port listing is simply not read (the engine check says it).
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="preflight") as pool:
+        info_job = pool.submit(engine.info)
+        config_job = pool.submit(config_checks, project)
+        bindings_job = pool.submit(docker.running_port_bindings, cmd)
+        late = secret_file_checks(project.env) + tls_checks(project.env)
+        info: EngineInfo | None = None
+        error = ""
+        try:
+            info = info_job.result()
+        except LakehouseError as exc:
+            error = exc.message
+        checks = engine_checks(info, error)
+        checks += config_job.result()
+        stack_ok = all(c.status != Status.FAIL for c in checks if c.name == "compose config")
+        checks += disk_checks(project.env, info)
+        if info is None or not stack_ok:
+            why = "the engine is unreachable" if info is None else "the compose config is invalid"
+            for name in ("host resources", "published ports", "images"):
+                checks.append(Check(name, Status.SKIP, f"skipped: {why}"))
+        else:
+            stack = project.stack
+            images_job = pool.submit(engine.image_ids, stack.images().values())
+            checks += resource_checks(stack, info, target=target, schema=project.env.schema)
+            checks += port_checks(stack, project.compose.project_name, bindings_job.result())
+            present = images_job.result()
 
-        checks += image_checks(stack, present, pullable=pullable if pull_check else None)
-    checks += secret_file_checks(project.env)
-    checks += tls_checks(project.env)
+            def pullable(ref: str) -> tuple[bool, str]:
+                return docker.manifest_available(cmd, ref)
+
+            checks += image_checks(stack, present, pullable=pullable if pull_check else None)
+    checks += late
     checks += plugin_checks(project)
     return checks
 

@@ -27,6 +27,21 @@ class Project:
             self._stack = cached
         return cached
 
+    def stack_for_reading(self) -> Stack:
+        """The stack for a read-only look (a health snapshot): :attr:`stack` when it has been
+        read, else the one of the saved merged configuration when its inputs have not changed
+        (``ComposeProject.config_for_reading``), which spares a ``compose config`` call."""
+        if getattr(self, "_stack", None) is not None:
+            return self.stack
+        cached = getattr(self, "_reading_stack", None)
+        if cached is None:
+            config = self.compose.config_for_reading()
+            if self.compose.read_afresh:
+                return self.stack
+            cached = Stack.from_config(config)
+            self._reading_stack = cached
+        return cached
+
 
 def profiles_for(env: Environment) -> list[str]:
     """Compose profiles the environment turns on (the TLS proxy when certificates exist)."""

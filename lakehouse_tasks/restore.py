@@ -47,7 +47,7 @@ from .backup import (
     volume_sizes,
     volume_users,
 )
-from .docker import Engine, pipe_commands, stream_from_file
+from .docker import ContainerEvents, Engine, pipe_commands, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .ui import Output, Table
@@ -346,18 +346,32 @@ def wait_healthy(
         from .health import take_snapshot
 
     deadline = time.monotonic() + timeout
-    while True:
-        snapshot = take_snapshot(project, resources=False, services=list(services))
-        if snapshot.ok:
-            return
-        if time.monotonic() > deadline:
-            bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
-            raise LakehouseError(
-                f"After the restore {bad} did not become healthy in {int(timeout)}s; check "
-                "`invoke health` and the service logs.",
-                ExitCode.DEPLOY_FAILED,
-            )
-        time.sleep(2)
+    # On compose the engine's events wake the wait the moment a container turns healthy
+    # (instead of up to 2 s later); a swarm's tasks are polled.
+    events = (
+        ContainerEvents(project.compose.docker_cmd, project.compose.project_name)
+        if target != SWARM_TARGET
+        else None
+    )
+    try:
+        while True:
+            snapshot = take_snapshot(project, resources=False, services=list(services))
+            if snapshot.ok:
+                return
+            if time.monotonic() > deadline:
+                bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
+                raise LakehouseError(
+                    f"After the restore {bad} did not become healthy in {int(timeout)}s; "
+                    "check `invoke health` and the service logs.",
+                    ExitCode.DEPLOY_FAILED,
+                )
+            if events is not None:
+                events.wait(2)
+            else:
+                time.sleep(2)
+    finally:
+        if events is not None:
+            events.close()
 
 
 def check_restorable(

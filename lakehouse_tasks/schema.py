@@ -70,12 +70,17 @@ class Schema:
         return [v.name for v in self.variables.values() if v.required]
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_schema(path: Path) -> Schema:
     """Read ``env/variables.yaml``; a missing file is an empty schema."""
     if not path.exists():
         return Schema()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        # libyaml's loader when PyYAML has it: the pure-Python one took 60-160 ms for this
+        # file, paid by every task that opens a project (docs/PERFORMANCE.md, health).
+        raw = yaml.load(path.read_text(), Loader=_SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML ({exc}); fix the file.") from None
     if not isinstance(raw, dict):
