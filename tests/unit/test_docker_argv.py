@@ -72,3 +72,18 @@ def test_an_unreachable_engine_is_exit_code_engine_unreachable() -> None:
     with pytest.raises(EngineError) as caught:
         docker.run([sys.executable, "-c", script])
     assert caught.value.exit_code == ExitCode.ENGINE_UNREACHABLE
+
+
+def test_the_call_log_counts_every_command_but_keeps_only_the_last() -> None:
+    log = docker.CallLog()
+    for i in range(docker.CallLog.KEEP + 5):
+        log.append(["docker", str(i)])
+    assert len(log) == docker.CallLog.KEEP + 5
+    before = len(log)
+    log.append(["docker", "ps"])
+    log.append(["docker", "inspect"])
+    assert [c[1] for c in log[before:]] == ["ps", "inspect"]
+    assert log[-1] == ["docker", "inspect"]
+    assert len(list(log)) == docker.CallLog.KEEP
+    with pytest.raises(IndexError):
+        log[0]
