@@ -895,6 +895,20 @@ class ContainerEvents:
                 self._proc.wait()
 
 
+def probe_passes(
+    docker_cmd: Sequence[str], container: str, argv: Sequence[str], *, timeout: float
+) -> bool:
+    """Whether ``argv`` (a healthcheck test) exits 0 in ``container`` within ``timeout``
+    seconds: one ``docker exec``, traced like every command."""
+    cmd = [*(str(a) for a in docker_cmd), "exec", container, *(str(a) for a in argv)]
+    _trace(cmd)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
 def compose_in_background(compose: ComposeProject, *args: Any) -> BackgroundCommand:
     """Start ``docker compose <args>`` for the project without waiting for it."""
     return BackgroundCommand([*compose.compose_cmd, *args], scrub=compose.env.scrub)

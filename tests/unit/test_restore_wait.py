@@ -1,0 +1,68 @@
+"""After a restore, a service still ``starting`` is probed at once with its own healthcheck.
+
+The engine runs the first probe one healthcheck interval after the start (15 s in dev), so
+waiting for its verdict left the restore idle; the wait runs the same configured test with
+``docker exec`` instead, and still waits for a service whose test fails.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from lakehouse_tasks import restore
+from lakehouse_tasks.health import HealthSnapshot, ServiceHealth
+from lakehouse_tasks.stack import Healthcheck
+
+
+def _project(test: tuple[str, ...]) -> Any:
+    check = Healthcheck(test=test, interval="15s", timeout="5s", retries=3, start_period="")
+    services = {"minio": SimpleNamespace(healthcheck=check)}
+    compose = SimpleNamespace(docker_cmd=["docker"], project_name="lh-wait")
+    return SimpleNamespace(stack=SimpleNamespace(services=services), compose=compose)
+
+
+def _starting() -> HealthSnapshot:
+    row = ServiceHealth(service="minio", container_id="c1", state="running", health="starting")
+    return HealthSnapshot(environment="dev", project="lh-wait", rows=(row,))
+
+
+class _NoEvents:
+    def __init__(self, *_: Any) -> None:
+        pass
+
+    def wait(self, timeout: float) -> None:
+        raise AssertionError("the wait should not sleep")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    seen: list[list[str]] = []
+    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: _starting())
+    monkeypatch.setattr(restore, "ContainerEvents", _NoEvents)
+    return seen
+
+
+def test_a_starting_service_whose_healthcheck_passes_ends_the_wait_at_once(
+    probes: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def passes(cmd: Any, container: str, argv: Any, *, timeout: float) -> bool:
+        probes.append([container, *argv, f"timeout={timeout:g}"])
+        return True
+
+    monkeypatch.setattr(restore, "probe_passes", passes)
+    restore.wait_healthy(_project(("CMD-SHELL", "mc ready local")), ["minio"])
+    assert probes == [["c1", "/bin/sh", "-c", "mc ready local", "timeout=5"]]
+
+
+def test_a_failing_healthcheck_keeps_the_wait_going(
+    probes: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: False)
+    with pytest.raises(AssertionError, match="should not sleep"):
+        restore.wait_healthy(_project(("CMD", "curl", "-f", "http://x/")), ["minio"])
