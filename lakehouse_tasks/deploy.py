@@ -547,7 +547,16 @@ def wait_for_stack(
         if first_failure_at is not None and (
             up_code is not None or now - first_failure_at >= UP_GRACE_SECONDS
         ):
-            break
+            # Let services that are already running finish starting, so the report names
+            # every failure and the healthy ones are left healthy, not half-started. What
+            # compose never started (it depends on a failed service) is settled already.
+            settling = [
+                r
+                for r in rows.values()
+                if not r.done and not r.failure and r.status in ("starting", "running")
+            ]
+            if not settling or now - start >= timeout:
+                break
         if now - start >= timeout:
             timed_out = True
             break

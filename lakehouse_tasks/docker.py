@@ -1383,7 +1383,10 @@ def service_tasks(docker_cmd: Sequence[str], service_ids: Sequence[str]) -> list
     try:
         out = run([*docker_cmd, "inspect", "--type", "task", *ids], what="docker inspect")
     except EngineError as exc:
-        if "no such" not in exc.stderr.lower():
+        # Swarm prunes old tasks between `service ps` and `inspect` while it updates or
+        # scales: the caller polls again.
+        low = exc.stderr.lower()
+        if "no such" not in low and "not found" not in low:
             raise
         return []
     data = json.loads(out or "[]")

@@ -179,7 +179,7 @@ def test_service_standins_cover_the_stack():
     services = set(rehearsal.SERVICE_STANDINS)
     core = services - rehearsal.PLUGIN_SERVICES - rehearsal.OPTIONAL_SERVICES
     assert len(core) == 16
-    assert rehearsal.OPTIONAL_SERVICES == {"tls-proxy"}
+    assert {"tls-proxy"} == rehearsal.OPTIONAL_SERVICES
     for name, entry in rehearsal.SERVICE_STANDINS.items():
         assert entry["image_kind"] in rehearsal.STANDIN_IMAGES
         assert entry["environment"]["STANDIN_SERVICE"] == name
