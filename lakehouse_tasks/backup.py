@@ -704,7 +704,7 @@ def _stop_services(project: Project, services: Sequence[str], target: str) -> No
     """compose: ``compose stop``; swarm: scale each service to 0 and wait until none of its
     tasks runs any more (their volumes are then quiet)."""
     if target != SWARM_TARGET:
-        project.compose.compose("stop", *services, what="compose stop")
+        project.compose.stop(services)
         return
     from .docker import service_scale
 
@@ -732,7 +732,7 @@ def _start_services(
     the next step (a restore after its safety backup, another backup) must see the service
     running again, or it would not stop it."""
     if target != SWARM_TARGET:
-        project.compose.compose("start", *services, what="compose start")
+        project.compose.start(services)
         return
     from .docker import service_scale
 

@@ -6,12 +6,14 @@ benchmarks read :data:`CALLS`), and turns a failure into
 :class:`~lakehouse_tasks.errors.EngineError` carrying the command's stderr with every secret
 scrubbed.
 
-Command lines are the ones python-on-whales' client config builds (``docker compose --file ...
---profile ... --env-file ... --project-name ... --project-directory ...``; a unit test compares
-them), but they are built and run here without importing python-on-whales: with pydantic under
-it, that import costs 0.2-0.5 s, which every deploy, health snapshot and preflight paid before
-its first docker call (docs/PERFORMANCE.md). ``ComposeProject.client`` still gives the typed
-python-on-whales client to code that wants its object API.
+Two ways through it, one choke point. State-changing compose calls (``down``, ``stop``,
+``start``) go through python-on-whales' typed API (:meth:`ComposeProject.whales`): they take
+seconds or minutes, so its import (0.2-0.5 s with pydantic) is noise there. The read paths that
+must stay fast (health snapshots, preflight, ``compose config``) and the deploy's ``up`` (run in
+the background so that it can be stopped on a timeout) run the command lines that
+python-on-whales' client config builds (``docker compose --file ... --profile ... --env-file ...
+--project-name ... --project-directory ...``; a unit test compares them) without importing it
+(docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .errors import EngineError, ExitCode
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -407,6 +411,62 @@ class ComposeProject:
     def compose(self, *args: Any, what: str = "", **kwargs: Any) -> str:
         """Run ``docker compose <args>`` for this project (through the choke point)."""
         return run([*self.compose_cmd, *args], scrub=self.env.scrub, what=what, **kwargs)
+
+    # ---- lifecycle calls through python-on-whales --------------------------------------------
+    # State-changing compose calls go through python-on-whales' typed API: they take seconds
+    # to minutes, so its import (0.2-0.5 s, pydantic) is noise there, and its argument
+    # handling is the reference. Read paths that must stay fast (health snapshots, preflight)
+    # use :meth:`compose` and :func:`run` instead; both share the choke point's tracing, call
+    # counting and error translation.
+    def whales(self, preview: Sequence[str], call: Callable[[DockerClient], T], *, what: str) -> T:
+        """Run one python-on-whales call: traced and counted as ``docker compose <preview>``,
+        its ``DockerException`` turned into :class:`EngineError` with the stderr scrubbed."""
+        from python_on_whales.exceptions import DockerException
+
+        binary = docker_binary()
+        if shutil.which(binary) is None and not os.path.exists(binary):
+            raise EngineError(
+                f"The {binary!r} command is not installed; install Docker (scripts/docker-engine "
+                "does on Debian).",
+                ExitCode.ENGINE_UNREACHABLE,
+            )
+        _trace([*self.compose_cmd, *preview])
+        try:
+            return call(self.client)
+        except DockerException as exc:
+            raise command_failure(
+                [str(a) for a in exc.docker_command],
+                exc.return_code,
+                exc.stderr or "",
+                scrub=self.env.scrub,
+                what=what,
+            ) from None
+
+    def down(self, *, remove_orphans: bool = True, volumes: bool = False) -> None:
+        """``docker compose down``: containers and networks away; volumes only when asked."""
+        preview = ["down", *(["--remove-orphans"] if remove_orphans else [])]
+        preview += ["--volumes"] if volumes else []
+        self.whales(
+            preview,
+            lambda c: c.compose.down(remove_orphans=remove_orphans, volumes=volumes, quiet=True),
+            what="compose down",
+        )
+
+    def stop(self, services: Sequence[str]) -> None:
+        """``docker compose stop SERVICE...`` (nothing for an empty list)."""
+        if services:
+            self.whales(
+                ["stop", *services], lambda c: c.compose.stop(list(services)), what="compose stop"
+            )
+
+    def start(self, services: Sequence[str]) -> None:
+        """``docker compose start SERVICE...`` (nothing for an empty list)."""
+        if services:
+            self.whales(
+                ["start", *services],
+                lambda c: c.compose.start(list(services)),
+                what="compose start",
+            )
 
     def config(self, *, refresh: bool = False) -> dict[str, Any]:
         """The merged configuration as compose's JSON (computed once per project object)."""

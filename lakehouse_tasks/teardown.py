@@ -163,7 +163,7 @@ def teardown(
     if remove_volumes:
         args.append("--volumes")
     say(f"running: docker compose {' '.join(args)}")
-    compose.compose(*args, what="compose down")
+    compose.down(remove_orphans=True, volumes=remove_volumes)
     result.containers_left = [c.name for c in container_states(compose)]
     result.volumes_after = project_volumes(compose)
     manager = _plugins()

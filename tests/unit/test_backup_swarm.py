@@ -70,7 +70,7 @@ def test_recover_interrupted_scales_back_to_the_recorded_replicas(fake: Any) -> 
 
 def test_an_old_state_file_without_target_means_compose(fake: Any) -> None:
     started: list[tuple[str, ...]] = []
-    fake.project.compose.compose = lambda *a, **_k: started.append(a) or ""
+    fake.project.compose.start = lambda services: started.append(("start", *services))
     state = Path(fake.project.env.root) / "state" / "stopped-stk-1-2.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"services": ["web"], "pid": 0}))

@@ -1,0 +1,73 @@
+"""State-changing compose calls go through python-on-whales, behind the same choke point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from python_on_whales.exceptions import DockerException
+
+from lakehouse_tasks import docker
+from lakehouse_tasks.environment import MASK, load_environment
+from lakehouse_tasks.errors import EngineError
+from lakehouse_tasks.testing import write_env
+
+
+@pytest.fixture
+def project(lakehouse_project: Path) -> docker.ComposeProject:
+    (lakehouse_project / "env" / "variables.yaml").write_text(
+        "DB_PASSWORD: {type: secret, required: true}\n"
+    )
+    write_env(lakehouse_project, "dev", {"DB_PASSWORD": "hunter2-very-secret"})
+    env = load_environment("dev", process_env={})
+    compose_file = lakehouse_project / "compose" / "docker-compose.yaml"
+    compose_file.write_text("services: {}\n")
+    return docker.ComposeProject(env=env, files=[compose_file], project_name="lht-whales")
+
+
+def test_a_python_on_whales_failure_becomes_an_engine_error_without_secrets(
+    project: docker.ComposeProject,
+) -> None:
+    def fail(_client: object) -> None:
+        raise DockerException(
+            ["docker", "compose", "down"], 1, b"", b"password hunter2-very-secret rejected"
+        )
+
+    before = len(docker.CALLS)
+    with pytest.raises(EngineError) as raised:
+        project.whales(["down"], fail, what="compose down")
+    assert "hunter2-very-secret" not in raised.value.stderr
+    assert MASK in raised.value.stderr
+    assert "compose down failed" in raised.value.message
+    assert len(docker.CALLS) == before + 1  # counted like every other docker call
+    assert docker.CALLS[-1][-1] == "down"
+
+
+def test_down_stop_start_use_the_typed_api(
+    project: docker.ComposeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, object]] = []
+
+    class Compose:
+        def down(self, **kwargs: object) -> None:
+            seen.append(("down", kwargs))
+
+        def stop(self, services: list[str]) -> None:
+            seen.append(("stop", services))
+
+        def start(self, services: list[str]) -> None:
+            seen.append(("start", services))
+
+    class Client:
+        compose = Compose()
+
+    project._client = Client()  # type: ignore[assignment]
+    project.down(volumes=True)
+    project.stop(["web", "db"])
+    project.start([])  # nothing to start: no call
+    project.start(["web"])
+    assert seen == [
+        ("down", {"remove_orphans": True, "volumes": True, "quiet": True}),
+        ("stop", ["web", "db"]),
+        ("start", ["web"]),
+    ]
