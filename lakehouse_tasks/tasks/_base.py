@@ -9,12 +9,15 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke import Exit, Task
 from invoke import task as invoke_task
 
 from ..errors import LakehouseError
+
+if TYPE_CHECKING:
+    from ..project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +43,28 @@ def rehearsal_mode(flag: bool | None) -> bool:
 
 def env_files(values: Iterable[str] | None) -> list[str]:
     return [v for v in (values or []) if v]
+
+
+def project_from_flags(
+    env: str | None,
+    rehearsal: bool | None,
+    env_file: Iterable[str] | None,
+    *,
+    strict: bool = True,
+) -> Project:
+    """The project the common flags name (``--env``, ``--rehearsal``, ``--env-file``).
+
+    ``strict=False`` for read-only views: remaining placeholders and weak prod secrets are
+    warnings there instead of errors.
+    """
+    from ..project import open_project
+
+    return open_project(
+        default_env(env),
+        rehearsal=rehearsal_mode(rehearsal),
+        env_files=env_files(env_file),
+        strict=strict,
+    )
 
 
 def lakehouse_task(*args: Any, **kwargs: Any) -> Any:

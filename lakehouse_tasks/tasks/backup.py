@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Collection
 
-from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import (
+    audited,
+    default_env,
+    env_files,
+    lakehouse_task,
+    project_from_flags,
+    rehearsal_mode,
+)
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -51,14 +58,11 @@ def create(
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.gz) of an environment."""
     from ..backup import create_backup, manifest_table
-    from ..project import open_project
     from ..swarm import resolve_target
     from ..ui import Output
 
     where = resolve_target(target)
-    project = open_project(
-        default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
-    )
+    project = project_from_flags(env, rehearsal, env_file)
     out = Output(json_mode=json_)
     manifest = create_backup(
         project,
@@ -87,10 +91,9 @@ def list_(
 ) -> None:
     """List the complete backups of an environment, newest first (and incomplete leftovers)."""
     from ..backup import backups_table, list_backups
-    from ..project import open_project
     from ..ui import Output
 
-    project = open_project(default_env(env), env_files=env_files(env_file), strict=False)
+    project = project_from_flags(env, False, env_file, strict=False)
     backups, leftovers = list_backups(_dest(project, dest), project.env.name)
     out = Output(json_mode=json_)
     if json_:
@@ -125,15 +128,9 @@ def verify(
 ) -> None:
     """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch)."""
     from ..backup import find_backup, verify_backup
-    from ..project import open_project
     from ..ui import Output, Table
 
-    project = open_project(
-        default_env(env),
-        rehearsal=rehearsal_mode(rehearsal),
-        env_files=env_files(env_file),
-        strict=False,
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
     info = find_backup(_dest(project, dest), backup_id)
     result = verify_backup(info, deep=deep, project=project, out=out)
@@ -175,11 +172,10 @@ def prune_(
 ) -> None:
     """Delete old backups by BACKUP_KEEP_LAST and BACKUP_RETENTION_DAYS (never the newest
     verified one, never all of them) and incomplete leftovers of interrupted runs."""
-    from ..project import open_project
     from ..retention import prune, prune_table, retention_settings
     from ..ui import Output
 
-    project = open_project(default_env(env), env_files=env_files(env_file), strict=False)
+    project = project_from_flags(env, False, env_file, strict=False)
     count, days = retention_settings(project.env.values)
     result = prune(
         _dest(project, dest),
@@ -314,7 +310,6 @@ def scheduled_run(
     """What a schedule runs: back up, prune by retention, record the run, emit the outcome."""
     from ..backup import create_backup
     from ..paths import project_root
-    from ..project import open_project
     from ..schedule import run_scheduled_backup
     from ..ui import Output
 
@@ -322,9 +317,7 @@ def scheduled_run(
     out = Output(json_mode=json_)
     record = run_scheduled_backup(
         name,
-        open_project=lambda: open_project(
-            name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
-        ),
+        open_project=lambda: project_from_flags(env, rehearsal, env_file),
         backup=lambda project: create_backup(project, tag="scheduled", out=out),
         prune=_prune_by_settings,
         root=project_root(),

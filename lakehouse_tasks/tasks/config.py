@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import default_env, lakehouse_task, project_from_flags
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -39,15 +39,9 @@ def config_(
     """Print the fully merged compose configuration of an environment (secrets masked)."""
     import yaml
 
-    from ..project import open_project
     from ..ui import Output
 
-    project = open_project(
-        default_env(env),
-        rehearsal=rehearsal_mode(rehearsal),
-        env_files=env_files(env_file),
-        strict=False,
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     masked = mask_config(project.compose.config(), project.env.secret_values)
     out = Output(json_mode=json_)
     if json_:
@@ -110,13 +104,10 @@ def plan(
     env_file: list[str] | None = None,
 ) -> None:
     """Print per-service and total CPU/memory, ports, volumes and startup layers."""
-    from ..project import open_project
     from ..ui import Output, Table, human_bytes
 
     name = default_env(env)
-    project = open_project(
-        name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     data = plan_data(project.stack)
     out = Output(json_mode=json_)
     if json_:

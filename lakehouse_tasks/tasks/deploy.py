@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import (
+    audited,
+    default_env,
+    lakehouse_task,
+    project_from_flags,
+)
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -131,12 +136,11 @@ def deploy(
     from ..deploy import deploy as run_deploy
     from ..deploy_view import TerminalReporter
     from ..errors import LakehouseError
-    from ..project import open_project
     from ..ui import Output
     from ..upgrade import plan_upgrade
 
     name = default_env(env)
-    project = open_project(name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file))
+    project = project_from_flags(env, rehearsal, env_file)
     options = DeployOptions(
         services=parse_services(services),
         timeout=resolve_timeout(project, timeout),
@@ -196,13 +200,10 @@ def rollback(
     from ..deploy import resolve_timeout
     from ..deploy import rollback as run_rollback
     from ..deploy_view import TerminalReporter
-    from ..project import open_project
     from ..ui import Output
 
     name = default_env(env)
-    project = open_project(
-        name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
     reporter = TerminalReporter(out, f"Rolling back {name}")
     result = run_rollback(

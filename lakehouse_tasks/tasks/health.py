@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Exit
 
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import lakehouse_task, project_from_flags
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -187,19 +187,13 @@ def health(
     from .. import swarm
     from ..errors import ConfigError, ExitCode, LakehouseError
     from ..health import publish, render_health_table, take_snapshot
-    from ..project import open_project
     from ..schedule import backup_schedule_status
     from ..ui import Output
 
     interval = watch_interval(watch)
     if count is not None and int(count) < 1:
         raise ConfigError(f"--count must be at least 1, not {count}.")
-    project = open_project(
-        default_env(env),
-        rehearsal=rehearsal_mode(rehearsal),
-        env_files=env_files(env_file),
-        strict=False,
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
     names = service_names(service)
     # The second backend (lakehouse_tasks/swarm.py): the same rows, table, JSON and exits.

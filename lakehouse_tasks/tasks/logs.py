@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import lakehouse_task, project_from_flags
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -40,15 +40,9 @@ def logs(
     terminal; piped output is compose's plain ``service-1 | line`` format.
     """
     from ..logs import prefix_width, render_coloured, render_plain, split_services, stream_logs
-    from ..project import open_project
     from ..ui import Output
 
-    project = open_project(
-        default_env(env),
-        rehearsal=rehearsal_mode(rehearsal),
-        env_files=env_files(env_file),
-        strict=False,
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     services = split_services(service)
     out = Output()
     width = prefix_width(services or project.stack.active)

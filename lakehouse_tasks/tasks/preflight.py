@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Exit
 
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import default_env, lakehouse_task, project_from_flags
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -64,19 +64,13 @@ def preflight(
     from ..checks import Check, Status
     from ..errors import ConfigError
     from ..preflight import preflight_failed, run_preflight
-    from ..project import open_project
     from ..ui import Output
 
     name = default_env(env)
     out = Output(json_mode=json_)
     try:
         # Not strict: placeholders and weak secrets become a failed check, not an abort.
-        project = open_project(
-            name,
-            rehearsal=rehearsal_mode(rehearsal),
-            env_files=env_files(env_file),
-            strict=False,
-        )
+        project = project_from_flags(env, rehearsal, env_file, strict=False)
     except ConfigError as exc:
         checks = [Check("environment", Status.FAIL, exc.message, "fix the environment as it says")]
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import audited, lakehouse_task, project_from_flags
 
 
 @lakehouse_task(
@@ -39,16 +39,13 @@ def restore(
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
     from ..backup import default_dest, find_backup
     from ..confirm import confirm_destructive
-    from ..project import open_project
     from ..restore import check_restorable, restore_backup, restore_table
     from ..swarm import resolve_target
     from ..ui import Output
 
     where = resolve_target(target)
 
-    project = open_project(
-        default_env(env), rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
-    )
+    project = project_from_flags(env, rehearsal, env_file)
     dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
     info = find_backup(dest_path, backup)
     out = Output(json_mode=json_)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Exit
 
-from ._base import default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import lakehouse_task, project_from_flags
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -72,16 +72,10 @@ def security(
     running containers; exit 3 when any check fails."""
     from ..checks import Status
     from ..errors import ExitCode
-    from ..project import open_project
     from ..security import security_report
     from ..ui import Output
 
-    project = open_project(
-        default_env(env),
-        rehearsal=rehearsal_mode(rehearsal),
-        env_files=env_files(env_file),
-        strict=False,
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     report = security_report(project, inspect_running=not no_containers)
     out = Output(json_mode=json_)
     if json_:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import audited, default_env, env_files, lakehouse_task, rehearsal_mode
+from ._base import audited, default_env, lakehouse_task, project_from_flags
 
 
 @lakehouse_task(
@@ -32,14 +32,11 @@ def teardown(
     """Stop and remove an environment's containers and networks; volumes only when asked."""
     from .. import swarm
     from ..errors import ExitCode, LakehouseError
-    from ..project import open_project
     from ..teardown import teardown as run_teardown
     from ..ui import Output
 
     name = default_env(env)
-    project = open_project(
-        name, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file), strict=False
-    )
+    project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
     # The second backend (lakehouse_tasks/swarm.py): docker stack rm, volumes kept unless asked.
     if swarm.resolve_target(target) == swarm.SWARM_TARGET:
