@@ -366,6 +366,8 @@ SWARM_TARGET = "swarm"
 #: for all its replicas to run again (healthy, when it has a healthcheck).
 SWARM_STOP_TIMEOUT_S = 120.0
 SWARM_START_TIMEOUT_S = 300.0
+#: How long a wave of restarted compose services gets to become healthy before the next.
+COMPOSE_START_TIMEOUT_S = 300.0
 
 
 def _swarm_containers(project: Project) -> list[tuple[str, str]]:
@@ -726,13 +728,13 @@ def _stop_services(project: Project, services: Sequence[str], target: str) -> No
 def _start_services(
     project: Project, services: Sequence[str], target: str, replicas: Mapping[str, int]
 ) -> None:
-    """compose: ``compose start``; swarm: scale each service back to its recorded replica
-    count (1 when none was recorded) and wait until that many tasks run (a task with a
-    healthcheck runs once healthy). Unlike ``compose start`` the scale returns at once, and
-    the next step (a restore after its safety backup, another backup) must see the service
-    running again, or it would not stop it."""
+    """compose: :func:`_start_compose_services`; swarm: scale each service back to its
+    recorded replica count (1 when none was recorded) and wait until that many tasks run (a
+    task with a healthcheck runs once healthy). Unlike ``compose start`` the scale returns at
+    once, and the next step (a restore after its safety backup, another backup) must see the
+    service running again, or it would not stop it."""
     if target != SWARM_TARGET:
-        project.compose.start(services)
+        _start_compose_services(project, services)
         return
     from .docker import service_scale
 
@@ -754,6 +756,64 @@ def _start_services(
                 "scaled back; check `docker service ps` on the stack."
             )
         time.sleep(0.5)
+
+
+def _start_waves(project: Project, services: Sequence[str]) -> list[list[str]]:
+    """``services`` in the stack's dependency order (``startup_layers`` restricted to them);
+    a name the configuration does not know goes in the last wave."""
+    wanted = set(services)
+    try:
+        layers = project.stack.startup_layers()
+    except ValueError:  # a dependency cycle: compose would refuse it too; start all at once
+        layers = []
+    waves = [[s for s in layer if s in wanted] for layer in layers]
+    waves = [w for w in waves if w]
+    placed = {s for w in waves for s in w}
+    rest = sorted(wanted - placed)
+    if rest:
+        waves.append(rest)
+    return waves
+
+
+def _start_compose_services(
+    project: Project, services: Sequence[str], timeout: float = COMPOSE_START_TIMEOUT_S
+) -> None:
+    """Start the stopped containers of ``services`` again: ``docker start`` wave by wave in
+    dependency order, and between waves a wait until the wave is healthy in which a service
+    still ``starting`` is probed at once with its own healthcheck (``docker exec``).
+
+    ``compose start`` honours the same ``depends_on`` chain but waits, layer by layer, for
+    the engine's first healthcheck, one ``interval`` after each start (15 s in dev); that
+    wait was most of a database restore (docs/PERFORMANCE.md). The last wave is not waited
+    for (neither did ``compose start``). A wave that does not become healthy by ``timeout``
+    does not leave the later waves stopped: they are started, then the error is raised."""
+    if not services:
+        return
+    from . import docker
+    from .restore import wait_healthy  # restore imports this module
+
+    by_service: dict[str, list[str]] = {}
+    for row in docker.project_containers(project.compose.docker_cmd, project.compose.project_name):
+        labels = docker._ps_labels(str(row.get("Labels", "")))
+        by_service.setdefault(labels.get(docker._SERVICE_LABEL, ""), []).append(str(row["ID"]))
+    try:
+        active = set(project.stack.active)
+    except (LakehouseError, AttributeError):
+        active = set()
+    waves = _start_waves(project, services)
+    failure: LakehouseError | None = None
+    for index, wave in enumerate(waves):
+        ids = [cid for s in wave for cid in by_service.get(s, ())]
+        if ids:
+            docker.run([*project.compose.docker_cmd, "start", *ids], what="docker start")
+        waited = [s for s in wave if s in active and by_service.get(s)]
+        if failure is None and index < len(waves) - 1 and waited:
+            try:
+                wait_healthy(project, waited, timeout=timeout, what="starting them again")
+            except LakehouseError as exc:
+                failure = exc
+    if failure is not None:
+        raise failure
 
 
 @contextlib.contextmanager

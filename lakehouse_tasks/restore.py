@@ -352,6 +352,7 @@ def wait_healthy(
     services: Sequence[str],
     timeout: float = HEALTH_TIMEOUT_S,
     target: str = COMPOSE_TARGET,
+    what: str = "the restore",
 ) -> None:
     """Return once every service is healthy (or running without a healthcheck); on swarm,
     once every replica of each service runs the current spec and is healthy."""
@@ -383,7 +384,7 @@ def wait_healthy(
             if time.monotonic() > deadline:
                 bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
                 raise LakehouseError(
-                    f"After the restore {bad} did not become healthy in {int(timeout)}s; "
+                    f"After {what} {bad} did not become healthy in {int(timeout)}s; "
                     "check `invoke health` and the service logs.",
                     ExitCode.DEPLOY_FAILED,
                 )

@@ -68,9 +68,13 @@ def test_recover_interrupted_scales_back_to_the_recorded_replicas(fake: Any) -> 
     assert not state.exists()
 
 
-def test_an_old_state_file_without_target_means_compose(fake: Any) -> None:
+def test_an_old_state_file_without_target_means_compose(
+    fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started: list[tuple[str, ...]] = []
-    fake.project.compose.start = lambda services: started.append(("start", *services))
+    monkeypatch.setattr(
+        backup, "_start_compose_services", lambda _p, services: started.append(("start", *services))
+    )
     state = Path(fake.project.env.root) / "state" / "stopped-stk-1-2.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"services": ["web"], "pid": 0}))
