@@ -56,10 +56,13 @@ def test_waves_follow_the_dependency_order_restricted_to_the_stopped(world: Any)
 
 def test_docker_start_wave_by_wave_waiting_between_waves_only(world: Any) -> None:
     backup._start_services(world.project, ["ui", "spark", "trino", "metastore"], "compose", {})
+    # the containers of one wave start side by side: their order within the wave is free
+    world.calls[2:4] = sorted(world.calls[2:4])
     assert world.calls == [
         ("docker", ("start", "id-metastore")),
         ("wait", ("metastore",)),
-        ("docker", ("start", "id-spark", "id-trino")),
+        ("docker", ("start", "id-spark")),
+        ("docker", ("start", "id-trino")),
         ("wait", ("spark", "trino")),
         ("docker", ("start", "id-ui")),
     ]
