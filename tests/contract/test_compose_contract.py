@@ -17,7 +17,7 @@ from .stack import (
     replicas,
 )
 
-# Binaries a healthcheck may call, per image repository; mirrors /work/shared/IMAGE_FACTS.md
+# Binaries a healthcheck may call, per image repository; mirrors the verified image facts (shared/IMAGE_FACTS.md)
 # (derived lakehouse/* images inherit their base image's tools).
 HEALTHCHECK_BINARIES = {
     "quay.io/minio/minio": {"mc", "curl"},
