@@ -665,6 +665,11 @@ def inspect_containers(docker_cmd: Sequence[str], ids: Sequence[str]) -> list[di
             out = run([*docker_cmd, "container", "inspect", *rest])
         except EngineError:
             return []
+    return _json_list(out)
+
+
+def _json_list(out: str) -> list[dict[str, Any]]:
+    """The list an ``inspect`` prints as JSON (empty output or a non-list: none)."""
     data = json.loads(out or "[]")
     return list(data) if isinstance(data, list) else []
 
@@ -1420,8 +1425,7 @@ def stack_services(docker_cmd: Sequence[str], stack: str) -> list[dict[str, Any]
         if "no such service" not in exc.stderr.lower():
             raise
         return []  # removed between ls and inspect: the caller polls again
-    data = json.loads(out or "[]")
-    return list(data) if isinstance(data, list) else []
+    return _json_list(out)
 
 
 def service_tasks(docker_cmd: Sequence[str], service_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -1449,8 +1453,7 @@ def service_tasks(docker_cmd: Sequence[str], service_ids: Sequence[str]) -> list
         if "no such" not in low and "not found" not in low:
             raise
         return []
-    data = json.loads(out or "[]")
-    return list(data) if isinstance(data, list) else []
+    return _json_list(out)
 
 
 def stack_networks(docker_cmd: Sequence[str], stack: str) -> list[str]:
