@@ -404,12 +404,34 @@ def _live_tasks(view: Any) -> int:
     )
 
 
+def running_containers(project: Project) -> dict[str, list[str]]:
+    """Service -> ids of its running containers (lowest replica number first), one-off
+    ``compose run`` containers left out: what ``compose ps`` lists, read with one
+    ``docker ps`` (about 20 ms, where ``compose ps`` takes 120 ms and more)."""
+    from . import docker
+
+    found: dict[str, list[tuple[int, str]]] = {}
+    for row in docker.project_containers(project.compose.docker_cmd, project.compose.project_name):
+        if row.get("State") != "running":
+            continue
+        labels = docker._ps_labels(str(row.get("Labels", "")))
+        if labels.get("com.docker.compose.oneoff", "").lower() == "true":
+            continue
+        service = labels.get(docker._SERVICE_LABEL, "")
+        try:
+            number = int(labels.get("com.docker.compose.container-number", "1"))
+        except ValueError:
+            number = 1
+        if service:
+            found.setdefault(service, []).append((number, str(row["ID"])))
+    return {s: [cid for _n, cid in sorted(rows)] for s, rows in found.items()}
+
+
 def running_services(project: Project, target: str = COMPOSE_TARGET) -> list[str]:
     if target == SWARM_TARGET:
         views = _swarm_views(project)
         return sorted(n for n, v in views.items() if any(t.state == "running" for t in v.tasks))
-    out = project.compose.compose("ps", "--services", "--filter", "status=running")
-    return sorted(line.strip() for line in out.splitlines() if line.strip())
+    return sorted(running_containers(project))
 
 
 def container_of(project: Project, service: str, target: str = COMPOSE_TARGET) -> str:
@@ -418,7 +440,7 @@ def container_of(project: Project, service: str, target: str = COMPOSE_TARGET) -
     if target == SWARM_TARGET:
         out = [cid for name, cid in _swarm_containers(project) if name == service]
     else:
-        out = project.compose.compose("ps", "-q", service).split()
+        out = running_containers(project).get(service, [])
     if not out:
         raise LakehouseError(
             f"Service {service!r} of {project.env.name!r} has no running container; deploy "
@@ -703,10 +725,10 @@ def _swarm_name(project: Project, service: str) -> str:
 
 
 def _stop_services(project: Project, services: Sequence[str], target: str) -> None:
-    """compose: ``compose stop``; swarm: scale each service to 0 and wait until none of its
-    tasks runs any more (their volumes are then quiet)."""
+    """compose: :func:`_stop_compose_services`; swarm: scale each service to 0 and wait until
+    none of its tasks runs any more (their volumes are then quiet)."""
     if target != SWARM_TARGET:
-        project.compose.stop(services)
+        _stop_compose_services(project, services)
         return
     from .docker import service_scale
 
@@ -727,15 +749,17 @@ def _stop_services(project: Project, services: Sequence[str], target: str) -> No
 
 def _start_services(
     project: Project, services: Sequence[str], target: str, replicas: Mapping[str, int]
-) -> None:
+) -> set[str]:
     """compose: :func:`_start_compose_services`; swarm: scale each service back to its
     recorded replica count (1 when none was recorded) and wait until that many tasks run (a
     task with a healthcheck runs once healthy). Unlike ``compose start`` the scale returns at
     once, and the next step (a restore after its safety backup, another backup) must see the
-    service running again, or it would not stop it."""
+    service running again, or it would not stop it.
+
+    Returns the services a probe of their own healthcheck found healthy on the way (compose),
+    which a later wait need not probe again."""
     if target != SWARM_TARGET:
-        _start_compose_services(project, services)
-        return
+        return _start_compose_services(project, services)
     from .docker import service_scale
 
     wanted = {s: max(1, replicas.get(s, 1)) for s in services}
@@ -749,13 +773,29 @@ def _start_services(
             if s in views and sum(1 for t in views[s].tasks if t.state == "running") < n
         )
         if not late:
-            return
+            return set()
         if time.monotonic() > deadline:
             raise LakehouseError(
                 f"{', '.join(late)} did not run again {int(SWARM_START_TIMEOUT_S)}s after being "
                 "scaled back; check `docker service ps` on the stack."
             )
         time.sleep(0.5)
+
+
+def _stop_compose_services(project: Project, services: Sequence[str]) -> None:
+    """Stop the running containers of ``services`` with one ``docker stop``: the CLI stops
+    them side by side, each with the grace period and stop signal compose gave it
+    (``stop_grace_period``, ``stop_signal``). ``compose stop`` stops them layer by layer in
+    reverse dependency order, which only matters while the rest of the stack keeps serving;
+    here every user of the data stops for the same maintenance, and what they depend on (the
+    databases, the object store) keeps running. Three layers of stand-ins stopped in 0.8 s
+    with ``compose stop`` (the same with a ``docker stop`` per layer), in 0.35 s so."""
+    from . import docker
+
+    by_service = running_containers(project)
+    ids = [cid for s in services for cid in by_service.get(s, ())]
+    if ids:
+        docker.run([*project.compose.docker_cmd, "stop", *ids], what="docker stop")
 
 
 def _start_waves(project: Project, services: Sequence[str]) -> list[list[str]]:
@@ -795,7 +835,7 @@ def _docker_start(project: Project, ids: Sequence[str]) -> None:
 
 def _start_compose_services(
     project: Project, services: Sequence[str], timeout: float = COMPOSE_START_TIMEOUT_S
-) -> None:
+) -> set[str]:
     """Start the stopped containers of ``services`` again: ``docker start`` wave by wave in
     dependency order, and between waves a wait until the wave is healthy in which a service
     still ``starting`` is probed at once with its own healthcheck (``docker exec``).
@@ -804,9 +844,10 @@ def _start_compose_services(
     the engine's first healthcheck, one ``interval`` after each start (15 s in dev); that
     wait was most of a database restore (docs/PERFORMANCE.md). The last wave is not waited
     for (neither did ``compose start``). A wave that does not become healthy by ``timeout``
-    does not leave the later waves stopped: they are started, then the error is raised."""
+    does not leave the later waves stopped: they are started, then the error is raised.
+    Returns the services found healthy by a probe between waves."""
     if not services:
-        return
+        return set()
     from . import docker
     from .restore import wait_healthy  # restore imports this module
 
@@ -820,6 +861,7 @@ def _start_compose_services(
         active = set()
     waves = _start_waves(project, services)
     failure: LakehouseError | None = None
+    confirmed: set[str] = set()
     for index, wave in enumerate(waves):
         ids = [cid for s in wave for cid in by_service.get(s, ())]
         if ids:
@@ -827,11 +869,24 @@ def _start_compose_services(
         waited = [s for s in wave if s in active and by_service.get(s)]
         if failure is None and index < len(waves) - 1 and waited:
             try:
-                wait_healthy(project, waited, timeout=timeout, what="starting them again")
+                confirmed |= wait_healthy(
+                    project, waited, timeout=timeout, what="starting them again"
+                )
             except LakehouseError as exc:
                 failure = exc
     if failure is not None:
         raise failure
+    return confirmed
+
+
+class Stopped(list[str]):
+    """The services a :func:`services_stopped` block stopped. Once the block has ended,
+    ``confirmed`` names those a probe of their own healthcheck found healthy while they were
+    started again (a later wait for them need not probe them once more)."""
+
+    def __init__(self, services: Iterable[str] = ()) -> None:
+        super().__init__(services)
+        self.confirmed: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -841,15 +896,15 @@ def services_stopped(
     *,
     reason: str = "backup",
     target: str = COMPOSE_TARGET,
-) -> Iterator[list[str]]:
+) -> Iterator[Stopped]:
     """Stop the running ``services`` for the duration of the block and start them again
     afterwards: on success, on failure, on Ctrl-C and on SIGTERM. The set (with the target
     and, on swarm, each service's replica count) is recorded in a state file first so
     :func:`recover_interrupted` can finish the job after a SIGKILL."""
     running = set(running_services(project, target))
-    chosen = sorted(s for s in set(services) if s in running)
+    chosen = Stopped(sorted(s for s in set(services) if s in running))
     if not chosen:
-        yield []
+        yield chosen
         return
     replicas: dict[str, int] = {}
     if target == SWARM_TARGET:
@@ -880,7 +935,7 @@ def services_stopped(
         yield chosen
     finally:
         try:
-            _start_services(project, chosen, target, replicas)
+            chosen.confirmed = _start_services(project, chosen, target, replicas)
             state.unlink(missing_ok=True)
         finally:
             if previous is not None:

@@ -13,7 +13,7 @@ import datetime as _dt
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import docker
@@ -251,20 +251,13 @@ def service_health_from_inspect(
         )
         for p in (health.get("Log") or [])[-HEALTH_LOG_KEEP:]
     )
-    cpu = mem_used = mem_limit = None
-    if stats:
-        cpu = parse_percent(str(stats.get("CPUPerc", "")))
-        used, _slash, limit = str(stats.get("MemUsage", "")).partition("/")
-        mem_used, mem_limit = parse_stats_size(used), parse_stats_size(limit)
     memory_limit = int(host.get("Memory") or 0)
-    if memory_limit:
-        mem_limit = memory_limit
     nano = int(host.get("NanoCpus") or 0)
     cpu_limit = nano / 1e9 if nano else 0.0
     if not cpu_limit and host.get("CpuQuota") and host.get("CpuPeriod"):
         cpu_limit = int(host["CpuQuota"]) / int(host["CpuPeriod"])
     exit_code = state.get("ExitCode")
-    return ServiceHealth(
+    row = ServiceHealth(
         service=_row_key(labels, str(data.get("Name", "")).lstrip("/")),
         container=str(data.get("Name", "")).lstrip("/"),
         container_id=str(data.get("Id", "")),
@@ -274,9 +267,7 @@ def service_health_from_inspect(
         restart_count=int(data.get("RestartCount") or 0),
         started_at=str(state.get("StartedAt", "")) if started else "",
         uptime_s=uptime,
-        cpu_percent=cpu,
-        mem_used=mem_used,
-        mem_limit=mem_limit,
+        mem_limit=memory_limit or None,
         url=url,
         image=str(config.get("Image", "")),
         oneshot=str(labels.get(ONESHOT_LABEL, "")).lower() == "true",
@@ -289,6 +280,19 @@ def service_health_from_inspect(
         ),
         restart_policy=str((host.get("RestartPolicy") or {}).get("Name", "")) or "no",
         in_config=in_config,
+    )
+    return with_stats(row, stats) if stats else row
+
+
+def with_stats(row: ServiceHealth, stats: Mapping[str, Any]) -> ServiceHealth:
+    """``row`` with the CPU and memory figures of its ``docker stats`` row (the memory limit
+    the container was given, when it has one, wins over the one stats reports)."""
+    used, _slash, limit = str(stats.get("MemUsage", "")).partition("/")
+    return replace(
+        row,
+        cpu_percent=parse_percent(str(stats.get("CPUPerc", ""))),
+        mem_used=parse_stats_size(used),
+        mem_limit=row.memory_limit or parse_stats_size(limit),
     )
 
 
@@ -357,30 +361,20 @@ def take_snapshot(
         if isinstance(loaded[0], BaseException):
             raise loaded[0]
     stack = project.stack_for_reading()
-    if sampler is not None:
-        sampler.join()
-        if stats_error:
-            raise stats_error[0]
-
-    stats_by_id: dict[str, dict[str, Any]] = {}
-    for sample_row in stats_rows:
-        key = str(sample_row.get("ID") or sample_row.get("Container") or "")
-        if key:
-            stats_by_id[key] = sample_row
+    # Every row is built while the stats sample (a second or two) is still running: once it
+    # ends, only its figures are added. (Two snapshots that wait for the same tick of the
+    # engine's stats collector end together; what comes after it is the only difference.)
     urls = access_urls(project)
     now = _now()
     rows: dict[str, ServiceHealth] = {}
     base: dict[str, str] = {}  # row key -> service name (replicas share one)
     for data in inspected:
-        cid = str(data.get("Id", ""))
-        stats = stats_by_id.get(cid) or stats_by_id.get(cid[:12])
         labels = (data.get("Config") or {}).get("Labels") or {}
         service = str(labels.get(SERVICE_LABEL, ""))
         if wanted and service not in wanted:
             continue
         row = service_health_from_inspect(
             data,
-            stats=stats,
             url=urls.get(service, ""),
             now=now,
             in_config=service in stack.services,
@@ -406,10 +400,25 @@ def take_snapshot(
         svc = stack.services.get(base[row.service])
         return (svc.layer if svc else 99, base[row.service], row.service)
 
+    ordered = sorted(rows.values(), key=order)
+    if sampler is not None:
+        sampler.join()
+        if stats_error:
+            raise stats_error[0]
+        stats_by_id: dict[str, dict[str, Any]] = {}
+        for sample_row in stats_rows:
+            key = str(sample_row.get("ID") or sample_row.get("Container") or "")
+            if key:
+                stats_by_id[key] = sample_row
+        for index, row in enumerate(ordered):
+            cid = row.container_id
+            sampled = stats_by_id.get(cid) or stats_by_id.get(cid[:12]) if cid else None
+            if sampled:
+                ordered[index] = with_stats(row, sampled)
     return HealthSnapshot(
         environment=project.env.name,
         project=project.compose.project_name,
-        rows=tuple(sorted(rows.values(), key=order)),
+        rows=tuple(ordered),
         time=now,
         resources=resources,
     )

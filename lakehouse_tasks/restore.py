@@ -215,20 +215,21 @@ def _selected(info: BackupInfo, only: Iterable[str] | None, project: Project) ->
     return chosen
 
 
-def _dependents(project: Project, services: Iterable[str]) -> set[str]:
-    """Services that depend (directly or not) on any of ``services``."""
-    targets = set(services)
-    found: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, svc in project.stack.services.items():
-            if name in found or name in targets:
-                continue
-            if any(dep in targets or dep in found for dep in svc.depends_on):
-                found.add(name)
-                changed = True
-    return found
+def _clients(project: Project, databases: Iterable[str]) -> set[str]:
+    """The services that declare a dependency on any of ``databases`` (``depends_on``): the
+    ones holding connections to it and caching what they read from it.
+
+    Services further down the chain (Trino, Spark and Superset behind the Hive metastore)
+    never talk to the database; they keep running (their queries through the stopped client
+    fail for the length of the restore, as they would if it were stopped), so a restore of
+    one database is not an outage of the whole stack, and it ends sooner: each stopped
+    service has to be started and found healthy again, layer by layer."""
+    targets = set(databases)
+    return {
+        name
+        for name, svc in project.stack.services.items()
+        if name not in targets and any(dep in targets for dep in svc.depends_on)
+    }
 
 
 def _aside_name(volume: str, backup_id: str) -> str:
@@ -329,14 +330,13 @@ def restore_database(
     container = container_of(project, db.service, target)
     name = db.database.replace('"', '""')
     owner = db.user.replace('"', '""')
-    for sql in (
-        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        f'CREATE DATABASE "{name}" OWNER "{owner}"',
-    ):
-        Engine().run(
-            "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user,
-            "-d", "postgres", "-c", sql,
-        )  # fmt: skip
+    # One psql, two commands: each -c is its own request (DROP DATABASE refuses to run in a
+    # transaction block), and ON_ERROR_STOP keeps the CREATE from running after a failed DROP.
+    Engine().run(
+        "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user, "-d", "postgres",
+        "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        "-c", f'CREATE DATABASE "{name}" OWNER "{owner}"',
+    )  # fmt: skip
     stream_from_file(
         [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
          "-d", db.database, "--exit-on-error", "--single-transaction"],
@@ -353,11 +353,17 @@ def wait_healthy(
     timeout: float = HEALTH_TIMEOUT_S,
     target: str = COMPOSE_TARGET,
     what: str = "the restore",
-) -> None:
+    confirmed: Iterable[str] = (),
+) -> set[str]:
     """Return once every service is healthy (or running without a healthcheck); on swarm,
-    once every replica of each service runs the current spec and is healthy."""
+    once every replica of each service runs the current spec and is healthy.
+
+    On compose a service still ``starting`` is probed with its own healthcheck
+    (:func:`_probe_starting`); ``confirmed`` names services such a probe passed already, and
+    the services probed healthy (these included) are returned."""
+    probed: set[str] = set(confirmed)
     if not services:
-        return
+        return probed
     if target == SWARM_TARGET:
         from .swarm import take_snapshot
     else:
@@ -371,16 +377,15 @@ def wait_healthy(
         if target != SWARM_TARGET
         else None
     )
-    probed: set[str] = set()
     try:
         while True:
             snapshot = take_snapshot(project, resources=False, services=list(services))
             if snapshot.ok:
-                return
+                return probed
             if target != SWARM_TARGET:
                 probed |= _probe_starting(project, snapshot.rows, probed)
                 if all(r.ok or r.service in probed for r in snapshot.rows):
-                    return
+                    return probed
             if time.monotonic() > deadline:
                 bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
                 raise LakehouseError(
@@ -404,9 +409,10 @@ def _probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> se
     30 s by default) and offers no way to ask for it sooner; a restore that waits for it
     spent most of its time idle (docs/PERFORMANCE.md). Running the same configured test in
     the container (``docker exec``, its timeout) is the probe the engine would run: one pass
-    is what turns the engine's status to healthy too.
+    is what turns the engine's status to healthy too. The probes of all such containers run
+    side by side; a service passes when the probe of each of its starting containers does.
     """
-    passed: set[str] = set()
+    probes: list[tuple[str, str, list[str], float]] = []
     for row in rows:
         if row.service in done or row.ok or row.health != "starting" or not row.container_id:
             continue
@@ -425,9 +431,23 @@ def _probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> se
             seconds = parse_duration(check.timeout) if check.timeout else 30.0
         except (LakehouseError, ValueError):
             seconds = 30.0
-        if probe_passes(_docker(project), row.container_id, argv, timeout=seconds):
-            passed.add(row.service)
-    return passed
+        probes.append((row.service, row.container_id, argv, seconds))
+    if not probes:
+        return set()
+
+    def probe(item: tuple[str, str, list[str], float]) -> bool:
+        _service, cid, argv, seconds = item
+        return probe_passes(_docker(project), cid, argv, timeout=seconds)
+
+    if len(probes) == 1:
+        results = [probe(probes[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(probes), 8)) as pool:
+            results = list(pool.map(probe, probes))
+    failed = {item[0] for item, ok in zip(probes, results, strict=True) if not ok}
+    return {item[0] for item in probes} - failed
 
 
 def check_restorable(
@@ -480,10 +500,11 @@ def restore_backup(
         for a in archives
         if a.source in project.stack.volumes
     }
-    current = volume_sizes(project, keys) if keys else {}
-    needed = sum(current.values()) + sum(a.raw_size for a in archives)
-    docker_root = Path(Engine().info().docker_root_dir)
-    check_free_space(docker_root, needed, what="restore")
+    if archives:  # a database is dropped before it is restored: it needs no room beside it
+        current = volume_sizes(project, keys) if keys else {}
+        needed = sum(current.values()) + sum(a.raw_size for a in archives)
+        docker_root = Path(Engine().info().docker_root_dir)
+        check_free_space(docker_root, needed, what="restore")
 
     result = RestoreResult(backup=info.id, environment=env_name, safety_backup=None)
     if safety_backup and has_data(project):
@@ -498,7 +519,7 @@ def restore_backup(
     stop: set[str] = set()
     for art in archives:
         stop.update(users.get(art.source, ()))
-    stop |= _dependents(project, [a.source for a in dumps])
+    stop |= _clients(project, [a.source for a in dumps])
     stop -= set(a.source for a in dumps)  # a database must run to be restored
     asides: dict[str, str] = {}
     try:
@@ -525,7 +546,10 @@ def restore_backup(
         # of the configuration that are not running (an inactive Spark worker), which a
         # snapshot would refuse as unknown.
         wait_healthy(
-            project, sorted(set(result.services) | {a.source for a in dumps}), target=target
+            project,
+            sorted(set(result.services) | {a.source for a in dumps}),
+            target=target,
+            confirmed=stopped.confirmed,
         )
     except BaseException as exc:
         _roll_back(project, asides, out, target)

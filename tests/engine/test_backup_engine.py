@@ -1,7 +1,8 @@
 """Backup and restore against a real engine and real PostgreSQL.
 
 A small synthetic stack: two PostgreSQL stand-ins (databases, found by ``POSTGRES_DB``) and two
-busybox stand-ins with named volumes, one volume shared by both.
+busybox stand-ins with named volumes, one volume shared by both; a client of one database and a
+viewer behind that client.
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ services:
     environment: {{STANDIN_SERVICE: worker, STANDIN_DATA_DIR: /work}}
     depends_on: [db-a]
     volumes: [work-data:/work, store-data:/shared]
+  client:
+    image: {bb}
+    environment: {{STANDIN_SERVICE: client}}
+    depends_on: [db-b]
+  viewer:
+    image: {bb}
+    environment: {{STANDIN_SERVICE: viewer}}
+    depends_on: [client]
 volumes:
   dba-data: {{}}
   dbb-data: {{}}
@@ -196,7 +205,7 @@ def test_round_trip_restores_every_row_and_file(stack: dict[str, Any]) -> None:
         ("volume-archive", "work-data"),
     }
     # every service runs again after the consistent (stopped) archive
-    assert set(running_services(project)) == {"db-a", "db-b", "store", "worker"}
+    assert set(running_services(project)) == {"db-a", "db-b", "store", "worker", "client", "viewer"}
     info = find_backup(stack["dest"], manifest.id)
     on_disk = json.loads((info.path / "manifest.json").read_text())
     assert on_disk["environment"] == "dev" and on_disk["tag"] == "roundtrip"
@@ -223,6 +232,35 @@ def _state_or_none(project: Project) -> Any:
         return _state(project)
     except Exception:
         return None
+
+
+def _started_at(project: Project, service: str) -> str:
+    cid = backup_mod.container_of(project, service)
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}}", cid],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def test_a_database_restore_restarts_its_client_and_leaves_the_rest_running(
+    stack: dict[str, Any],
+) -> None:
+    project: Project = stack["project"]
+    _psql(project, "db-b", "CREATE TABLE IF NOT EXISTS marks(v int); INSERT INTO marks VALUES (1)")
+    manifest = create_backup(project, only=["db-b"], tag="clients", out=Output())
+    _psql(project, "db-b", "INSERT INTO marks VALUES (2)")
+    before = {s: _started_at(project, s) for s in ("client", "viewer", "worker", "db-b")}
+    info = find_backup(stack["dest"], manifest.id)
+    result = restore_backup(project, info, only=["db-b"], safety_backup=False, out=Output())
+    assert result.services == ["client"]
+    assert _psql(project, "db-b", "SELECT string_agg(v::text, ',') FROM marks").strip() == "1"
+    after = {s: _started_at(project, s) for s in before}
+    assert after["client"] != before["client"]  # stopped for the restore, started again
+    assert {s: after[s] for s in ("viewer", "worker", "db-b")} == {
+        s: before[s] for s in ("viewer", "worker", "db-b")
+    }
+    assert {"client", "viewer", "worker", "db-b"} <= set(running_services(project))
 
 
 def test_flipped_byte_is_refused_by_verify_and_restore(stack: dict[str, Any]) -> None:

@@ -38,8 +38,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         docker, "run", lambda cmd, **_kw: calls.append(("docker", tuple(cmd[1:]))) or ""
     )
 
-    def wait(_project: Any, services: list[str], **_kw: Any) -> None:
+    def wait(_project: Any, services: list[str], **_kw: Any) -> set[str]:
         calls.append(("wait", tuple(services)))
+        return set(services)
 
     monkeypatch.setattr(restore, "wait_healthy", wait)
     return SimpleNamespace(project=project, calls=calls)
@@ -55,7 +56,11 @@ def test_waves_follow_the_dependency_order_restricted_to_the_stopped(world: Any)
 
 
 def test_docker_start_wave_by_wave_waiting_between_waves_only(world: Any) -> None:
-    backup._start_services(world.project, ["ui", "spark", "trino", "metastore"], "compose", {})
+    confirmed = backup._start_services(
+        world.project, ["ui", "spark", "trino", "metastore"], "compose", {}
+    )
+    # what the waits between waves found healthy; the last wave was not waited for
+    assert confirmed == {"metastore", "spark", "trino"}
     # the containers of one wave start side by side: their order within the wave is free
     world.calls[2:4] = sorted(world.calls[2:4])
     assert world.calls == [
@@ -83,3 +88,44 @@ def test_a_wave_that_stays_unhealthy_still_starts_the_later_waves(
         ("wait", ("metastore",)),
         ("docker", ("start", "id-ui")),
     ]
+
+
+def test_stopping_is_one_docker_stop_of_every_running_container_of_the_services(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {
+            "ID": f"id-{s}",
+            "State": "running",
+            "Labels": f"com.docker.compose.project=stk,com.docker.compose.service={s}",
+        }
+        for s in ("metastore", "spark", "trino", "ui")
+    ]
+    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    rows[1]["State"] = "exited"
+    backup._stop_services(world.project, ["ui", "spark", "trino", "metastore"], "compose")
+    assert world.calls == [
+        ("docker", ("stop", "id-ui", "id-trino", "id-metastore")),
+    ]
+
+
+def test_running_containers_leave_out_stopped_and_one_off_containers(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def row(cid: str, service: str, state: str = "running", extra: str = "") -> dict[str, str]:
+        labels = f"com.docker.compose.project=stk,com.docker.compose.service={service}{extra}"
+        return {"ID": cid, "State": state, "Labels": labels}
+
+    rows = [
+        row("w2", "worker", extra=",com.docker.compose.container-number=2"),
+        row("w1", "worker", extra=",com.docker.compose.container-number=1"),
+        row("gone", "db", state="exited"),
+        row("run1", "dbt", extra=",com.docker.compose.oneoff=True"),
+    ]
+    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    world.project.env = SimpleNamespace(name="dev")
+    assert backup.running_containers(world.project) == {"worker": ["w1", "w2"]}
+    assert backup.running_services(world.project) == ["worker"]
+    assert backup.container_of(world.project, "worker") == "w1"
+    with pytest.raises(LakehouseError, match="no running container"):
+        backup.container_of(world.project, "db")

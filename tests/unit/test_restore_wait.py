@@ -66,3 +66,31 @@ def test_a_failing_healthcheck_keeps_the_wait_going(
     monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: False)
     with pytest.raises(AssertionError, match="should not sleep"):
         restore.wait_healthy(_project(("CMD", "curl", "-f", "http://x/")), ["minio"])
+
+
+def test_a_service_confirmed_by_an_earlier_probe_is_not_probed_again(
+    probes: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: probes.append(a) or False)
+    project = _project(("CMD", "curl", "-f", "http://x/"))
+    assert restore.wait_healthy(project, ["minio"], confirmed={"minio"}) == {"minio"}
+    assert probes == []
+
+
+def test_probes_of_several_services_run_and_only_the_passing_ones_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check = Healthcheck(
+        test=("CMD", "ready"), interval="15s", timeout="5s", retries=3, start_period=""
+    )
+    project = SimpleNamespace(
+        stack=SimpleNamespace(services={s: SimpleNamespace(healthcheck=check) for s in "abc"}),
+        compose=SimpleNamespace(docker_cmd=["docker"], project_name="lh-wait"),
+    )
+    rows = [
+        ServiceHealth(service=s, container_id=f"c-{s}", state="running", health="starting")
+        for s in "abc"
+    ]
+    monkeypatch.setattr(restore, "probe_passes", lambda _cmd, cid, _argv, **_k: cid != "c-b")
+    assert restore._probe_starting(project, rows, done=set()) == {"a", "c"}
+    assert restore._probe_starting(project, rows, done={"a"}) == {"c"}
