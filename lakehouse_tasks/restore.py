@@ -8,10 +8,12 @@ Order of a restore (each step can refuse before anything is changed, until step 
 4. a safety backup of the current state is taken (unless ``safety_backup=False``);
 5. the affected services are stopped (recorded, like a backup, for ``recover_interrupted``);
    each volume's current content is copied into ``<volume>-pre-restore-<id>``, the volume is
-   cleared and the archive extracted into it; each database is dropped, recreated and
-   ``pg_restore``-d from the dump streamed through ``docker exec -i``;
+   cleared and the archive extracted into it; each dump is ``pg_restore``-d (streamed through
+   ``docker exec -i``) into a new ``<database>__restoring``, which replaces the current
+   database only once it is complete;
 6. the services start again and must become healthy; the set-aside volumes are then removed.
-   If a volume restore fails, its old content is copied back from the set-aside volume.
+   If a volume restore fails, its old content is copied back from the set-aside volume; a
+   database whose dump fails to load keeps its current content.
 """
 
 from __future__ import annotations
@@ -319,6 +321,21 @@ def restore_volume(
     return volume
 
 
+#: Suffix of the database a dump is restored into before it takes the real one's place.
+STAGING_SUFFIX = "__restoring"
+
+
+def staging_name(database: str) -> str:
+    """``<database>__restoring``, cut so it stays within PostgreSQL's 63-byte names."""
+    room = 63 - len(STAGING_SUFFIX.encode())
+    base = database.encode()[:room].decode(errors="ignore")
+    return base + STAGING_SUFFIX
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def restore_database(
     project: Project,
     db: Database,
@@ -327,24 +344,60 @@ def restore_database(
     advance: Any,
     target: str = COMPOSE_TARGET,
 ) -> None:
+    """Restore ``art`` into a new database beside the current one, then swap them.
+
+    The dump goes into ``<database>__restoring`` (``pg_restore --single-transaction``); only
+    when it is complete is the current database dropped and the new one renamed into its
+    place. A restore that fails (a dump that does not load, a full disk, Ctrl-C) drops the
+    half-made copy and leaves the current database as it was. The rename is instantaneous;
+    the drop of the old one is the DROP the plain drop-and-recreate did first.
+    """
     container = container_of(project, db.service, target)
-    name = db.database.replace('"', '""')
-    owner = db.user.replace('"', '""')
-    # One psql, two commands: each -c is its own request (DROP DATABASE refuses to run in a
-    # transaction block), and ON_ERROR_STOP keeps the CREATE from running after a failed DROP.
-    Engine().run(
-        "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user, "-d", "postgres",
-        "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        "-c", f'CREATE DATABASE "{name}" OWNER "{owner}"',
-    )  # fmt: skip
-    stream_from_file(
-        [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
-         "-d", db.database, "--exit-on-error", "--single-transaction"],
-        info.path / art.name,
-        scrub=project.env.scrub,
-        what=f"pg_restore into {db.service}",
-        on_chunk=advance,
-    )  # fmt: skip
+    name, staging = _quoted(db.database), _quoted(staging_name(db.database))
+    owner = _quoted(db.user)
+
+    def psql(*commands: str) -> None:
+        # Each -c is its own request (DROP DATABASE refuses to run in a transaction block);
+        # ON_ERROR_STOP ends at the first failing one.
+        args: list[str] = []
+        for sql in commands:
+            args += ["-c", sql]
+        Engine().run(
+            "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user,
+            "-d", "postgres", *args,
+        )  # fmt: skip
+
+    psql(
+        f"DROP DATABASE IF EXISTS {staging} WITH (FORCE)",
+        f"CREATE DATABASE {staging} OWNER {owner}",
+    )
+    try:
+        stream_from_file(
+            [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
+             "-d", staging_name(db.database), "--exit-on-error", "--single-transaction"],
+            info.path / art.name,
+            scrub=project.env.scrub,
+            what=f"pg_restore into {db.service}",
+            on_chunk=advance,
+        )  # fmt: skip
+    except BaseException:
+        try:
+            psql(f"DROP DATABASE IF EXISTS {staging} WITH (FORCE)")
+        except LakehouseError:
+            pass  # the next restore drops it first
+        raise
+    try:
+        psql(
+            f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+            f"ALTER DATABASE {staging} RENAME TO {name}",
+        )
+    except EngineError as exc:
+        raise LakehouseError(
+            f"The dump of {db.service} was restored into database {staging_name(db.database)!r}, "
+            f"but it could not take the place of {db.database!r} ({exc.message}); rename it "
+            "with ALTER DATABASE in psql.",
+            ExitCode.DEPLOY_FAILED,
+        ) from None
 
 
 def wait_healthy(

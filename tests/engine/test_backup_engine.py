@@ -7,6 +7,7 @@ viewer behind that client.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -261,6 +262,31 @@ def test_a_database_restore_restarts_its_client_and_leaves_the_rest_running(
         s: before[s] for s in ("viewer", "worker", "db-b")
     }
     assert {"client", "viewer", "worker", "db-b"} <= set(running_services(project))
+
+
+def test_a_dump_that_does_not_load_leaves_the_current_database_as_it_was(
+    stack: dict[str, Any],
+) -> None:
+    project: Project = stack["project"]
+    _psql(project, "db-b", "CREATE TABLE IF NOT EXISTS keep(v int); INSERT INTO keep VALUES (7)")
+    manifest = create_backup(project, only=["db-b"], tag="unloadable", out=Output())
+    info = find_backup(stack["dest"], manifest.id)
+    # a dump whose checksum matches (re-recorded) but that pg_restore cannot read
+    raw = json.loads((info.path / "manifest.json").read_text())
+    entry = next(a for a in raw["artefacts"] if a["kind"] == "postgres-dump")
+    dump = info.path / entry["name"]
+    dump.write_bytes(b"PGDMP" + b"\x00" * 4096)
+    entry["sha256"] = hashlib.sha256(dump.read_bytes()).hexdigest()
+    entry["size"] = dump.stat().st_size
+    (info.path / "manifest.json").write_text(json.dumps(raw))
+    info = find_backup(stack["dest"], manifest.id)
+
+    with pytest.raises(LakehouseError, match="pg_restore into db-b failed"):
+        restore_backup(project, info, only=["db-b"], safety_backup=False, out=Output())
+    assert _psql(project, "db-b", "SELECT string_agg(v::text, ',') FROM keep").strip() == "7"
+    names = _psql(project, "db-b", "SELECT string_agg(datname, ',') FROM pg_database")
+    assert "appb" in names.split(",") and "__restoring" not in names
+    assert "client" in running_services(project)  # started again after the failure
 
 
 def test_flipped_byte_is_refused_by_verify_and_restore(stack: dict[str, Any]) -> None:
