@@ -674,19 +674,60 @@ def _json_list(out: str) -> list[dict[str, Any]]:
     return list(data) if isinstance(data, list) else []
 
 
+class StatsSample:
+    """One ``docker stats --no-stream`` of ``ids`` running in the background (the engine takes
+    two samples a second apart: about two seconds, whatever the number of containers), so a
+    caller can do its other work meanwhile, or :meth:`cancel` it."""
+
+    def __init__(self, docker_cmd: Sequence[str], ids: Sequence[str]) -> None:
+        self.ids = tuple(str(i) for i in ids)
+        self._argv = [
+            *(str(a) for a in docker_cmd), "stats", "--no-stream", "--no-trunc",
+            "--format", "{{json .}}", *self.ids,
+        ]  # fmt: skip
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._error: OSError | None = None
+        if self.ids:
+            _trace(self._argv)
+            try:
+                self._proc = subprocess.Popen(
+                    self._argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except OSError as exc:
+                self._error = exc
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The sampled rows (``ID``, ``CPUPerc``, ``MemUsage``, ...); none when a container
+        went away meanwhile (``No such container``)."""
+        if self._error is not None:
+            raise EngineError(
+                f"The {self._argv[0]!r} command cannot be run ({self._error.strerror}); install "
+                "Docker (scripts/docker-engine does on Debian).",
+                ExitCode.ENGINE_UNREACHABLE,
+            )
+        if self._proc is None:
+            return []
+        out, err = self._proc.communicate()
+        if self._proc.returncode != 0:
+            stderr = _decoded(err)
+            if "No such" in stderr:
+                return []
+            raise command_failure(self._argv, self._proc.returncode, stderr)
+        return _json_lines(_decoded(out))
+
+    def cancel(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            self._proc.communicate()
+
+
 def container_stats(docker_cmd: Sequence[str], ids: Sequence[str]) -> list[dict[str, Any]]:
-    """One ``docker stats --no-stream`` sample (about a second) of many running containers."""
-    if not ids:
-        return []
-    try:
-        out = run(
-            [*docker_cmd, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}", *ids]
-        )
-    except EngineError as exc:
-        if "No such" not in exc.stderr:
-            raise
-        return []
-    return _json_lines(out)
+    """One ``docker stats --no-stream`` sample (about two seconds) of many running containers."""
+    return StatsSample(docker_cmd, ids).rows()
 
 
 def running_port_bindings(docker_cmd: Sequence[str]) -> list[dict[str, Any]]:

@@ -10,10 +10,13 @@ while the inspect runs. The merged compose config is read once per project objec
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import docker
@@ -337,25 +340,37 @@ def take_snapshot(
         loader = threading.Thread(target=load_stack, name="compose-config", daemon=True)
         loader.start()
     docker_cmd = project.compose.docker_cmd
-    listed = docker.project_containers(docker_cmd, project.compose.project_name)
+    # The stats sample (two seconds) starts before ``ps`` answers, for the containers that ran
+    # at the last snapshot of the project; it is kept when ``ps`` finds the same ones running,
+    # else stopped and started again for those (docs/HEALTH.md).
+    guess: tuple[str, ...] = ()
+    sampler: docker.StatsSample | None = None
+    if resources and not wanted:
+        guess = _last_running(project)
+        if guess:
+            sampler = docker.StatsSample(docker_cmd, guess)
+    try:
+        listed = docker.project_containers(docker_cmd, project.compose.project_name)
+    except BaseException:
+        if sampler is not None:
+            sampler.cancel()
+        raise
     ids = [str(row["ID"]) for row in listed if _row_service(row, wanted)]
     running = [str(row["ID"]) for row in listed if row.get("State") == "running"]
     running = [i for i in running if i in ids]
-
-    stats_rows: list[dict[str, Any]] = []
-    stats_error: list[BaseException] = []
-
-    def sample() -> None:
-        try:
-            stats_rows.extend(docker.container_stats(docker_cmd, running))
-        except BaseException as exc:  # re-raised in the caller's thread
-            stats_error.append(exc)
-
-    sampler = None
-    if resources and running:
-        sampler = threading.Thread(target=sample, name="docker-stats", daemon=True)
-        sampler.start()
-    inspected = docker.inspect_containers(docker_cmd, ids)
+    if sampler is not None and set(guess) != set(running):
+        sampler.cancel()
+        sampler = None
+    if resources and running and sampler is None:
+        sampler = docker.StatsSample(docker_cmd, running)
+    if resources and not wanted and set(guess) != set(running):
+        _remember_running(project, running)
+    try:
+        inspected = docker.inspect_containers(docker_cmd, ids)
+    except BaseException:
+        if sampler is not None:
+            sampler.cancel()
+        raise
     if loader is not None:
         loader.join()
         if isinstance(loaded[0], BaseException):
@@ -402,11 +417,8 @@ def take_snapshot(
 
     ordered = sorted(rows.values(), key=order)
     if sampler is not None:
-        sampler.join()
-        if stats_error:
-            raise stats_error[0]
         stats_by_id: dict[str, dict[str, Any]] = {}
-        for sample_row in stats_rows:
+        for sample_row in sampler.rows():
             key = str(sample_row.get("ID") or sample_row.get("Container") or "")
             if key:
                 stats_by_id[key] = sample_row
@@ -422,6 +434,39 @@ def take_snapshot(
         time=now,
         resources=resources,
     )
+
+
+def _running_file(project: Project) -> Path:
+    from .paths import state_dir
+
+    return state_dir(project.env.root) / "health" / f"{project.compose.project_name}.json"
+
+
+def _last_running(project: Project) -> tuple[str, ...]:
+    """The ids of the containers that ran at the project's last snapshot, on the same engine
+    (``()`` when unknown)."""
+    try:
+        saved = json.loads(_running_file(project).read_text())
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(saved, dict) or saved.get("docker") != list(project.compose.docker_cmd):
+        return ()
+    ids = saved.get("running")
+    return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
+
+
+def _remember_running(project: Project, running: Sequence[str]) -> None:
+    """Save the running container ids for the next snapshot (best effort, atomic)."""
+    path = _running_file(project)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({"docker": list(project.compose.docker_cmd), "running": list(running)})
+        )
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _wanted_services(known: Any, services: Sequence[str] | None) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -308,6 +310,45 @@ def fake_engine(n: int, running: int) -> Any:
     return run
 
 
+class SyncStats:
+    """``docker.StatsSample`` over the fake ``docker.run``: traced when started, answered when
+    its rows are read; cancelled samples are recorded."""
+
+    cancelled: list[tuple[str, ...]] = []
+
+    def __init__(self, docker_cmd: list[str], ids: list[str]) -> None:
+        self.ids = tuple(ids)
+        self.argv = [*docker_cmd, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}"]
+        self.argv += list(ids)
+        self.run = docker.run
+        docker._trace(self.argv)
+
+    def rows(self) -> list[dict[str, Any]]:
+        with monkeypatch_trace_off():
+            return docker._json_lines(self.run(self.argv))
+
+    def cancel(self) -> None:
+        SyncStats.cancelled.append(self.ids)
+
+
+@contextlib.contextmanager
+def monkeypatch_trace_off() -> Iterator[None]:
+    """The fake engine traces every command; a sample was traced when it started."""
+    saved = docker._trace
+    docker._trace = lambda _cmd: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        docker._trace = saved  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def sync_stats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(docker, "StatsSample", SyncStats)
+    monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    SyncStats.cancelled = []
+
+
 @pytest.mark.parametrize("n", [4, 40])
 def test_snapshot_call_count_is_constant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
@@ -322,6 +363,26 @@ def test_snapshot_call_count_is_constant(
     assert s.total == n and s.healthy == n - 1
     assert [r.service for r in s.problems] == [f"s{n - 1}"]
     assert s.by_key()["s0"].cpu_percent == 1.0
+
+
+def test_the_next_snapshot_samples_the_last_running_containers_before_ps_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker, "run", fake_engine(5, running=4))
+    project = fake_project(tmp_path, 5)
+    take_snapshot(project)
+    before = len(docker.CALLS)
+    s = take_snapshot(fake_project(tmp_path, 5))  # a new process would open it afresh
+    assert [c[1] for c in docker.CALLS[before:]] == ["stats", "ps", "container"]
+    assert SyncStats.cancelled == [] and s.by_key()["s3"].cpu_percent == 1.0
+
+    # one more container runs now: the early sample is dropped and one of the right ones taken
+    monkeypatch.setattr(docker, "run", fake_engine(5, running=5))
+    before = len(docker.CALLS)
+    s = take_snapshot(fake_project(tmp_path, 5))
+    assert [c[1] for c in docker.CALLS[before:]] == ["stats", "ps", "stats", "container"]
+    assert len(SyncStats.cancelled) == 1 and len(SyncStats.cancelled[0]) == 4
+    assert s.by_key()["s4"].cpu_percent == 1.0 and s.healthy == 5
 
 
 def test_fast_snapshot_skips_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
