@@ -10,13 +10,10 @@ while the inspect runs. The merged compose config is read once per project objec
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import docker
@@ -340,31 +337,12 @@ def take_snapshot(
         loader = threading.Thread(target=load_stack, name="compose-config", daemon=True)
         loader.start()
     docker_cmd = project.compose.docker_cmd
-    # The stats sample (two seconds) starts before ``ps`` answers, for the containers that ran
-    # at the last snapshot of the project; it is kept when ``ps`` finds the same ones running,
-    # else stopped and started again for those (docs/HEALTH.md).
-    guess: tuple[str, ...] = ()
-    sampler: docker.StatsSample | None = None
-    if resources and not wanted:
-        guess = _last_running(project)
-        if guess:
-            sampler = docker.StatsSample(docker_cmd, guess)
-    try:
-        listed = docker.project_containers(docker_cmd, project.compose.project_name)
-    except BaseException:
-        if sampler is not None:
-            sampler.cancel()
-        raise
+    listed = docker.project_containers(docker_cmd, project.compose.project_name)
     ids = [str(row["ID"]) for row in listed if _row_service(row, wanted)]
     running = [str(row["ID"]) for row in listed if row.get("State") == "running"]
     running = [i for i in running if i in ids]
-    if sampler is not None and set(guess) != set(running):
-        sampler.cancel()
-        sampler = None
-    if resources and running and sampler is None:
-        sampler = docker.StatsSample(docker_cmd, running)
-    if resources and not wanted and set(guess) != set(running):
-        _remember_running(project, running)
+    # The stats sample (about two seconds) runs in the background from here on.
+    sampler = docker.StatsSample(docker_cmd, running) if resources and running else None
     try:
         inspected = docker.inspect_containers(docker_cmd, ids)
     except BaseException:
@@ -374,6 +352,8 @@ def take_snapshot(
     if loader is not None:
         loader.join()
         if isinstance(loaded[0], BaseException):
+            if sampler is not None:
+                sampler.cancel()
             raise loaded[0]
     stack = project.stack_for_reading()
     # Every row is built while the stats sample (a second or two) is still running: once it
@@ -434,39 +414,6 @@ def take_snapshot(
         time=now,
         resources=resources,
     )
-
-
-def _running_file(project: Project) -> Path:
-    from .paths import state_dir
-
-    return state_dir(project.env.root) / "health" / f"{project.compose.project_name}.json"
-
-
-def _last_running(project: Project) -> tuple[str, ...]:
-    """The ids of the containers that ran at the project's last snapshot, on the same engine
-    (``()`` when unknown)."""
-    try:
-        saved = json.loads(_running_file(project).read_text())
-    except (OSError, ValueError):
-        return ()
-    if not isinstance(saved, dict) or saved.get("docker") != list(project.compose.docker_cmd):
-        return ()
-    ids = saved.get("running")
-    return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
-
-
-def _remember_running(project: Project, running: Sequence[str]) -> None:
-    """Save the running container ids for the next snapshot (best effort, atomic)."""
-    path = _running_file(project)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(
-            json.dumps({"docker": list(project.compose.docker_cmd), "running": list(running)})
-        )
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 def _wanted_services(known: Any, services: Sequence[str] | None) -> list[str]:

@@ -343,9 +343,8 @@ def monkeypatch_trace_off() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def sync_stats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def sync_stats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(docker, "StatsSample", SyncStats)
-    monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     SyncStats.cancelled = []
 
 
@@ -363,26 +362,6 @@ def test_snapshot_call_count_is_constant(
     assert s.total == n and s.healthy == n - 1
     assert [r.service for r in s.problems] == [f"s{n - 1}"]
     assert s.by_key()["s0"].cpu_percent == 1.0
-
-
-def test_the_next_snapshot_samples_the_last_running_containers_before_ps_answers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(docker, "run", fake_engine(5, running=4))
-    project = fake_project(tmp_path, 5)
-    take_snapshot(project)
-    before = len(docker.CALLS)
-    s = take_snapshot(fake_project(tmp_path, 5))  # a new process would open it afresh
-    assert [c[1] for c in docker.CALLS[before:]] == ["stats", "ps", "container"]
-    assert SyncStats.cancelled == [] and s.by_key()["s3"].cpu_percent == 1.0
-
-    # one more container runs now: the early sample is dropped and one of the right ones taken
-    monkeypatch.setattr(docker, "run", fake_engine(5, running=5))
-    before = len(docker.CALLS)
-    s = take_snapshot(fake_project(tmp_path, 5))
-    assert [c[1] for c in docker.CALLS[before:]] == ["stats", "ps", "stats", "container"]
-    assert len(SyncStats.cancelled) == 1 and len(SyncStats.cancelled[0]) == 4
-    assert s.by_key()["s4"].cpu_percent == 1.0 and s.healthy == 5
 
 
 def test_fast_snapshot_skips_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
