@@ -452,22 +452,6 @@ class ComposeProject:
             what="compose down",
         )
 
-    def stop(self, services: Sequence[str]) -> None:
-        """``docker compose stop SERVICE...`` (nothing for an empty list)."""
-        if services:
-            self.whales(
-                ["stop", *services], lambda c: c.compose.stop(list(services)), what="compose stop"
-            )
-
-    def start(self, services: Sequence[str]) -> None:
-        """``docker compose start SERVICE...`` (nothing for an empty list)."""
-        if services:
-            self.whales(
-                ["start", *services],
-                lambda c: c.compose.start(list(services)),
-                what="compose start",
-            )
-
     def config(self, *, refresh: bool = False) -> dict[str, Any]:
         """The merged configuration as compose's JSON (computed once per project object)."""
         if self._config is None or refresh:
@@ -723,11 +707,6 @@ class StatsSample:
             self._proc.kill()
         if self._proc is not None:
             self._proc.communicate()
-
-
-def container_stats(docker_cmd: Sequence[str], ids: Sequence[str]) -> list[dict[str, Any]]:
-    """One ``docker stats --no-stream`` sample (about two seconds) of many running containers."""
-    return StatsSample(docker_cmd, ids).rows()
 
 
 def running_port_bindings(docker_cmd: Sequence[str]) -> list[dict[str, Any]]:
