@@ -43,7 +43,7 @@ def test_a_python_on_whales_failure_becomes_an_engine_error_without_secrets(
     assert docker.CALLS[-1][-1] == "down"
 
 
-def test_down_stop_start_use_the_typed_api(
+def test_down_uses_the_typed_api(
     project: docker.ComposeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, object]] = []
@@ -52,22 +52,13 @@ def test_down_stop_start_use_the_typed_api(
         def down(self, **kwargs: object) -> None:
             seen.append(("down", kwargs))
 
-        def stop(self, services: list[str]) -> None:
-            seen.append(("stop", services))
-
-        def start(self, services: list[str]) -> None:
-            seen.append(("start", services))
-
     class Client:
         compose = Compose()
 
     project._client = Client()  # type: ignore[assignment]
     project.down(volumes=True)
-    project.stop(["web", "db"])
-    project.start([])  # nothing to start: no call
-    project.start(["web"])
+    project.down()
     assert seen == [
         ("down", {"remove_orphans": True, "volumes": True, "quiet": True}),
-        ("stop", ["web", "db"]),
-        ("start", ["web"]),
+        ("down", {"remove_orphans": True, "volumes": False, "quiet": True}),
     ]
