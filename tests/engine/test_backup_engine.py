@@ -244,15 +244,21 @@ def _started_at(project: Project, service: str) -> str:
     return out.stdout.strip()
 
 
+def _backup_of_db_b(stack: dict[str, Any], table: str, value: int) -> Any:
+    """A backup of db-b holding ``table`` with one row, ``value``."""
+    project: Project = stack["project"]
+    _psql(project, "db-b", f"CREATE TABLE {table}(v int); INSERT INTO {table} VALUES ({value})")
+    manifest = create_backup(project, only=["db-b"], tag=table, out=Output())
+    return find_backup(stack["dest"], manifest.id)
+
+
 def test_a_database_restore_restarts_its_client_and_leaves_the_rest_running(
     stack: dict[str, Any],
 ) -> None:
     project: Project = stack["project"]
-    _psql(project, "db-b", "CREATE TABLE IF NOT EXISTS marks(v int); INSERT INTO marks VALUES (1)")
-    manifest = create_backup(project, only=["db-b"], tag="clients", out=Output())
+    info = _backup_of_db_b(stack, "marks", 1)
     _psql(project, "db-b", "INSERT INTO marks VALUES (2)")
     before = {s: _started_at(project, s) for s in ("client", "viewer", "worker", "db-b")}
-    info = find_backup(stack["dest"], manifest.id)
     result = restore_backup(project, info, only=["db-b"], safety_backup=False, out=Output())
     assert result.services == ["client"]
     assert _psql(project, "db-b", "SELECT string_agg(v::text, ',') FROM marks").strip() == "1"
@@ -268,9 +274,7 @@ def test_a_dump_that_does_not_load_leaves_the_current_database_as_it_was(
     stack: dict[str, Any],
 ) -> None:
     project: Project = stack["project"]
-    _psql(project, "db-b", "CREATE TABLE IF NOT EXISTS keep(v int); INSERT INTO keep VALUES (7)")
-    manifest = create_backup(project, only=["db-b"], tag="unloadable", out=Output())
-    info = find_backup(stack["dest"], manifest.id)
+    info = _backup_of_db_b(stack, "keep", 7)
     # a dump whose checksum matches (re-recorded) but that pg_restore cannot read
     raw = json.loads((info.path / "manifest.json").read_text())
     entry = next(a for a in raw["artefacts"] if a["kind"] == "postgres-dump")
@@ -279,7 +283,7 @@ def test_a_dump_that_does_not_load_leaves_the_current_database_as_it_was(
     entry["sha256"] = hashlib.sha256(dump.read_bytes()).hexdigest()
     entry["size"] = dump.stat().st_size
     (info.path / "manifest.json").write_text(json.dumps(raw))
-    info = find_backup(stack["dest"], manifest.id)
+    info = find_backup(stack["dest"], info.id)
 
     with pytest.raises(LakehouseError, match="pg_restore into db-b failed"):
         restore_backup(project, info, only=["db-b"], safety_backup=False, out=Output())
