@@ -437,7 +437,13 @@ def wait_healthy(
                 return probed
             if target != SWARM_TARGET:
                 probed |= _probe_starting(project, snapshot.rows, probed)
-                if all(r.ok or r.service in probed for r in snapshot.rows):
+                # a probe stands in for the engine's first check only while the container
+                # still runs and the engine has not judged it: one that died or turned
+                # unhealthy since is waited for like any other
+                if all(
+                    r.ok or (r.service in probed and r.state == "running" and r.health == "starting")
+                    for r in snapshot.rows
+                ):
                     return probed
             if time.monotonic() > deadline:
                 bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)

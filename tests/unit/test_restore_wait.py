@@ -94,3 +94,16 @@ def test_probes_of_several_services_run_and_only_the_passing_ones_count(
     monkeypatch.setattr(restore, "probe_passes", lambda _cmd, cid, _argv, **_k: cid != "c-b")
     assert restore._probe_starting(project, rows, done=set()) == {"a", "c"}
     assert restore._probe_starting(project, rows, done={"a"}) == {"c"}
+
+
+def test_a_confirmed_service_that_died_since_is_still_waited_for(
+    probes: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    died = ServiceHealth(service="minio", container_id="c1", state="exited", exit_code=1)
+    monkeypatch.setattr(
+        "lakehouse_tasks.health.take_snapshot",
+        lambda *a, **k: HealthSnapshot(environment="dev", project="lh-wait", rows=(died,)),
+    )
+    monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: True)
+    with pytest.raises(AssertionError, match="should not sleep"):
+        restore.wait_healthy(_project(("CMD", "ready")), ["minio"], confirmed={"minio"})
