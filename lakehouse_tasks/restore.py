@@ -3,8 +3,10 @@
 Order of a restore (each step can refuse before anything is changed, until step 5):
 
 1. every checksum is recomputed: a corrupted backup is refused (exit 6, naming the artefact);
+   meanwhile the selection is checked and the free space measured (the old data of each
+   volume is kept aside, and each database loaded beside the current one, until the end);
 2. a backup of another environment is refused (exit 7) unless ``allow_other_env``;
-3. free space is checked: the old data of each volume is kept aside until the end;
+3. too little free space is refused (exit 7);
 4. a safety backup of the current state is taken (unless ``safety_backup=False``);
 5. the affected services are stopped (recorded, like a backup, for ``recover_interrupted``);
    each volume's current content is copied into ``<volume>-pre-restore-<id>``, the volume is
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import secrets
 import tarfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +42,13 @@ from .backup import (
     check_free_space,
     container_of,
     create_backup,
+    database_size,
     databases,
     emit,
     existing_volumes,
     has_data,
     recover_interrupted,
+    running_services,
     services_stopped,
     tool_image,
     volume_sizes,
@@ -510,16 +515,71 @@ def _probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> se
 
 
 def check_restorable(
-    project: Project, info: BackupInfo, *, allow_other_env: bool = False, out: Output | None = None
+    project: Project,
+    info: BackupInfo,
+    *,
+    only: Iterable[str] | None = None,
+    allow_other_env: bool = False,
+    out: Output | None = None,
 ) -> None:
-    """Refuse a corrupted backup (exit 6, naming the artefact) or one of another environment
-    (exit 7 unless ``allow_other_env``); runs before anything is asked or changed."""
-    check_checksums(info, out)
+    """Everything a restore checks before it asks or changes anything: every checksum (exit 6,
+    naming the artefact), the environment (exit 7 unless ``allow_other_env``), the ``only``
+    selection, and free space on the engine's data root (exit 7) for the volumes' set-aside
+    copies and the databases' ``__restoring`` copies beside the current content.
+
+    The checksums (reading every artefact, the long part) are computed in a thread while the
+    space is measured (one throw-away ``du`` container, ``docker info``, a ``psql`` per
+    database); a corrupted backup is reported first."""
+    failed: list[BaseException] = []
+
+    def hash_all() -> None:
+        try:
+            check_checksums(info, out)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    hasher = threading.Thread(target=hash_all, name="checksums", daemon=True)
+    hasher.start()
+    try:
+        _check_restore_space(project, info, _selected(info, only, project))
+    except BaseException:
+        hasher.join()
+        if failed:
+            raise failed[0] from None
+        raise
+    hasher.join()
+    if failed:
+        raise failed[0]
     if info.environment != project.env.name and not allow_other_env:
         raise RefusedError(
             f"Backup {info.id} was taken in {info.environment!r}, not {project.env.name!r}; "
             "pass --allow-other-env to restore it here anyway."
         )
+
+
+def _check_restore_space(project: Project, info: BackupInfo, arts: Sequence[Any]) -> None:
+    """The engine's data root must hold, beside what is there: each restored volume's content
+    (its old content is copied aside until the end) and a copy of each restored database (it
+    is loaded beside the current one)."""
+    archives = [a for a in arts if a.kind == KIND_VOLUME]
+    dumps = [a for a in arts if a.kind == KIND_DUMP]
+    if not archives and not dumps:
+        return
+    keys = {
+        a.source: project.stack.volumes[a.source]
+        for a in archives
+        if a.source in project.stack.volumes
+    }
+    current = volume_sizes(project, keys) if keys else {}
+    needed = sum(current.values()) + sum(a.raw_size for a in archives)
+    by_service = {d.service: d for d in databases(project)}
+    running = set(running_services(project)) if dumps else set()
+    for art in dumps:
+        db = by_service.get(art.source)
+        if db is not None and db.service in running:
+            needed += database_size(project, db)
+    docker_root = Path(Engine().info().docker_root_dir)
+    check_free_space(docker_root, needed, what="restore")
 
 
 def restore_backup(
@@ -541,7 +601,7 @@ def restore_backup(
     env_name = project.env.name
     recover_interrupted(project, out)
     if not checked:
-        check_restorable(project, info, allow_other_env=allow_other_env, out=out)
+        check_restorable(project, info, only=only, allow_other_env=allow_other_env, out=out)
     arts = _selected(info, only, project)
     dbs = {d.service: d for d in databases(project)}
     dumps = [a for a in arts if a.kind == KIND_DUMP]
@@ -552,19 +612,6 @@ def restore_backup(
                 f"Backup {info.id} holds a dump of {art.source!r}, which is not a database "
                 f"service of the {env_name!r} stack; leave it out with --only."
             )
-    # The old content of each volume is copied aside on the engine's disk before it is
-    # replaced: that disk must hold it plus the restored content.
-    keys = {
-        a.source: project.stack.volumes[a.source]
-        for a in archives
-        if a.source in project.stack.volumes
-    }
-    if archives:  # a database is dropped before it is restored: it needs no room beside it
-        current = volume_sizes(project, keys) if keys else {}
-        needed = sum(current.values()) + sum(a.raw_size for a in archives)
-        docker_root = Path(Engine().info().docker_root_dir)
-        check_free_space(docker_root, needed, what="restore")
-
     result = RestoreResult(backup=info.id, environment=env_name, safety_backup=None)
     if safety_backup and has_data(project):
         only_sel = sorted({a.source for a in arts})

@@ -49,7 +49,7 @@ def restore(
     dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
     info = find_backup(dest_path, backup)
     out = Output(json_mode=json_)
-    check_restorable(project, info, allow_other_env=allow_other_env, out=out)
+    check_restorable(project, info, only=only or None, allow_other_env=allow_other_env, out=out)
     confirm_destructive(
         f"replace the data of {project.env.name} with backup {info.id}",
         project.env.name,
