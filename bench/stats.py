@@ -228,6 +228,10 @@ def format_summary(summary: Mapping[str, Any] | None, unit: str) -> str:
     return f"{summary['median']:.2f}x ({summary['min']:.2f}-{summary['max']:.2f})"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def results_table(figures: Sequence[Figure]) -> str:
     """The Markdown results table printed by ``invoke bench`` and kept in PERFORMANCE.md."""
     lines = [
@@ -236,8 +240,9 @@ def results_table(figures: Sequence[Figure]) -> str:
     ]
     for f in figures:
         tool_unit = "MB/s" if f.target_kind == "min_ratio" else "s"
+        # a pipe inside a cell (a shell pipeline in `compared_with`) would end the cell
         lines.append(
-            f"| {f.title} | {f.compared_with} | {f.target_text} | "
+            f"| {_cell(f.title)} | {_cell(f.compared_with)} | {f.target_text} | "
             f"{format_summary(f.value, f.unit)} | {format_summary(f.tool, tool_unit)} | "
             f"{format_summary(f.raw, tool_unit)} | {'yes' if f.met else '**no**'} |"
         )

@@ -194,3 +194,10 @@ def test_committed_results_conform() -> None:
     if not latest.exists():
         pytest.skip("no committed results yet")
     assert validate_document(json.loads(latest.read_text())) == []
+
+
+def test_a_shell_pipe_in_a_cell_does_not_split_the_table_row() -> None:
+    fig = figure_from_pairs("backup", "backup", "`tar -cf - | gzip -1`", 0.9, [1.0], [1.0])
+    row = results_table([fig]).splitlines()[-1]
+    assert "`tar -cf - \\| gzip -1`" in row
+    assert row.replace("\\|", "").count("|") == 8  # seven cells
