@@ -404,15 +404,16 @@ def _live_tasks(view: Any) -> int:
     )
 
 
-def running_containers(project: Project) -> dict[str, list[str]]:
-    """Service -> ids of its running containers (lowest replica number first), one-off
-    ``compose run`` containers left out: what ``compose ps`` lists, read with one
-    ``docker ps`` (about 20 ms, where ``compose ps`` takes 120 ms and more)."""
+def service_containers(project: Project, *, running: bool = True) -> dict[str, list[str]]:
+    """Service -> ids of its containers (only the running ones when ``running``; lowest
+    replica number first), one-off ``compose run`` containers left out: what ``compose ps``
+    lists, read with one ``docker ps`` (about 20 ms, where ``compose ps`` takes 120 ms and
+    more)."""
     from . import docker
 
     found: dict[str, list[tuple[int, str]]] = {}
     for row in docker.project_containers(project.compose.docker_cmd, project.compose.project_name):
-        if row.get("State") != "running":
+        if running and row.get("State") != "running":
             continue
         labels = docker._ps_labels(str(row.get("Labels", "")))
         if labels.get("com.docker.compose.oneoff", "").lower() == "true":
@@ -425,6 +426,11 @@ def running_containers(project: Project) -> dict[str, list[str]]:
         if service:
             found.setdefault(service, []).append((number, str(row["ID"])))
     return {s: [cid for _n, cid in sorted(rows)] for s, rows in found.items()}
+
+
+def running_containers(project: Project) -> dict[str, list[str]]:
+    """Service -> ids of its running containers (:func:`service_containers`)."""
+    return service_containers(project, running=True)
 
 
 def running_services(project: Project, target: str = COMPOSE_TARGET) -> list[str]:
@@ -848,13 +854,9 @@ def _start_compose_services(
     Returns the services found healthy by a probe between waves."""
     if not services:
         return set()
-    from . import docker
     from .restore import wait_healthy  # restore imports this module
 
-    by_service: dict[str, list[str]] = {}
-    for row in docker.project_containers(project.compose.docker_cmd, project.compose.project_name):
-        labels = docker._ps_labels(str(row.get("Labels", "")))
-        by_service.setdefault(labels.get(docker._SERVICE_LABEL, ""), []).append(str(row["ID"]))
+    by_service = service_containers(project, running=False)
     try:
         active = set(project.stack.active)
     except (LakehouseError, AttributeError):

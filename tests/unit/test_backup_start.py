@@ -129,3 +129,19 @@ def test_running_containers_leave_out_stopped_and_one_off_containers(
     assert backup.container_of(world.project, "worker") == "w1"
     with pytest.raises(LakehouseError, match="no running container"):
         backup.container_of(world.project, "db")
+
+
+def test_a_one_off_container_of_a_service_is_not_started_again(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {"ID": "id-ui", "Labels": "com.docker.compose.project=stk,com.docker.compose.service=ui"},
+        {
+            "ID": "run-ui",
+            "Labels": "com.docker.compose.project=stk,com.docker.compose.service=ui,"
+            "com.docker.compose.oneoff=True",
+        },
+    ]
+    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    backup._start_services(world.project, ["ui"], "compose", {})
+    assert world.calls == [("docker", ("start", "id-ui"))]
