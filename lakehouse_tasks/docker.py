@@ -6,9 +6,9 @@ benchmarks read :data:`CALLS`), and turns a failure into
 :class:`~lakehouse_tasks.errors.EngineError` carrying the command's stderr with every secret
 scrubbed.
 
-Two ways through it, one choke point. State-changing compose calls (``down``, ``stop``,
-``start``) go through python-on-whales' typed API (:meth:`ComposeProject.whales`): they take
-seconds or minutes, so its import (0.2-0.5 s with pydantic) is noise there. The read paths that
+Two ways through it, one choke point. ``compose down`` goes through python-on-whales' typed
+API (:meth:`ComposeProject.whales`): it takes seconds or minutes, so its import (0.2-0.5 s
+with pydantic) is noise there. The read paths that
 must stay fast (health snapshots, preflight, ``compose config``) and the deploy's ``up`` (run in
 the background so that it can be stopped on a timeout) run the command lines that
 python-on-whales' client config builds (``docker compose --file ... --profile ... --env-file ...
@@ -114,7 +114,11 @@ def translate(exc: DockerException, *, scrub: Any = None, what: str = "") -> Eng
     """A project error for a python-on-whales ``DockerException``, with its stderr (secrets
     scrubbed)."""
     return command_failure(
-        list(exc.docker_command), exc.return_code, exc.stderr or "", scrub=scrub, what=what
+        [str(a) for a in exc.docker_command],
+        exc.return_code,
+        exc.stderr or "",
+        scrub=scrub,
+        what=what,
     )
 
 
@@ -154,6 +158,16 @@ def docker_binary() -> str:
     return _docker_path
 
 
+def require_binary(binary: str) -> None:
+    """Raise exit 5 with the fix when the docker CLI ``binary`` is not installed."""
+    if shutil.which(binary) is None and not os.path.exists(binary):
+        raise EngineError(
+            f"The {binary!r} command is not installed; install Docker (scripts/docker-engine "
+            "does on Debian).",
+            ExitCode.ENGINE_UNREACHABLE,
+        )
+
+
 def _decoded(stream: bytes | None) -> str:
     """Output as python-on-whales returns it: text, one trailing newline removed."""
     if not stream:
@@ -172,12 +186,7 @@ def run(
 ) -> str:
     """Run one docker command line and return its stdout; the project's choke point."""
     argv = [str(a) for a in cmd]
-    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-        raise EngineError(
-            f"The {argv[0]!r} command is not installed; install Docker (scripts/docker-engine "
-            "does on Debian).",
-            ExitCode.ENGINE_UNREACHABLE,
-        )
+    require_binary(argv[0])
     _trace(argv)
     proc = subprocess.run(
         argv,
@@ -423,24 +432,12 @@ class ComposeProject:
         its ``DockerException`` turned into :class:`EngineError` with the stderr scrubbed."""
         from python_on_whales.exceptions import DockerException
 
-        binary = docker_binary()
-        if shutil.which(binary) is None and not os.path.exists(binary):
-            raise EngineError(
-                f"The {binary!r} command is not installed; install Docker (scripts/docker-engine "
-                "does on Debian).",
-                ExitCode.ENGINE_UNREACHABLE,
-            )
+        require_binary(docker_binary())
         _trace([*self.compose_cmd, *preview])
         try:
             return call(self.client)
         except DockerException as exc:
-            raise command_failure(
-                [str(a) for a in exc.docker_command],
-                exc.return_code,
-                exc.stderr or "",
-                scrub=self.env.scrub,
-                what=what,
-            ) from None
+            raise translate(exc, scrub=self.env.scrub, what=what) from None
 
     def down(self, *, remove_orphans: bool = True, volumes: bool = False) -> None:
         """``docker compose down``: containers and networks away; volumes only when asked."""
@@ -670,28 +667,16 @@ class StatsSample:
             "--format", "{{json .}}", *self.ids,
         ]  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
-        self._error: OSError | None = None
         if self.ids:
+            require_binary(self._argv[0])
             _trace(self._argv)
-            try:
-                self._proc = subprocess.Popen(
-                    self._argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
-            except OSError as exc:
-                self._error = exc
+            self._proc = subprocess.Popen(
+                self._argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
 
     def rows(self) -> list[dict[str, Any]]:
         """The sampled rows (``ID``, ``CPUPerc``, ``MemUsage``, ...); none when a container
         went away meanwhile (``No such container``)."""
-        if self._error is not None:
-            raise EngineError(
-                f"The {self._argv[0]!r} command cannot be run ({self._error.strerror}); install "
-                "Docker (scripts/docker-engine does on Debian).",
-                ExitCode.ENGINE_UNREACHABLE,
-            )
         if self._proc is None:
             return []
         out, err = self._proc.communicate()
@@ -875,12 +860,7 @@ class BackgroundCommand:
         import subprocess
 
         self.argv = [str(a) for a in cmd]
-        if shutil.which(self.argv[0]) is None and not os.path.exists(self.argv[0]):
-            raise EngineError(
-                f"The {self.argv[0]!r} command is not installed; install Docker "
-                "(scripts/docker-engine does on Debian).",
-                ExitCode.ENGINE_UNREACHABLE,
-            )
+        require_binary(self.argv[0])
         _trace(self.argv)
         self._scrub = scrub
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (lives with the process)
@@ -1028,7 +1008,7 @@ def _stream_failure(argv: list[str], rc: int, err: Any, *, scrub: Any, what: str
     last = stderr.splitlines()[-1] if stderr else f"exit code {rc}"
     return EngineError(
         f"{what or argv[0]} failed: {last}",
-        # the same rule as translate(): a named operation that fails is exit 4
+        # the same rule as command_failure(): a named operation that fails is exit 4
         ExitCode.ENGINE_UNREACHABLE
         if any(m in stderr for m in _ENGINE_DOWN_MARKERS)
         else ExitCode.DEPLOY_FAILED,
@@ -1264,12 +1244,7 @@ def stream_lines(cmd: Sequence[Any], *, scrub: Any = None, what: str = "") -> It
     import subprocess as _subprocess
 
     argv = [str(a) for a in cmd]
-    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-        raise EngineError(
-            f"The {argv[0]!r} command is not installed; install Docker (scripts/docker-engine "
-            "does on Debian).",
-            ExitCode.ENGINE_UNREACHABLE,
-        )
+    require_binary(argv[0])
     _trace(argv)
     with tempfile.TemporaryFile() as err:
         proc = _subprocess.Popen(
