@@ -688,10 +688,16 @@ class StatsSample:
         return _json_lines(_decoded(out))
 
     def cancel(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        """Stop the sample if it still runs (nothing once :meth:`rows` has read it)."""
+        if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
-        if self._proc is not None:
             self._proc.communicate()
+
+    def __enter__(self) -> StatsSample:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.cancel()
 
 
 def running_port_bindings(docker_cmd: Sequence[str]) -> list[dict[str, Any]]:

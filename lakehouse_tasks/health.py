@@ -341,26 +341,46 @@ def take_snapshot(
     ids = [str(row["ID"]) for row in listed if _row_service(row, wanted)]
     running = [str(row["ID"]) for row in listed if row.get("State") == "running"]
     running = [i for i in running if i in ids]
-    # The stats sample (about two seconds) runs in the background from here on.
-    sampler = docker.StatsSample(docker_cmd, running) if resources and running else None
-    try:
+    # The stats sample (two to three seconds) runs in the background from here on, while the
+    # inspect runs and every row is built; once it ends only its figures are added. Leaving
+    # the block early (an error, Ctrl-C) stops it.
+    with docker.StatsSample(docker_cmd, running if resources else ()) as sampler:
         inspected = docker.inspect_containers(docker_cmd, ids)
-    except BaseException:
-        if sampler is not None:
-            sampler.cancel()
-        raise
-    if loader is not None:
-        loader.join()
-        if isinstance(loaded[0], BaseException):
-            if sampler is not None:
-                sampler.cancel()
-            raise loaded[0]
+        if loader is not None:
+            loader.join()
+            if isinstance(loaded[0], BaseException):
+                raise loaded[0]
+        now = _now()
+        ordered = _rows(project, inspected, wanted, now)
+        stats_by_id: dict[str, dict[str, Any]] = {}
+        for sample_row in sampler.rows():
+            key = str(sample_row.get("ID") or sample_row.get("Container") or "")
+            if key:
+                stats_by_id[key] = sample_row
+    for index, row in enumerate(ordered):
+        cid = row.container_id
+        sampled = stats_by_id.get(cid) or stats_by_id.get(cid[:12]) if cid else None
+        if sampled:
+            ordered[index] = with_stats(row, sampled)
+    return HealthSnapshot(
+        environment=project.env.name,
+        project=project.compose.project_name,
+        rows=tuple(ordered),
+        time=now,
+        resources=resources,
+    )
+
+
+def _rows(
+    project: Project,
+    inspected: Sequence[Mapping[str, Any]],
+    wanted: Sequence[str],
+    now: _dt.datetime,
+) -> list[ServiceHealth]:
+    """One row per inspected container of the wanted services (every service when none is
+    named), one per configured service without a container, in layer order."""
     stack = project.stack_for_reading()
-    # Every row is built while the stats sample (a second or two) is still running: once it
-    # ends, only its figures are added. (Two snapshots that wait for the same tick of the
-    # engine's stats collector end together; what comes after it is the only difference.)
     urls = access_urls(project)
-    now = _now()
     rows: dict[str, ServiceHealth] = {}
     base: dict[str, str] = {}  # row key -> service name (replicas share one)
     for data in inspected:
@@ -395,25 +415,7 @@ def take_snapshot(
         svc = stack.services.get(base[row.service])
         return (svc.layer if svc else 99, base[row.service], row.service)
 
-    ordered = sorted(rows.values(), key=order)
-    if sampler is not None:
-        stats_by_id: dict[str, dict[str, Any]] = {}
-        for sample_row in sampler.rows():
-            key = str(sample_row.get("ID") or sample_row.get("Container") or "")
-            if key:
-                stats_by_id[key] = sample_row
-        for index, row in enumerate(ordered):
-            cid = row.container_id
-            sampled = stats_by_id.get(cid) or stats_by_id.get(cid[:12]) if cid else None
-            if sampled:
-                ordered[index] = with_stats(row, sampled)
-    return HealthSnapshot(
-        environment=project.env.name,
-        project=project.compose.project_name,
-        rows=tuple(ordered),
-        time=now,
-        resources=resources,
-    )
+    return sorted(rows.values(), key=order)
 
 
 def _wanted_services(known: Any, services: Sequence[str] | None) -> list[str]:

@@ -16,6 +16,7 @@ import pytest
 from lakehouse_tasks import docker
 from lakehouse_tasks.docker import ComposeProject
 from lakehouse_tasks.environment import Environment
+from lakehouse_tasks.errors import EngineError
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.health import (
     HealthSnapshot,
@@ -321,14 +322,26 @@ class SyncStats:
         self.argv = [*docker_cmd, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}"]
         self.argv += list(ids)
         self.run = docker.run
-        docker._trace(self.argv)
+        self.read = False
+        if self.ids:
+            docker._trace(self.argv)
 
     def rows(self) -> list[dict[str, Any]]:
+        self.read = True
+        if not self.ids:
+            return []
         with monkeypatch_trace_off():
             return docker._json_lines(self.run(self.argv))
 
     def cancel(self) -> None:
-        SyncStats.cancelled.append(self.ids)
+        if self.ids and not self.read:
+            SyncStats.cancelled.append(self.ids)
+
+    def __enter__(self) -> SyncStats:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.cancel()
 
 
 @contextlib.contextmanager
@@ -362,6 +375,22 @@ def test_snapshot_call_count_is_constant(
     assert s.total == n and s.healthy == n - 1
     assert [r.service for r in s.problems] == [f"s{n - 1}"]
     assert s.by_key()["s0"].cpu_percent == 1.0
+
+
+def test_a_snapshot_that_fails_stops_its_stats_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = fake_engine(3, running=3)
+
+    def run(cmd: list[str], **kw: Any) -> str:
+        if cmd[1:3] == ["container", "inspect"]:
+            raise EngineError("docker container inspect failed: boom")
+        return engine(cmd, **kw)
+
+    monkeypatch.setattr(docker, "run", run)
+    with pytest.raises(EngineError, match="boom"):
+        take_snapshot(fake_project(tmp_path, 3))
+    assert [len(ids) for ids in SyncStats.cancelled] == [3]
 
 
 def test_fast_snapshot_skips_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
