@@ -358,8 +358,8 @@ def restore_database(
     the drop of the old one is the DROP the plain drop-and-recreate did first.
     """
     container = container_of(project, db.service, target)
-    name, staging = _quoted(db.database), _quoted(staging_name(db.database))
-    owner = _quoted(db.user)
+    staging_db = staging_name(db.database)
+    name, staging, owner = _quoted(db.database), _quoted(staging_db), _quoted(db.user)
 
     def psql(*commands: str) -> None:
         # Each -c is its own request (DROP DATABASE refuses to run in a transaction block);
@@ -379,7 +379,7 @@ def restore_database(
     try:
         stream_from_file(
             [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
-             "-d", staging_name(db.database), "--exit-on-error", "--single-transaction"],
+             "-d", staging_db, "--exit-on-error", "--single-transaction"],
             info.path / art.name,
             scrub=project.env.scrub,
             what=f"pg_restore into {db.service}",
@@ -398,7 +398,7 @@ def restore_database(
         )
     except EngineError as exc:
         raise LakehouseError(
-            f"The dump of {db.service} was restored into database {staging_name(db.database)!r}, "
+            f"The dump of {db.service} was restored into database {staging_db!r}, "
             f"but it could not take the place of {db.database!r} ({exc.message}); rename it "
             "with ALTER DATABASE in psql.",
             ExitCode.DEPLOY_FAILED,
