@@ -153,6 +153,22 @@ def standin_images(docker_engine: str) -> dict[str, str]:
     return build_standins(log=lambda *_: None)
 
 
+@pytest.fixture(scope="session")
+def single_node_swarm(docker_engine: str, standin_images: dict[str, str]) -> Iterator[None]:
+    """A single-node swarm; left again at the end when this session created it."""
+    from lakehouse_tasks import docker
+
+    state, _manager = docker.swarm_state(["docker"])
+    created = state != "active"
+    if created:
+        docker.swarm_init(["docker"])
+    try:
+        yield
+    finally:
+        if created:
+            docker.swarm_leave(["docker"])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_test_project_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the run if a test project's container, network or volume outlives the suite."""

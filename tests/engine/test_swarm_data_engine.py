@@ -72,24 +72,10 @@ volumes:
 """
 
 
-@pytest.fixture(scope="module")
-def module_swarm(docker_engine: str, standin_images: dict[str, str]) -> Iterator[None]:
-    """A single-node swarm for this module; left again at its end when it created it."""
-    state, _manager = docker.swarm_state(["docker"])
-    created = state != "active"
-    if created:
-        docker.swarm_init(["docker"])
-    try:
-        yield
-    finally:
-        if created:
-            docker.swarm_leave(["docker"])
-
-
 @pytest.fixture
 def data_stack(
     lakehouse_project: Path,
-    module_swarm: None,
+    single_node_swarm: None,
     standin_images: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., Any]]:

@@ -66,20 +66,6 @@ def remove_stack(name: str) -> None:
         subprocess.run(["docker", "secret", "rm", *secrets.split()], capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def single_node_swarm(docker_engine: str, standin_images: dict[str, str]) -> Iterator[None]:
-    """A single-node swarm; left again at the end when this session created it."""
-    state, _manager = docker.swarm_state(["docker"])
-    created = state != "active"
-    if created:
-        docker.swarm_init(["docker"])
-    try:
-        yield
-    finally:
-        if created:
-            docker.swarm_leave(["docker"])
-
-
 class Steps(Reporter):
     def __init__(self) -> None:
         self.lines: list[str] = []
