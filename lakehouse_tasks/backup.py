@@ -4,8 +4,9 @@ A backup is a directory ``<dest>/<env>-<UTC timestamp>[-tag]/`` holding
 
 * ``postgres/<service>.dump``   ``pg_dump -Fc`` of each PostgreSQL database (the services whose
   merged config sets ``POSTGRES_DB``), taken while the database runs;
-* ``volumes/<volume>.tar.gz``   a tar of every other named volume of the stack, made by a
-  throw-away container of one of the stack's own images and gzip-compressed on the host;
+* ``volumes/<volume>.tar.zst``  a tar of every other named volume of the stack, made by a
+  throw-away container of one of the stack's own images and compressed on the host with
+  ``zstd -1 -T0`` (``.tar.gz``, gzip -1, without the zstd program; :mod:`.compress`);
 * ``plugins/...``               files contributed by plugins (``lakehouse_backup_artefacts``);
 * ``manifest.json``             written last: what the backup holds, with sizes and sha256;
 * ``verified.json``             written by ``backup.verify`` (time, deep or shallow, result).
@@ -31,11 +32,12 @@ import shutil
 import signal
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, compress
 from .docker import Engine, stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
@@ -55,6 +57,9 @@ FORMAT_VERSION = 1
 #: gzip level of volume archives: speed over ratio (lakehouse data is mostly parquet, which
 #: is already compressed, so higher levels cost CPU time and gain little).
 GZIP_LEVEL = 1
+#: pg_dump's zlib level in the custom-format dumps: 1 dumps about twice as fast as its default
+#: (6) for a few percent more bytes (docs/PERFORMANCE.md); pg_restore reads any level.
+DUMP_COMPRESSION = 1
 #: Free space kept in reserve at the destination beyond the estimate.
 SPACE_MARGIN_BYTES = 64 * 1024 * 1024
 #: Test hook: seconds to sleep after each volume archive is opened (the kill test uses it).
@@ -1019,7 +1024,18 @@ def dump_database(
     path.parent.mkdir(parents=True, exist_ok=True)
     container = container_of(project, db.service, target)
     result = stream_to_file(
-        [*_docker(project), "exec", container, "pg_dump", "-Fc", "-U", db.user, "-d", db.database],
+        [
+            *_docker(project),
+            "exec",
+            container,
+            "pg_dump",
+            "-Fc",
+            f"-Z{DUMP_COMPRESSION}",
+            "-U",
+            db.user,
+            "-d",
+            db.database,
+        ],
         path,
         scrub=project.env.scrub,
         what=f"pg_dump of {db.service}",
@@ -1041,7 +1057,8 @@ def dump_database(
 def archive_volume(
     project: Project, key: str, volume: str, workdir: Path, advance: Any
 ) -> Artefact:
-    name = f"volumes/{key}.tar.gz"
+    codec = compress.for_archives()
+    name = f"volumes/{key}{codec.suffix}"
     target = workdir / name
     target.parent.mkdir(parents=True, exist_ok=True)
     image = tool_image(project, key)
@@ -1054,6 +1071,7 @@ def archive_volume(
         ],
         target,
         gzip_level=GZIP_LEVEL,
+        compress_argv=codec.compress if codec is not compress.GZIP else None,
         scrub=project.env.scrub,
         what=f"archive of volume {key}",
         on_chunk=advance,
@@ -1064,7 +1082,7 @@ def archive_volume(
         source=key,
         size=result.size,
         sha256=result.sha256,
-        compression="gzip",
+        compression=codec.name,
         raw_size=result.raw_size,
     )
 
@@ -1141,24 +1159,58 @@ def create_backup(
         ident, workdir = _new_workdir(dest_path, env_name, tag)
         out.info(f"Backing up {env_name!r} into {dest_path / ident}")
         artefacts: list[Artefact] = []
-        with _Progress(out) as progress:
-            for db in selection.databases:
-                advance = progress.start(f"dump {db.service}", db_sizes.get(db.service))
-                artefacts.append(dump_database(project, db, workdir, advance, target))
-            if selection.volumes:
-                stop: set[str] = set()
-                if not online:
-                    for key in selection.volumes:
-                        stop.update(selection.users.get(key, ()))
-                else:
-                    out.warn(
-                        "--online: volumes are archived while their services write to them; "
-                        "the copy may be inconsistent (fuzzy)."
-                    )
-                with services_stopped(project, stop, reason="backup", target=target):
-                    for key, volume in selection.volumes.items():
-                        advance = progress.start(f"archive {key}", vol_sizes.get(key))
-                        artefacts.append(archive_volume(project, key, volume, workdir, advance))
+        # Side by side (docs/BACKUP.md): every database dump starts at once (each is consistent
+        # by itself, taken while its database runs, as before), and so does the stop of the
+        # volumes' users; once they are stopped every volume is archived at once. The users
+        # are down only while the archives run, not while the dumps do.
+        with (
+            _Progress(out) as progress,
+            ThreadPoolExecutor(
+                max_workers=max(1, len(selection.databases) + len(selection.volumes)),
+                thread_name_prefix="backup",
+            ) as pool,
+        ):
+            dumps = [
+                pool.submit(
+                    dump_database,
+                    project,
+                    db,
+                    workdir,
+                    progress.start(f"dump {db.service}", db_sizes.get(db.service)),
+                    target,
+                )
+                for db in selection.databases
+            ]
+            archives: list[Future[Artefact]] = []
+            try:
+                if selection.volumes:
+                    stop: set[str] = set()
+                    if not online:
+                        for key in selection.volumes:
+                            stop.update(selection.users.get(key, ()))
+                    else:
+                        out.warn(
+                            "--online: volumes are archived while their services write to "
+                            "them; the copy may be inconsistent (fuzzy)."
+                        )
+                    with services_stopped(project, stop, reason="backup", target=target):
+                        archives = [
+                            pool.submit(
+                                archive_volume,
+                                project,
+                                key,
+                                volume,
+                                workdir,
+                                progress.start(f"archive {key}", vol_sizes.get(key)),
+                            )
+                            for key, volume in selection.volumes.items()
+                        ]
+                        wait(archives)
+                        artefacts_of(archives)  # a failed archive fails before the start
+            finally:
+                wait([*dumps, *archives])
+            artefacts.extend(artefacts_of(dumps))
+            artefacts.extend(artefacts_of(archives))
         for extra in get_plugin_manager().backup_artefacts(project=project, workdir=workdir):
             path = Path(extra.path)
             artefacts.append(
@@ -1218,6 +1270,11 @@ def create_backup(
     )
     get_plugin_manager().post_backup(project=project, manifest_path=final / MANIFEST)
     return manifest
+
+
+def artefacts_of(futures: Sequence[Future[Artefact]]) -> list[Artefact]:
+    """The artefacts in submission order; the first failure is raised."""
+    return [f.result() for f in futures]
 
 
 def _write_json(path: Path, data: Any) -> None:

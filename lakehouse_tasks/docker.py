@@ -747,9 +747,16 @@ class StatsSample:
         ``mem_limit`` (API) or ``CPUPerc``, ``MemUsage`` (CLI)."""
         try:
             return list(self._sample.rows())
-        except OSError:  # the socket refused or broke: the CLI says the same, slower
+        except (ConnectionError, FileNotFoundError, PermissionError):
+            # the socket refused or broke: the CLI says the same, slower
             self._sample = CliStatsSample(self._docker_cmd, self.ids)
             return list(self._sample.rows())
+        except OSError as exc:  # a timeout or an HTTP error: the engine's own trouble
+            raise EngineError(
+                f"The Docker engine did not answer a stats request ({exc}); check `docker "
+                "info`, or run health with --no-resources.",
+                ExitCode.ENGINE_UNREACHABLE,
+            ) from None
 
     def cancel(self) -> None:
         self._sample.cancel()
@@ -1096,6 +1103,7 @@ def stream_to_file(
     dest: Path,
     *,
     gzip_level: int | None = None,
+    compress_argv: Sequence[str] | None = None,
     scrub: Any = None,
     what: str = "",
     on_chunk: Any = None,
@@ -1114,11 +1122,14 @@ def stream_to_file(
     gzip_path = external_gzip() if gzip_level is not None else None
     compressor = (
         zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
-        if gzip_level is not None and gzip_path is None
+        if gzip_level is not None and gzip_path is None and compress_argv is None
         else None
     )
     # -n: no name or time stamp in the header, as the zlib path wrote it
     gzip_argv = [gzip_path or "gzip", f"-{gzip_level}", "-n", "-c"]
+    if compress_argv is not None:  # another external compressor (zstd), fed the same way
+        gzip_path = str(compress_argv[0])
+        gzip_argv = [str(a) for a in compress_argv]
     digest = hashlib.sha256()
     size = raw = 0
     with (
@@ -1218,14 +1229,21 @@ def stream_from_file(
     src: Path,
     *,
     gunzip: bool = False,
+    decompress_argv: Sequence[str] | None = None,
     scrub: Any = None,
     what: str = "",
     on_chunk: Any = None,
 ) -> int:
     """Run ``cmd`` with ``src`` (gunzipped on the fly when ``gunzip``) on its stdin; return
-    the number of bytes fed. A non-zero exit raises :class:`EngineError` with its stderr."""
+    the number of bytes fed. A non-zero exit raises :class:`EngineError` with its stderr.
+
+    With ``decompress_argv`` (``zstd -dc``) that program reads ``src`` and writes straight
+    into ``cmd``'s stdin (no copy through this process); the count returned is then the size
+    of ``src``."""
     argv = [str(a) for a in cmd]
     _trace(argv)
+    if decompress_argv is not None:
+        return _stream_through(argv, [str(a) for a in decompress_argv], src, scrub, what, on_chunk)
     fed = 0
     decompressor = zlib.decompressobj(31) if gunzip else None
     with tempfile.TemporaryFile() as err, open(src, "rb") as fh:
@@ -1258,6 +1276,44 @@ def stream_from_file(
         if rc != 0:
             raise _stream_failure(argv, rc, err, scrub=scrub, what=what)
     return fed
+
+
+def _stream_through(
+    argv: list[str], unpack: list[str], src: Path, scrub: Any, what: str, on_chunk: Any
+) -> int:
+    """``unpack < src | argv``, both exit codes checked (the decompressor's first)."""
+    _trace(unpack)
+    with (
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryFile() as zerr,
+        open(src, "rb") as fh,
+    ):
+        zproc = subprocess.Popen(unpack, stdin=fh, stdout=subprocess.PIPE, stderr=zerr)
+        assert zproc.stdout is not None
+        try:
+            proc = subprocess.Popen(argv, stdin=zproc.stdout, stdout=err, stderr=err)
+        except BaseException:
+            zproc.kill()
+            zproc.wait()
+            raise
+        zproc.stdout.close()  # the command holds the pipe now
+        try:
+            rc = proc.wait()
+            zrc = zproc.wait()
+        except BaseException:
+            proc.kill()
+            zproc.kill()
+            proc.wait()
+            zproc.wait()
+            raise
+        if zrc != 0 and rc == 0:
+            raise _stream_failure(unpack, zrc, zerr, scrub=scrub, what=what)
+        if rc != 0:
+            raise _stream_failure(argv, rc, err, scrub=scrub, what=what)
+    size = src.stat().st_size
+    if on_chunk is not None:
+        on_chunk(size)
+    return size
 
 
 def pipe_commands(

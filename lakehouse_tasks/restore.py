@@ -53,6 +53,7 @@ from .backup import (
     volume_sizes,
     volume_users,
 )
+from .compress import decompress_argv
 from .docker import ContainerEvents, Engine, pipe_commands, probe_passes, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
@@ -146,6 +147,29 @@ def _count_tables(cid: str, user: str, db: str) -> int:
     return int(out.strip().splitlines()[-1])
 
 
+def _count_entries(path: Path, compression: str) -> int:
+    """Read a volume archive to its end; the number of its entries."""
+    if compression in ("gzip", "none"):
+        with tarfile.open(path, mode="r|gz" if compression == "gzip" else "r|") as archive:
+            return sum(1 for _ in archive)
+    import subprocess
+
+    with open(path, "rb") as fh:
+        proc = subprocess.Popen(
+            decompress_argv(compression), stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                entries = sum(1 for _ in archive)
+        finally:
+            proc.stdout.close()
+            _out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise OSError(err.decode(errors="replace").strip() or f"exit code {proc.returncode}")
+    return entries
+
+
 def deep_check(
     info: BackupInfo, project: Project | None, out: Output, rows: list[dict[str, Any]]
 ) -> None:
@@ -156,8 +180,7 @@ def deep_check(
         path = info.path / art.name
         if art.kind == KIND_VOLUME:
             try:
-                with tarfile.open(path, mode="r|gz") as archive:
-                    entries = sum(1 for _ in archive)
+                entries = _count_entries(path, art.compression)
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise LakehouseError(
                     f"Backup {info.id} is corrupted: archive {art.name} cannot be read ({exc}).",
@@ -319,7 +342,10 @@ def restore_volume(
         [*_docker(project), "run", "-i",
          *_throwaway(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-")[1:]],
         info.path / art.name,
-        gunzip=True,
+        gunzip=art.compression == "gzip",
+        decompress_argv=(
+            decompress_argv(art.compression) if art.compression not in ("gzip", "none") else None
+        ),
         scrub=project.env.scrub,
         what=f"restore of volume {key}",
         on_chunk=advance,

@@ -56,7 +56,7 @@ def create(
     env_file: list[str] | None = None,
     target: str | None = None,
 ) -> None:
-    """Back up the databases (pg_dump) and named volumes (tar.gz) of an environment."""
+    """Back up the databases (pg_dump) and named volumes (tar.zst) of an environment."""
     from ..backup import create_backup, manifest_table
     from ..swarm import resolve_target
     from ..ui import Output

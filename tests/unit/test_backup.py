@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from lakehouse_tasks.backup import (
     plan,
 )
 from lakehouse_tasks.docker import stream_from_file, stream_to_file
-from lakehouse_tasks.errors import EngineError, LakehouseError
+from lakehouse_tasks.errors import ConfigError, EngineError, LakehouseError
 from lakehouse_tasks.stack import Stack
 
 WHEN = _dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=_dt.UTC)
@@ -224,3 +225,53 @@ def test_stream_from_file_feeds_decompressed_bytes(tmp_path: Path) -> None:
     ]
     fed = stream_from_file(cmd, src, gunzip=True)
     assert fed == 11000 and sink.read_bytes() == b"hello world" * 1000
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="no zstd program")
+def test_zstd_round_trip_through_the_external_programs(tmp_path: Path) -> None:
+    from lakehouse_tasks import compress
+
+    target = tmp_path / "out.tar.zst"
+    result = stream_to_file(PRODUCE, target, compress_argv=compress.ZSTD.compress)
+    data = target.read_bytes()
+    assert data[:4] == b"\x28\xb5\x2f\xfd"  # the zstd frame magic
+    assert result.raw_size == 3_000_000 and result.sha256 == hashlib.sha256(data).hexdigest()
+    sink = tmp_path / "sink"
+    cmd = [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(sink)!r}, 'wb').write(sys.stdin.buffer.read())",
+    ]
+    fed = stream_from_file(cmd, target, decompress_argv=compress.decompress_argv("zstd"))
+    assert fed == len(data) and sink.read_bytes() == b"x" * 3_000_000
+
+
+def test_a_corrupt_zstd_archive_fails_naming_the_restore(tmp_path: Path) -> None:
+    from lakehouse_tasks import compress
+
+    if shutil.which("zstd") is None:
+        pytest.skip("no zstd program")
+    bad = tmp_path / "bad.tar.zst"
+    bad.write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 100)
+    with pytest.raises(EngineError, match="restore of volume v failed"):
+        stream_from_file(
+            [sys.executable, "-c", "import sys; sys.stdin.buffer.read()"],
+            bad,
+            decompress_argv=compress.decompress_argv("zstd"),
+            what="restore of volume v",
+        )
+
+
+def test_compression_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse_tasks import compress
+
+    monkeypatch.setenv(compress.ENV_VAR, "gzip")
+    assert compress.for_archives() is compress.GZIP
+    monkeypatch.setenv(compress.ENV_VAR, "lz4")
+    with pytest.raises(ConfigError, match="use zstd or gzip"):
+        compress.for_archives()
+    monkeypatch.setattr(compress.shutil, "which", lambda _name: None)
+    monkeypatch.delenv(compress.ENV_VAR)
+    assert compress.for_archives() is compress.GZIP
+    with pytest.raises(ConfigError, match="apt-get install zstd"):
+        compress.decompress_argv("zstd")
