@@ -576,7 +576,8 @@ def _config_cache_path(compose: ComposeProject) -> Path | None:
 
 
 #: The password of a URL's user information (``scheme://user:PASSWORD@host``).
-_URL_PASSWORD = __import__("re").compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")
+#: A ``$VAR`` reference (a shell script's, left for the container) is not a value.
+_URL_PASSWORD = __import__("re").compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)(?!\$)([^\s@/]+)(@)")
 
 
 def mask_secrets(config: Any, env: Environment) -> Any:

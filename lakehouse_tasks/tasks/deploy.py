@@ -70,6 +70,11 @@ def render_result(out: Output, result: DeployResult) -> None:
                     title=f"{result.environment} is up",
                 )
             )
+        if result.access:
+            out.info(
+                f"Sign-ins of the UIs: invoke env.logins --env {result.environment} "
+                "(passwords shown on a terminal only)."
+            )
         if result.record:
             out.line(f"Recorded as deployment {result.record.id}.")
         if result.containers:
