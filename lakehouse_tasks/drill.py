@@ -50,7 +50,6 @@ from .backup import (
     check_checksums,
     container_of,
     default_dest,
-    emit,
     find_backup,
     list_backups,
     tool_image,
@@ -59,6 +58,7 @@ from .checks import Check, passed, warned
 from .docker import ComposeProject, Engine
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
+from .hooks.emit import emit_event
 from .paths import state_dir
 from .ui import Output
 
@@ -310,10 +310,8 @@ class DrillResult:
 
 
 def _plugins() -> Any:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return None
+    from .hooks.manager import get_plugin_manager
+
     return get_plugin_manager()
 
 
@@ -519,7 +517,7 @@ def run_drill(
         if result.ok
         else f"Restore drill of {result.backup or '?'} failed: {result.problem}"
     )
-    emit(
+    emit_event(
         Event(
             kind, env.name, message, details={"backup": result.backup, "evidence": result.evidence}
         ),

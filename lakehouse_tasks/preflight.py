@@ -502,10 +502,8 @@ def tls_checks(env: Environment, *, now: _dt.datetime | None = None) -> list[Che
 
 # ---- plugins --------------------------------------------------------------------------------
 def plugin_checks(project: Project) -> list[Check]:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:  # the plugin layer is optional for the core
-        return []
+    from .hooks.manager import get_plugin_manager
+
     return list(get_plugin_manager().preflight_checks(project=project) or [])
 
 

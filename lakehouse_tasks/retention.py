@@ -249,10 +249,8 @@ def prune_by_policy(
         keep_monthly=policy.keep_monthly,
         dry_run=dry_run,
     )
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return result
+    from .hooks.manager import get_plugin_manager
+
     get_plugin_manager().post_prune(env=env, result=result)
     return result
 

@@ -92,7 +92,7 @@ def list_(
     """List the backups of an environment, newest first, and where each lives (local, off-site,
     both), with incomplete leftovers of interrupted runs."""
     from ..backup import backups_table, list_backups, where_label
-    from ..plugins import get_plugin_manager
+    from ..hooks.manager import get_plugin_manager
     from ..ui import Output
 
     project = project_from_flags(env, False, env_file, strict=False)
@@ -133,7 +133,7 @@ def list_(
 def _verify_offsite(project: Any, subset: str | None, out: Any, json_: bool) -> None:
     from ..checks import Status
     from ..errors import ExitCode, LakehouseError
-    from ..plugins import get_plugin_manager
+    from ..hooks.manager import get_plugin_manager
     from ..ui import Table
 
     checks = get_plugin_manager().verify_copies(env=project.env, read_data_subset=subset)

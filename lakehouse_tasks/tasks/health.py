@@ -69,10 +69,8 @@ def check_backup_schedule(project: Project, out: Output) -> BackupScheduleStatus
         return None
     if status.missed:
         out.warn(status.message)
-        try:
-            from ..plugins import get_plugin_manager
-        except ImportError:
-            return status
+        from ..hooks.manager import get_plugin_manager
+
         get_plugin_manager().emit(schedule_missed_event(status))
     return status
 
@@ -85,7 +83,7 @@ def check_status(project: Project, out: Output) -> list[dict[str, Any]]:
 
     checks: list[Check] = []
     try:
-        from ..plugins import get_plugin_manager
+        from ..hooks.manager import get_plugin_manager
 
         checks.extend(get_plugin_manager().status_checks(env=project.env))
     except ImportError:

@@ -22,7 +22,7 @@ from lakehouse_monitoring import plugin as monitoring
 
 from lakehouse_tasks.checks import Status
 from lakehouse_tasks.environment import Environment, load_environment
-from lakehouse_tasks.plugins import LakehousePlugins
+from lakehouse_tasks.hooks.manager import LakehousePlugins
 from lakehouse_tasks.rehearsal import SERVICE_STANDINS
 
 REPO = Path(__file__).resolve().parents[2]

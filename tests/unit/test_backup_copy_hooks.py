@@ -13,7 +13,7 @@ from lakehouse_tasks import hookimpl
 from lakehouse_tasks.backup import backups_table, where_label
 from lakehouse_tasks.checks import Status, failed, passed, warned
 from lakehouse_tasks.errors import ExitCode, LakehouseError
-from lakehouse_tasks.plugins import BackupCopy
+from lakehouse_tasks.plugin import BackupCopy
 from lakehouse_tasks.retention import PruneResult
 from lakehouse_tasks.testing import RecordingPlugin
 

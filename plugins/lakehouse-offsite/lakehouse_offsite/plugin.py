@@ -11,7 +11,7 @@
 * ``lakehouse_verify_copies``: ``restic check`` (``--read-data-subset``), and every local
   manifest's snapshot still present;
 * ``lakehouse_post_prune``: the host's retention applied to the snapshots with the same pure
-  function (:func:`lakehouse_tasks.retention.select_for_pruning`), the newest verified backup
+  function (:func:`lakehouse_tasks.plugin.select_for_pruning`), the newest verified backup
   protected, then ``restic forget`` + ``restic prune``;
 * ``lakehouse_status_checks``: the age of the newest off-site copy in ``health`` (a warning and
   a ``backup.offsite_missed`` event when older than ``OFFSITE_MAX_AGE_HOURS``).
@@ -32,17 +32,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse_tasks import hookimpl
-from lakehouse_tasks.checks import Check, failed, passed, warned
-from lakehouse_tasks.errors import ExitCode, LakehouseError
-from lakehouse_tasks.events import Event, EventKind
-from lakehouse_tasks.paths import state_dir
+from lakehouse_tasks.plugin import (
+    BackupCopy,
+    Check,
+    Event,
+    EventKind,
+    ExitCode,
+    LakehouseError,
+    check_free_space,
+    default_backup_dir,
+    emit_event,
+    failed,
+    hookimpl,
+    passed,
+    select_for_pruning,
+    state_dir,
+    warned,
+)
 
 from .restic import TAG_ALL, Restic, ResticConfig, config_from_env
 
 if TYPE_CHECKING:
-    from lakehouse_tasks.environment import Environment
-    from lakehouse_tasks.project import Project
+    from lakehouse_tasks.plugin import Environment, Project
 
 LOCATION = "off-site"
 MANIFEST = "manifest.json"
@@ -59,9 +70,7 @@ def _config(env: Environment) -> ResticConfig | None:
 
 
 def _emit(event: Event, env: Environment) -> None:
-    from lakehouse_tasks.plugins import get_plugin_manager
-
-    get_plugin_manager().emit(event, env=env)
+    emit_event(event, env)
 
 
 # ---- the record of the last copy ------------------------------------------------------------
@@ -263,8 +272,6 @@ def lakehouse_post_backup(project: Project, manifest_path: Path) -> None:
 # ---- listing and fetching -------------------------------------------------------------------
 @hookimpl
 def lakehouse_backup_copies(env: Environment) -> list[Any]:
-    from lakehouse_tasks.plugins import BackupCopy
-
     config = _config(env)
     if config is None:
         return []
@@ -282,8 +289,6 @@ def restore_size(restic: Restic, snapshot: Snapshot) -> int:
 
 @hookimpl
 def lakehouse_fetch_backup(env: Environment, backup_id: str, dest: Path) -> Path | None:
-    from lakehouse_tasks.backup import check_free_space
-
     config = _config(env)
     if config is None:
         return None
@@ -329,9 +334,7 @@ def lakehouse_fetch_backup(env: Environment, backup_id: str, dest: Path) -> Path
 
 # ---- checking -------------------------------------------------------------------------------
 def _local_manifests(env: Environment) -> list[dict[str, Any]]:
-    from lakehouse_tasks.backup import default_dest
-
-    dest = default_dest(env)
+    dest = default_backup_dir(env)
     found = []
     if not dest.is_dir():
         return found
@@ -404,8 +407,6 @@ def lakehouse_verify_copies(env: Environment, read_data_subset: str | None) -> l
 # ---- retention ------------------------------------------------------------------------------
 @hookimpl
 def lakehouse_post_prune(env: Environment, result: Any) -> None:
-    from lakehouse_tasks.retention import select_for_pruning
-
     config = _config(env)
     if config is None:
         return

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakehouse_tasks.errors import ExitCode, LakehouseError
+from lakehouse_tasks.plugin import ExitCode, LakehouseError
 
 #: How long a command that only reads the repository's index may take before it counts as
 #: "cannot be reached"; copying and restoring take as long as they need.
