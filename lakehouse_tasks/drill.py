@@ -476,15 +476,25 @@ def run_drill(
             )
             t0 = time.monotonic()
             out.info(f"Drill: restoring {info.id} into the copy")
+            volume_problems: list[str] = []
             restore_backup(
-                copy, info, safety_backup=False, allow_other_env=True, dest=work, out=out
+                copy,
+                info,
+                safety_backup=False,
+                allow_other_env=True,
+                dest=work,
+                out=out,
+                # the volumes as restored, before the copy's services write to them again
+                inspect_restored=lambda: volume_problems.extend(
+                    _compare_volumes(copy, info, result)
+                ),
             )
             result.restore_seconds = time.monotonic() - t0
             wait_healthy(
                 copy, sorted(copy.stack.services), timeout=timeout, what="the drill's restore"
             )
             result.healthy_seconds = time.monotonic() - t0
-            problems = _compare_databases(copy, info, result) + _compare_volumes(copy, info, result)
+            problems = volume_problems + _compare_databases(copy, info, result)
             if problems:
                 raise LakehouseError(
                     f"The drill of backup {info.id} failed: {problems[0]}; do not rely on this "

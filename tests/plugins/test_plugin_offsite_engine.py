@@ -327,7 +327,7 @@ def test_a_drill_restores_into_an_isolated_copy_and_leaves_nothing_behind(
     db = result.databases[0]
     assert db["expected"]["public.items"] == 900 and db["actual"] == db["expected"]
     assert db["expected"]["public.empty_table"] == 0
-    assert result.volumes[0]["files"] == 2 and result.volumes[0]["ok"]
+    assert result.volumes[0]["files"] >= 2 and result.volumes[0]["ok"]
     assert not any(leftovers_of(copy_name(project.env)).values())
     assert live_containers(stack) == live_before
     evidence = json.loads(Path(result.evidence).read_text())
@@ -343,7 +343,7 @@ def test_a_drill_killed_outright_is_cleaned_up_by_the_next_one(stack: dict[str, 
     live_before = live_containers(stack)
     copy = copy_name(project.env)
     proc = subprocess.Popen(
-        [str(VENV_BIN / "invoke"), "backup.drill", "--env", "dev", "--backup", manifest.id],
+        [str(VENV_BIN / "lakehouse"), "backup.drill", "--env", "dev", "--backup", manifest.id],
         cwd=stack["root"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -370,7 +370,7 @@ def test_a_second_drill_at_the_same_time_is_refused(
     live_before = live_containers(stack)
     with drill_lock(project.env):
         done = subprocess.run(
-            [str(VENV_BIN / "invoke"), "backup.drill", "--env", "dev"],
+            [str(VENV_BIN / "lakehouse"), "backup.drill", "--env", "dev"],
             cwd=stack["root"], capture_output=True, text=True,
         )  # fmt: skip
     assert done.returncode == 7

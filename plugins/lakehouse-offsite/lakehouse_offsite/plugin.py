@@ -389,8 +389,11 @@ def lakehouse_verify_copies(env: Environment, read_data_subset: str | None) -> l
         )
     present = {s.id for s in snapshots_of(restic)}
     for manifest in _local_manifests(env):
-        recorded = (manifest.get("offsite") or {}).get("snapshot")
-        if recorded and recorded not in present:
+        record = manifest.get("offsite") or {}
+        recorded = record.get("snapshot")
+        # only copies into this repository (a backup copied before OFFSITE_REPOSITORY changed
+        # records another one)
+        if recorded and record.get("repository") == config.location and recorded not in present:
             checks.append(
                 failed(
                     f"snapshot of {manifest['id']}",
