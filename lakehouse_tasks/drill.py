@@ -173,7 +173,7 @@ def clean_interrupted(env: Environment, out: Output | None = None) -> str | None
 
 
 # ---- expected and actual contents -----------------------------------------------------------
-_COPY = re.compile(r"^COPY (\S+?)(?: \(.*\))? FROM stdin;$")
+_COPY = re.compile(r"^COPY (.+?)(?: \(.*\))? FROM stdin;$")
 
 
 def _unquote(name: str) -> str:
