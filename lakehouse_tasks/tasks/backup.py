@@ -36,10 +36,22 @@ _HELP = {
 }
 
 
-def _dest(project: Any, dest: str | None) -> Path:
+def _dest(project: Any, dest: str | None, *, must_exist: bool = False) -> Path:
+    """The backup directory: ``--dest``, else the environment's default. With ``must_exist``
+    (the tasks that read backups), a ``--dest`` that does not exist is an error, not an empty
+    listing."""
     from ..backup import default_dest
+    from ..errors import ConfigError
 
-    return Path(dest).expanduser().absolute() if dest else default_dest(project.env)
+    if not dest:
+        return default_dest(project.env)
+    path = Path(dest).expanduser().absolute()
+    if must_exist and not path.is_dir():
+        raise ConfigError(
+            f"Backup directory {path} does not exist; check --dest (the default for "
+            f"{project.env.name} is {default_dest(project.env)})."
+        )
+    return path
 
 
 @lakehouse_task(name="create", iterable=["only"], help=_HELP)
@@ -96,7 +108,7 @@ def list_(
     from ..ui import Output
 
     project = project_from_flags(env, False, env_file, strict=False)
-    backups, leftovers = list_backups(_dest(project, dest), project.env.name)
+    backups, leftovers = list_backups(_dest(project, dest, must_exist=True), project.env.name)
     copies = get_plugin_manager().backup_copies(env=project.env)
     out = Output(json_mode=json_)
     if json_:
@@ -211,7 +223,7 @@ def verify(
         raise LakehouseError(
             "backup.verify needs a backup id (see `invoke backup.list`), or --offsite."
         )
-    info = find_backup(_dest(project, dest), backup_id)
+    info = find_backup(_dest(project, dest, must_exist=True), backup_id)
     result = verify_backup(info, deep=deep, project=project, out=out)
     if json_:
         out.json(result.to_dict())
@@ -263,7 +275,9 @@ def prune_(
         policy = dataclasses.replace(policy, keep_last=int(keep_last))
     if retention_days is not None:
         policy = dataclasses.replace(policy, max_age_days=int(retention_days))
-    result = prune_by_policy(_dest(project, dest), project.env, policy, dry_run=dry_run)
+    result = prune_by_policy(
+        _dest(project, dest, must_exist=True), project.env, policy, dry_run=dry_run
+    )
     out = Output(json_mode=json_)
     if json_:
         out.json(result.to_dict())
