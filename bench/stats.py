@@ -223,6 +223,8 @@ def format_summary(summary: Mapping[str, Any] | None, unit: str) -> str:
         )
     if unit == "MB":
         return f"{summary['median']:.2f} MB ({summary['min']:.2f}-{summary['max']:.2f})"
+    if unit == "%":
+        return f"{summary['median']:.1f} % ({summary['min']:.1f}-{summary['max']:.1f})"
     if unit == "MB/s":
         return f"{summary['median']:.0f} MB/s ({summary['min']:.0f}-{summary['max']:.0f})"
     return f"{summary['median']:.2f}x ({summary['min']:.2f}-{summary['max']:.2f})"

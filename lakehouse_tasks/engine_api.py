@@ -270,3 +270,14 @@ class ApiStatsSample:
 
     def __exit__(self, *_exc: object) -> None:
         self.cancel()
+
+
+def inspect_many(path: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``GET /containers/{id}/json`` of every id, side by side: the objects ``docker inspect``
+    prints (the CLI asks the same endpoint once per container, one after the other: 18 s for
+    256 containers on the loaded test machine). A container gone meanwhile is left out."""
+    if not ids:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(ids), 32)) as pool:
+        found = list(pool.map(lambda cid: get_json(path, f"/containers/{cid}/json"), ids))
+    return [data for data in found if isinstance(data, dict)]

@@ -264,3 +264,13 @@ os.environ.setdefault(
     "LAKEHOUSE_STATE_DIR",
     str(Path(os.environ.get("TMPDIR", "/tmp")) / f"lakehouse-test-state-{os.getpid()}"),
 )
+
+
+@pytest.fixture(autouse=True)
+def _engine_api_only_for_engine_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests without the engine mark fake ``docker.run``; the engine's API over its socket
+    (lakehouse_tasks.engine_api) would bypass the fake, so they use the CLI path."""
+    if request.node.get_closest_marker("engine") is None:
+        monkeypatch.setenv("LAKEHOUSE_ENGINE_API", "0")
