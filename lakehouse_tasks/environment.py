@@ -135,7 +135,14 @@ class Environment:
             files.append(override)
         files.extend(extra)
         if rehearsal:
-            files.append(compose / "rehearsal.yaml")
+            # LAKEHOUSE_REHEARSAL_TIER=real: the real-application images where they exist
+            # (lakehouse_tasks/rehearsal_real.py), stand-ins elsewhere.
+            # An env-file value counts as well as the process environment.
+            raw = self.get("LAKEHOUSE_REHEARSAL_TIER") or os.environ.get(
+                "LAKEHOUSE_REHEARSAL_TIER", ""
+            )
+            tier = raw.strip().lower()
+            files.append(compose / ("rehearsal.real.yaml" if tier == "real" else "rehearsal.yaml"))
             # The TLS proxy exists only where the environment's override defines it.
             if override.exists() and "\n  tls-proxy:" in override.read_text():
                 files.append(compose / "rehearsal.proxy.yaml")

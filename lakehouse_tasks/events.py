@@ -47,6 +47,8 @@ class EventKind(enum.StrEnum):
     RESTORE_FAILED = "restore.failed"
     TEARDOWN = "teardown"
     SCHEDULE_MISSED = "backup.schedule_missed"
+    SMOKE_PASSED = "smoke.passed"
+    SMOKE_FAILED = "smoke.failed"
 
 
 #: The severity each kind carries unless its producer says otherwise.
@@ -66,6 +68,8 @@ DEFAULT_SEVERITY: Mapping[EventKind, Severity] = {
     EventKind.RESTORE_FAILED: Severity.CRITICAL,
     EventKind.TEARDOWN: Severity.WARNING,
     EventKind.SCHEDULE_MISSED: Severity.WARNING,
+    EventKind.SMOKE_PASSED: Severity.INFO,
+    EventKind.SMOKE_FAILED: Severity.ERROR,
 }
 
 
