@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._moved import install as _install_moved_paths
+
 __version__ = "0.1.0"
 
 #: The project name pluggy uses for hook specifications, implementations and the
 #: entry-point group that third-party plugins register under.
 PROJECT_NAME = "lakehouse_tasks"
+
+# Old import paths of moved modules keep working for one release (lakehouse_tasks/_moved.py).
+_install_moved_paths()
 
 if TYPE_CHECKING:
     import pluggy

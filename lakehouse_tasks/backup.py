@@ -39,6 +39,8 @@ from . import __version__
 from .docker import Engine, stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
+from .hooks.emit import emit_event
+from .hooks.manager import get_plugin_manager
 from .paths import git_commit, state_dir
 from .ui import Output, Table, human_bytes
 
@@ -958,20 +960,6 @@ def sha256_file(path: Path, on_chunk: Any = None) -> str:
     return digest.hexdigest()
 
 
-def _plugins() -> Any:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return None
-    return get_plugin_manager()
-
-
-def emit(event: Event, env: Environment | None = None) -> None:
-    pm = _plugins()
-    if pm is not None:
-        pm.emit(event, env=env)
-
-
 class _Progress:
     """Per-artefact progress: a rich bar on a terminal, one line per artefact otherwise."""
 
@@ -1171,20 +1159,18 @@ def create_backup(
                     for key, volume in selection.volumes.items():
                         advance = progress.start(f"archive {key}", vol_sizes.get(key))
                         artefacts.append(archive_volume(project, key, volume, workdir, advance))
-        pm = _plugins()
-        if pm is not None:
-            for extra in pm.backup_artefacts(project=project, workdir=workdir):
-                path = Path(extra.path)
-                artefacts.append(
-                    Artefact(
-                        name=path.relative_to(workdir.resolve()).as_posix(),
-                        kind=KIND_PLUGIN,
-                        source=str(extra.kind),
-                        size=path.stat().st_size,
-                        sha256=sha256_file(path),
-                        raw_size=path.stat().st_size,
-                    )
+        for extra in get_plugin_manager().backup_artefacts(project=project, workdir=workdir):
+            path = Path(extra.path)
+            artefacts.append(
+                Artefact(
+                    name=path.relative_to(workdir.resolve()).as_posix(),
+                    kind=KIND_PLUGIN,
+                    source=str(extra.kind),
+                    size=path.stat().st_size,
+                    sha256=sha256_file(path),
+                    raw_size=path.stat().st_size,
                 )
+            )
         images = project.stack.images()
         ids = Engine().image_ids(images.values())
         manifest = BackupManifest(
@@ -1211,7 +1197,7 @@ def create_backup(
             shutil.rmtree(workdir, ignore_errors=True)
         if isinstance(exc, (Exception, KeyboardInterrupt)):
             reason = exc.message if isinstance(exc, LakehouseError) else type(exc).__name__
-            emit(
+            emit_event(
                 Event(
                     EventKind.BACKUP_FAILED,
                     env_name,
@@ -1221,7 +1207,7 @@ def create_backup(
                 project.env,
             )
         raise
-    emit(
+    emit_event(
         Event(
             EventKind.BACKUP_SUCCEEDED,
             env_name,
@@ -1230,8 +1216,7 @@ def create_backup(
         ),
         project.env,
     )
-    if pm is not None:
-        pm.post_backup(project=project, manifest_path=final / MANIFEST)
+    get_plugin_manager().post_backup(project=project, manifest_path=final / MANIFEST)
     return manifest
 
 

@@ -36,7 +36,9 @@ from .docker import (
     container_states,
 )
 from .errors import ConfigError, ExitCode, LakehouseError
-from .events import Event, EventKind
+from .events import EventKind
+from .hooks.emit import emit
+from .hooks.manager import get_plugin_manager
 from .lock import environment_lock
 from .project import Project
 from .schema import parse_duration
@@ -623,31 +625,12 @@ def failure_details(project: Project, failures: Sequence[tuple[str, str]]) -> li
     ]
 
 
-# ---- plugins, preflight and backup (each optional) ----------------------------------------
-def _plugins() -> Any | None:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return None
-    return get_plugin_manager()
-
-
-def emit(project: Project, kind: EventKind, message: str, **details: Any) -> None:
-    """Give an event to the plugins (nothing happens without the plugin layer)."""
-    manager = _plugins()
-    if manager is not None:
-        manager.emit(
-            Event(kind=kind, environment=project.env.name, message=message, details=details),
-            env=project.env,
-        )
-
-
+# ---- plugins, preflight and backup --------------------------------------------------------
 def access_urls(project: Project) -> list[dict[str, str]]:
     """The web interfaces to print after a successful deploy (from the plugins)."""
-    manager = _plugins()
-    if manager is None:
-        return []
-    return [{"name": u.name, "url": u.url} for u in manager.access_urls(env=project.env)]
+    return [
+        {"name": u.name, "url": u.url} for u in get_plugin_manager().access_urls(env=project.env)
+    ]
 
 
 def run_preflight_or_fail(project: Project, *, pull: bool, reporter: Reporter) -> None:
@@ -783,9 +766,7 @@ def _conclude(
     if kind == "rollback":
         emit(project, EventKind.ROLLBACK, result.summary, to=rolled_back_to)
     emit(project, EventKind.DEPLOY_SUCCEEDED, result.summary, record=result.record.id)
-    manager = _plugins()
-    if manager is not None:
-        manager.post_deploy(project=project, result=result)
+    get_plugin_manager().post_deploy(project=project, result=result)
     return result
 
 
@@ -817,9 +798,7 @@ def deploy(
             reporter.warn("preflight skipped (--skip-preflight)")
         else:
             run_preflight_or_fail(project, pull=options.pull, reporter=reporter)
-        manager = _plugins()
-        if manager is not None:
-            manager.pre_deploy(project=project, services=services)
+        get_plugin_manager().pre_deploy(project=project, services=services)
         prepare_host(project, reporter)
         emit(project, EventKind.DEPLOY_STARTED, f"deploy of {env.name} started", services=services)
         note = (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import docker
 from .errors import ConfigError
 from .events import Event, EventKind
+from .hooks.manager import get_plugin_manager
 from .stack import ONESHOT_LABEL
 from .ui import Table, human_bytes, human_duration
 
@@ -441,11 +442,8 @@ def _row_service(row: Mapping[str, Any], wanted: list[str]) -> bool:
 
 def access_urls(project: Project) -> dict[str, str]:
     """Service name -> URL from the plugins' ``access_urls`` (empty without plugins)."""
-    manager = _plugin_manager()
-    if manager is None:
-        return {}
     try:
-        found = manager.access_urls(env=project.env)
+        found = get_plugin_manager().access_urls(env=project.env)
     except Exception:  # a broken plugin must not hide the stack's health
         return {}
     urls: dict[str, str] = {}
@@ -457,20 +455,9 @@ def access_urls(project: Project) -> dict[str, str]:
     return urls
 
 
-def _plugin_manager() -> Any:
-    """The plugin facade, or ``None`` while the plugin layer is not installed."""
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return None
-    return get_plugin_manager()
-
-
 def publish(project: Project, snapshot: HealthSnapshot, events: Sequence[Event]) -> None:
     """Hand a snapshot and its events to the plugins (``health_snapshot`` and ``emit``)."""
-    manager = _plugin_manager()
-    if manager is None:
-        return
+    manager = get_plugin_manager()
     manager.health_snapshot(project=project, snapshot=snapshot)
     for event in events:
         manager.emit(event, env=project.env)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .docker import ComposeProject
 from .environment import Environment, load_environment
+from .hooks.manager import get_plugin_manager
 from .stack import Stack
 
 
@@ -66,10 +67,6 @@ def _resolve(env: Environment, path: str) -> Path:
 
 def plugin_compose_files(env: Environment, rehearsal: bool = False) -> list[Path]:
     """Compose files contributed by plugins (the monitoring stack joins this way)."""
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:  # the plugin layer is optional for the core
-        return []
     return [Path(p) for p in get_plugin_manager().compose_files(env=env, rehearsal=rehearsal)]
 
 

@@ -44,7 +44,6 @@ from .backup import (
     create_backup,
     database_size,
     databases,
-    emit,
     existing_volumes,
     has_data,
     recover_interrupted,
@@ -57,6 +56,7 @@ from .backup import (
 from .docker import ContainerEvents, Engine, pipe_commands, probe_passes, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
+from .hooks.emit import emit_event
 from .schema import parse_duration
 from .ui import Output, Table
 
@@ -661,7 +661,7 @@ def restore_backup(
         _roll_back(project, asides, out, target)
         if isinstance(exc, (Exception, KeyboardInterrupt)):
             reason = exc.message if isinstance(exc, LakehouseError) else type(exc).__name__
-            emit(
+            emit_event(
                 Event(
                     EventKind.RESTORE_FAILED,
                     env_name,
@@ -676,7 +676,7 @@ def restore_backup(
         except EngineError as exc:
             out.warn(f"could not remove the set-aside volume {aside}: {exc.message}")
     result.duration_seconds = time.monotonic() - started
-    emit(
+    emit_event(
         Event(
             EventKind.RESTORE_SUCCEEDED,
             env_name,

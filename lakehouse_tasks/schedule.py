@@ -511,10 +511,8 @@ class ScheduledRun:
 
 
 def _emit(event: Event) -> None:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return
+    from .hooks.manager import get_plugin_manager
+
     get_plugin_manager().emit(event)
 
 

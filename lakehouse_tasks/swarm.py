@@ -43,8 +43,10 @@ from .deploy import (
     with_dependencies,
 )
 from .errors import ConfigError, ExitCode, LakehouseError
-from .events import Event, EventKind
+from .events import EventKind
 from .health import HealthProbe, HealthSnapshot, ServiceHealth, access_urls
+from .hooks.emit import emit
+from .hooks.manager import get_plugin_manager
 from .lock import environment_lock
 from .stack import ONESHOT_LABEL, Service, Stack
 from .teardown import TeardownResult
@@ -844,27 +846,6 @@ def take_snapshot(
 
 
 # ---- deploy ---------------------------------------------------------------------------------
-def _plugins() -> Any | None:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return None
-    return get_plugin_manager()
-
-
-def emit(
-    project: Project, kind: EventKind, message: str, *, service: str | None = None, **details: Any
-) -> Event:
-    """Give an event to the plugins (``emit``) and return it."""
-    event = Event(
-        kind=kind, environment=project.env.name, message=message, service=service, details=details
-    )
-    manager = _plugins()
-    if manager is not None:
-        manager.emit(event)
-    return event
-
-
 def require_swarm_manager(docker_cmd: Sequence[str]) -> None:
     state, manager = docker.swarm_state(docker_cmd)
     if state != "active" or not manager:
@@ -1147,9 +1128,8 @@ def deploy(
         )
         if created:
             notes.append(f"created {len(created)} swarm secret(s)")
-        manager = _plugins()
-        if manager is not None:
-            manager.pre_deploy(project=project, services=targets)
+        manager = get_plugin_manager()
+        manager.pre_deploy(project=project, services=targets)
         emit(
             project,
             EventKind.DEPLOY_STARTED,
@@ -1223,17 +1203,13 @@ def deploy(
             return result
         result.access = [{"name": u.name, "url": u.url} for u in _access(project)]
         emit(project, EventKind.DEPLOY_SUCCEEDED, result.summary, target="swarm", stack=name)
-        if manager is not None:
-            manager.post_deploy(project=project, result=result)
+        manager.post_deploy(project=project, result=result)
         return result
 
 
 def _access(project: Project) -> list[Any]:
-    manager = _plugins()
-    if manager is None:
-        return []
     try:
-        return list(manager.access_urls(env=project.env))
+        return list(get_plugin_manager().access_urls(env=project.env))
     except Exception:
         return []
 
@@ -1327,7 +1303,5 @@ def teardown(
         f"swarm stack {name} removed" + (" with its volumes" if remove_volumes else ""),
         stack=name,
     )
-    manager = _plugins()
-    if manager is not None:
-        manager.post_teardown(project=project, result=result)
+    get_plugin_manager().post_teardown(project=project, result=result)
     return result

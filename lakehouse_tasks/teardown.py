@@ -20,7 +20,9 @@ from typing import Any
 from .confirm import confirm_destructive
 from .docker import container_states, project_volumes
 from .errors import ExitCode, LakehouseError, RefusedError
-from .events import Event, EventKind, Severity
+from .events import EventKind, Severity
+from .hooks.emit import emit
+from .hooks.manager import get_plugin_manager
 from .project import Project
 
 #: Environments whose volumes may only be removed with a fresh backup.
@@ -166,28 +168,13 @@ def teardown(
     compose.down(remove_orphans=True, volumes=remove_volumes)
     result.containers_left = [c.name for c in container_states(compose)]
     result.volumes_after = project_volumes(compose)
-    manager = _plugins()
-    if manager is not None:
-        manager.emit(
-            Event(
-                kind=EventKind.TEARDOWN,
-                environment=env.name,
-                message=(
-                    f"teardown of {env.name}: containers removed, "
-                    + ("volumes removed" if remove_volumes else "volumes kept")
-                ),
-                severity=Severity.CRITICAL if remove_volumes else None,
-                details=result.to_dict(),
-            ),
-            env=env,
-        )
-        manager.post_teardown(project=project, result=result)
+    emit(
+        project,
+        EventKind.TEARDOWN,
+        f"teardown of {env.name}: containers removed, "
+        + ("volumes removed" if remove_volumes else "volumes kept"),
+        severity=Severity.CRITICAL if remove_volumes else None,
+        **result.to_dict(),
+    )
+    get_plugin_manager().post_teardown(project=project, result=result)
     return result
-
-
-def _plugins() -> Any | None:
-    try:
-        from .plugins import get_plugin_manager
-    except ImportError:
-        return None
-    return get_plugin_manager()

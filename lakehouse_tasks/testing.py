@@ -17,7 +17,7 @@ from . import hookimpl
 if TYPE_CHECKING:
     from .environment import Environment
     from .events import Event
-    from .plugins import LakehousePlugins
+    from .hooks.manager import LakehousePlugins
     from .project import Project
 
 
@@ -120,13 +120,13 @@ def lakehouse_plugins() -> Iterator[PluginsFactory]:
     """A factory for a fresh plugin manager holding the plugins you give it.
 
     ``lakehouse_plugins(plugin, ..., builtins=False, entry_points=False)`` returns a new
-    :class:`~lakehouse_tasks.plugins.LakehousePlugins` with each plugin registered (source
+    :class:`~lakehouse_tasks.hooks.manager.LakehousePlugins` with each plugin registered (source
     "local"; pass ``(name, plugin)`` tuples to choose names) and installs it as the process's
     manager, so code calling ``get_plugin_manager()`` uses it. Afterwards the cached manager
     is reset. Keyword arguments go to ``LakehousePlugins`` (``disabled=``, ``strict=``,
     ``trace=``); by default built-ins and installed entry points are left out.
     """
-    from .plugins import LakehousePlugins, set_plugin_manager
+    from .hooks.manager import LakehousePlugins, set_plugin_manager
 
     def build(
         *plugins: object, builtins: bool = False, entry_points: bool = False, **options: Any

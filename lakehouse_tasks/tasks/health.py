@@ -69,10 +69,8 @@ def check_backup_schedule(project: Project, out: Output) -> BackupScheduleStatus
         return None
     if status.missed:
         out.warn(status.message)
-        try:
-            from ..plugins import get_plugin_manager
-        except ImportError:
-            return status
+        from ..hooks.manager import get_plugin_manager
+
         get_plugin_manager().emit(schedule_missed_event(status))
     return status
 

@@ -10,7 +10,7 @@ from ._base import lakehouse_task
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
 if TYPE_CHECKING:
-    from ..plugins import PluginInfo
+    from ..hooks.types import PluginInfo
     from ..ui import Table
 
 
@@ -47,13 +47,14 @@ def plugins_table(infos: list[PluginInfo]) -> Table:
 @lakehouse_task(
     name="plugins",
     help={
-        "write_reference": "regenerate the hook reference in docs/PLUGINS.md from hookspecs.py",
+        "write_reference": "regenerate the hook reference in docs/PLUGINS.md from lakehouse_tasks/hooks/specs.py",
     },
 )
 def plugins(c: Any, json_: bool = False, write_reference: bool = False) -> None:
     """List the plugins (built-in, entry point, local): version, source, hooks, status."""
+    from ..hooks.manager import get_plugin_manager
+    from ..hooks.reference import write_hook_reference
     from ..paths import project_root
-    from ..plugins import get_plugin_manager, write_hook_reference
     from ..ui import Output
 
     out = Output(json_mode=json_)

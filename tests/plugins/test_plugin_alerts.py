@@ -26,7 +26,7 @@ from lakehouse_alerts.plugin import (
 )
 
 from lakehouse_tasks.events import Event, EventKind, Severity
-from lakehouse_tasks.plugins import LakehousePlugins
+from lakehouse_tasks.hooks.manager import LakehousePlugins
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_URL = "slack://TOKENAAA/TOKENBBB/TOKENCCC"

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_tasks import hookspecs
-from lakehouse_tasks.plugins import (
+from lakehouse_tasks.hooks import specs as hookspecs
+from lakehouse_tasks.hooks.manager import FACADE_METHODS, LakehousePlugins
+from lakehouse_tasks.hooks.reference import (
     BEGIN_HOOKS,
     END_HOOKS,
-    FACADE_METHODS,
-    LakehousePlugins,
     hook_specs,
     render_hook_reference,
 )

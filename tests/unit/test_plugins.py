@@ -14,13 +14,12 @@ from lakehouse_tasks import hookimpl
 from lakehouse_tasks.checks import Check, Status, failed, passed
 from lakehouse_tasks.errors import ExitCode, LakehouseError
 from lakehouse_tasks.events import Event, EventKind
-from lakehouse_tasks.plugins import (
-    AccessURL,
-    ExtraArtefact,
+from lakehouse_tasks.hooks.manager import (
     LakehousePlugins,
     get_plugin_manager,
     set_plugin_manager,
 )
+from lakehouse_tasks.plugin import AccessURL, ExtraArtefact
 from lakehouse_tasks.tasks.plugins import plugins as plugins_task
 from lakehouse_tasks.testing import RecordingPlugin
 

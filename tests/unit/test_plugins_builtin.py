@@ -10,7 +10,8 @@ import pytest
 
 from lakehouse_tasks.environment import Environment, load_environment
 from lakehouse_tasks.events import Event, EventKind, Severity
-from lakehouse_tasks.plugins import AccessURL, LakehousePlugins
+from lakehouse_tasks.hooks.manager import LakehousePlugins
+from lakehouse_tasks.plugin import AccessURL
 from lakehouse_tasks.testing import write_env
 
 SCHEMA = """

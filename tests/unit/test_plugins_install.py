@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.events import Event, EventKind
-from lakehouse_tasks.plugins import ENTRY_POINT_GROUP, LakehousePlugins
+from lakehouse_tasks.hooks.manager import ENTRY_POINT_GROUP, LakehousePlugins
 
 FIXTURES = Path(__file__).resolve().parent.parent / "plugin_fixtures"
 

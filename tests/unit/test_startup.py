@@ -44,6 +44,7 @@ def test_importing_the_task_namespace_loads_no_domain_module() -> None:
         if m.startswith("lakehouse_tasks.")
         and not m.startswith("lakehouse_tasks.tasks")
         and m != "lakehouse_tasks.errors"  # the error boundary of every task (an enum)
+        and m != "lakehouse_tasks._moved"  # the old import paths' finder: stdlib only
     ]
     assert domain == [], f"importing lakehouse_tasks.tasks now imports {domain}"
 
@@ -62,3 +63,18 @@ def test_the_schedule_default_time_matches_the_schedule_module() -> None:
     from lakehouse_tasks.tasks import backup
 
     assert backup.DEFAULT_AT == schedule.DEFAULT_AT
+
+
+def test_the_moved_paths_finder_adds_no_module_beyond_the_standard_library() -> None:
+    probe = (
+        "import sys; before = set(sys.modules); import lakehouse_tasks; "
+        "import json; print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    added = json.loads(proc.stdout)
+    ours = sorted(m for m in added if m.startswith("lakehouse_tasks"))
+    foreign = [m for m in added if m.split(".")[0].lstrip("_") not in sys.stdlib_module_names]
+    assert ours == ["lakehouse_tasks", "lakehouse_tasks._moved"]
+    assert [m for m in foreign if not m.startswith("lakehouse_tasks")] == []

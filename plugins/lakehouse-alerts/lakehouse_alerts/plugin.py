@@ -35,13 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse_tasks import hookimpl
-from lakehouse_tasks.checks import Check, passed, warned
-from lakehouse_tasks.events import Event, EventKind, Severity
+from lakehouse_tasks.plugin import (
+    Check,
+    Event,
+    EventKind,
+    LakehouseError,
+    Severity,
+    hookimpl,
+    load_environment,
+    passed,
+    project_root,
+    state_dir,
+    warned,
+)
 
 if TYPE_CHECKING:
-    from lakehouse_tasks.environment import Environment
-    from lakehouse_tasks.project import Project
+    from lakehouse_tasks.plugin import Environment, Project
 
 DEFAULT_MIN_SEVERITY = Severity.WARNING
 DEFAULT_THROTTLE_SECONDS = 300
@@ -297,16 +306,12 @@ class AlertsPlugin:
     # ---- where things are ---------------------------------------------------------------
     def root(self) -> Path:
         if self._root is None:
-            from lakehouse_tasks.paths import project_root
-
             self._root = project_root()
         return self._root
 
     def store(self, env: Environment | None = None) -> ThrottleStore:
         if self._state_dir is not None:
             return ThrottleStore(self._state_dir)
-        from lakehouse_tasks.paths import state_dir
-
         return ThrottleStore(state_dir(env.root if env is not None else self.root()))
 
     def settings_for(self, environment: str) -> AlertSettings:
@@ -314,9 +319,6 @@ class AlertsPlugin:
         if self._settings is not None:
             return self._settings
         if environment not in self._cache:
-            from lakehouse_tasks.environment import load_environment
-            from lakehouse_tasks.errors import LakehouseError
-
             try:
                 env = load_environment(environment, root=self.root(), strict=False)
                 settings = settings_for_environment(env)

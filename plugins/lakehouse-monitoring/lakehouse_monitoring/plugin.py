@@ -19,16 +19,24 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse_tasks import hookimpl
-from lakehouse_tasks.checks import Check, failed, passed, warned
-from lakehouse_tasks.paths import state_dir
-from lakehouse_tasks.plugins import AccessURL
+from lakehouse_tasks.plugin import (
+    AccessURL,
+    Check,
+    PublishedPort,
+    failed,
+    hookimpl,
+    passed,
+    port_is_free,
+    public_host,
+    running_port_bindings,
+    state_dir,
+    warned,
+)
 
 from . import PACKAGE_DIR
 
 if TYPE_CHECKING:
-    from lakehouse_tasks.environment import Environment
-    from lakehouse_tasks.project import Project
+    from lakehouse_tasks.plugin import Environment, Project
 
 COMPOSE_TEMPLATE = PACKAGE_DIR / "compose" / "monitoring.yaml"
 REHEARSAL_OVERRIDE = PACKAGE_DIR / "compose" / "monitoring.rehearsal.yaml"
@@ -122,8 +130,6 @@ def compose_files_for(env: Environment, rehearsal: bool = False) -> list[Path]:
 def access_urls_for(env: Environment) -> list[AccessURL]:
     if not monitoring_enabled(env):
         return []
-    from lakehouse_tasks.builtin.access_urls import public_host
-
     host = public_host(env.get("BIND_ADDRESS", "127.0.0.1"))
     urls = []
     for service, name, variable, default, path in INTERFACES:
@@ -145,16 +151,13 @@ def port_checks_for(
 ) -> list[Check]:
     """One check per monitoring port: free, or held by this same compose project.
 
-    Reuses the core's bind test (:func:`lakehouse_tasks.preflight.port_is_free`) and its one
+    Reuses the core's bind test (:func:`lakehouse_tasks.plugin.port_is_free`) and its one
     ``docker ps`` query for who holds a port. ``bindings`` and ``is_free`` are for tests.
     """
     env = project.env
     if not monitoring_enabled(env):
         return []
-    from lakehouse_tasks import preflight
-    from lakehouse_tasks.stack import PublishedPort
-
-    is_free = is_free or preflight.port_is_free
+    is_free = is_free or port_is_free
     bind = (env.get("BIND_ADDRESS") or "127.0.0.1").strip()
     own_project = project.compose.project_name
     checks: list[Check] = []
@@ -174,9 +177,7 @@ def port_checks_for(
             continue
         if bindings is None:
             try:
-                from lakehouse_tasks import docker
-
-                bindings = docker.running_port_bindings(project.compose.docker_cmd)
+                bindings = running_port_bindings(project)
             except Exception:  # engine unreachable: the core preflight reports that itself
                 bindings = []
         holders = [b for b in bindings if int(b["port"]) == port]

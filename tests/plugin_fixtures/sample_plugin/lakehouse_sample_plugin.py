@@ -1,8 +1,6 @@
 """A sample lakehouse-ops plugin: records what it receives, contributes one URL and one check."""
 
-from lakehouse_tasks import hookimpl
-from lakehouse_tasks.checks import passed
-from lakehouse_tasks.plugins import AccessURL
+from lakehouse_tasks.plugin import AccessURL, hookimpl, passed
 
 RECEIVED_EVENTS = []
 

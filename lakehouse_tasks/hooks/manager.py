@@ -6,7 +6,7 @@ plugins return and applies the failure policy.
 
 Where plugins come from, in registration order:
 
-1. **built-in** plugins from :mod:`lakehouse_tasks.builtin` (the host's own behaviour,
+1. **built-in** plugins from :mod:`lakehouse_tasks.hooks.builtin` (the host's own behaviour,
    registered like any plugin so a third party can block or extend it);
 2. **entry point** plugins: every entry point in the ``lakehouse_tasks`` group of the
    installed distributions;
@@ -41,25 +41,24 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
-import inspect
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import PROJECT_NAME, __version__, hookspecs
-from .checks import Check
-from .errors import ExitCode, LakehouseError
+from .. import PROJECT_NAME, __version__
+from ..checks import Check
+from ..errors import ExitCode, LakehouseError
+from . import specs
+from .types import AccessURL, ExtraArtefact, PluginInfo
 
 if TYPE_CHECKING:
-    from .environment import Environment
-    from .events import Event
-    from .project import Project
+    from ..environment import Environment
+    from ..events import Event
+    from ..project import Project
 
 #: The entry-point group third-party plugins register under.
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -85,57 +84,6 @@ FACADE_METHODS: dict[str, str] = {
     "lakehouse_backup_artefacts": "backup_artefacts",
     "lakehouse_post_backup": "post_backup",
 }
-
-
-# ---- data plugins return --------------------------------------------------------------------
-@dataclass(frozen=True)
-class AccessURL:
-    """Where a person opens one web interface of the stack."""
-
-    name: str
-    url: str
-    note: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "url": self.url, "note": self.note}
-
-
-@dataclass(frozen=True)
-class ExtraArtefact:
-    """A file a plugin wrote into a backup's ``workdir``; the backup checksums and records it.
-
-    ``kind`` says what it is (``"grafana-dashboards"``, ``"prometheus-snapshot"``), so a
-    restore can tell artefacts apart.
-    """
-
-    name: str
-    path: Path
-    kind: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "path": str(self.path), "kind": self.kind}
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """One plugin as ``invoke plugins`` shows it."""
-
-    name: str
-    version: str
-    source: str  # built-in | entry point | local
-    hooks: tuple[str, ...] = ()
-    status: str = "active"  # active | disabled | failed
-    detail: str = ""  # the distribution, or why it is disabled / failed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "source": self.source,
-            "hooks": list(self.hooks),
-            "status": self.status,
-            "detail": self.detail,
-        }
 
 
 # ---- the manager ----------------------------------------------------------------------------
@@ -176,7 +124,7 @@ class LakehousePlugins:
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(PROJECT_NAME)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm.add_hookspecs(specs)
         self.strict = _env_flag(ENV_STRICT) if strict is None else strict
         self.disabled = frozenset(
             _env_names(os.environ.get(ENV_DISABLE)) if disabled is None else disabled
@@ -544,67 +492,6 @@ def set_plugin_manager(manager: LakehousePlugins | None) -> None:
     _MANAGER = manager
 
 
-# ---- the generated hook reference -----------------------------------------------------------
-BEGIN_HOOKS = "<!-- BEGIN HOOKS -->"
-END_HOOKS = "<!-- END HOOKS -->"
-
-
-def hook_specs() -> list[tuple[str, Callable[..., Any]]]:
-    """Every hook spec in hookspecs.py, in file order."""
-    specs = [
-        (name, func)
-        for name, func in vars(hookspecs).items()
-        if name.startswith("lakehouse_") and inspect.isfunction(func)
-    ]
-    return sorted(specs, key=lambda item: item[1].__code__.co_firstlineno)
-
-
-def _rst_to_markdown(text: str) -> str:
-    """The few reST constructs the hookspec docstrings use, as Markdown."""
-    text = re.sub(
-        r":(?:class|func|meth|mod):`~?([\w.]+)`", lambda m: f"`{m[1].split('.')[-1]}`", text
-    )
-    text = text.replace("``", "`")
-    text = re.sub(r"^:param (\w+):", r"- **\1**:", text, flags=re.MULTILINE)
-    return re.sub(r"^:return:", "- **returns**:", text, flags=re.MULTILINE)
-
-
-def render_hook_reference() -> str:
-    """The Markdown hook reference, generated from the hookspecs' signatures and docstrings."""
-    parts = []
-    for name, func in hook_specs():
-        opts = getattr(func, f"{PROJECT_NAME}_spec", {}) or {}
-        signature = inspect.signature(func)
-        args = ", ".join(signature.parameters)
-        returns = signature.return_annotation
-        if returns is inspect.Signature.empty:
-            returns = "None"
-        facade = FACADE_METHODS.get(name, "-")
-        suffix = " (firstresult)" if opts.get("firstresult") else ""
-        doc = _rst_to_markdown(inspect.cleandoc(func.__doc__ or ""))
-        parts.append(
-            f"### `{name}({args}) -> {returns}`{suffix}\n\n"
-            f"Facade: `LakehousePlugins.{facade}()`\n\n{doc}\n"
-        )
-    return "\n".join(parts)
-
-
-def write_hook_reference(doc: Path) -> bool:
-    """Regenerate the block between the markers in ``doc``; return True when it changed."""
-    text = doc.read_text()
-    start, end = text.find(BEGIN_HOOKS), text.find(END_HOOKS)
-    if start < 0 or end < start:
-        raise LakehouseError(
-            f"{doc} has no {BEGIN_HOOKS} ... {END_HOOKS} block; add the markers where the "
-            "hook reference belongs."
-        )
-    new = text[: start + len(BEGIN_HOOKS)] + "\n\n" + render_hook_reference() + "\n" + text[end:]
-    if new == text:
-        return False
-    doc.write_text(new)
-    return True
-
-
 __all__ = [
     "ENTRY_POINT_GROUP",
     "FACADE_METHODS",
@@ -613,7 +500,5 @@ __all__ = [
     "LakehousePlugins",
     "PluginInfo",
     "get_plugin_manager",
-    "render_hook_reference",
     "set_plugin_manager",
-    "write_hook_reference",
 ]

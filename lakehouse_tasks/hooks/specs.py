@@ -1,8 +1,8 @@
 """Every hook lakehouse-ops calls, grouped by lifecycle phase (modelled on pytest's hookspec.py).
 
-A plugin implements any subset of these with ``from lakehouse_tasks import hookimpl``; it may
+A plugin implements any subset of these with ``from lakehouse_tasks.plugin import hookimpl``; it may
 accept only the arguments it needs. The host never calls ``pm.hook`` directly: it goes through
-the typed facade :class:`lakehouse_tasks.plugins.LakehousePlugins`, which also applies the
+the typed facade :class:`lakehouse_tasks.hooks.manager.LakehousePlugins`, which also applies the
 failure policy written beside each spec below (see docs/PLUGINS.md):
 
 * **gating** hooks can stop a task: an exception in the plugin ends the task with a clean
@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import PROJECT_NAME
+from .. import PROJECT_NAME
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .checks import Check
-    from .environment import Environment
-    from .events import Event
-    from .plugins import AccessURL, ExtraArtefact
-    from .project import Project
+    from ..checks import Check
+    from ..environment import Environment
+    from ..events import Event
+    from ..project import Project
+    from .types import AccessURL, ExtraArtefact
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -79,7 +79,7 @@ def lakehouse_access_urls(env: Environment) -> list[AccessURL]:
     only that plugin's URLs are missing.
 
     :param env: The resolved environment (ports, ``BIND_ADDRESS``, ``HTTPS_MODE``).
-    :return: A list of :class:`~lakehouse_tasks.plugins.AccessURL`, or ``None``/``[]``.
+    :return: A list of :class:`~lakehouse_tasks.plugin.AccessURL`, or ``None``/``[]``.
     """
 
 
@@ -217,7 +217,7 @@ def lakehouse_backup_artefacts(project: Project, workdir: Path) -> list[ExtraArt
 
     :param project: The project being backed up.
     :param workdir: The directory this backup is being assembled in.
-    :return: A list of :class:`~lakehouse_tasks.plugins.ExtraArtefact`, or ``None``/``[]``.
+    :return: A list of :class:`~lakehouse_tasks.plugin.ExtraArtefact`, or ``None``/``[]``.
     """
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import hookimpl
-from ..plugins import AccessURL
+from ... import hookimpl
+from ..types import AccessURL
 
 if TYPE_CHECKING:
-    from ..environment import Environment
+    from ...environment import Environment
 
 #: (interface, port variable, default port from the base compose file, path, TLS port
 #: variable of the proxy).

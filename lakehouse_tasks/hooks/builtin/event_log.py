@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import hookimpl
-from ..paths import project_root, state_dir
+from ... import hookimpl
+from ...paths import project_root, state_dir
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from ...events import Event
 
 FILE_NAME = "events.jsonl"
 

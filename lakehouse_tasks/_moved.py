@@ -1,0 +1,112 @@
+"""Old import paths of modules that moved, kept working for one release (CHANGELOG.md).
+
+``import lakehouse_tasks.plugins`` (or any path listed in :data:`MOVED`) still works: a finder
+hands out a stand-in module that warns once (``DeprecationWarning``) and forwards every
+attribute read and write to the modules now holding the names, so ``monkeypatch.setattr`` on an
+old path still reaches the code that runs. The package itself never imports these paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import sys
+import types
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+#: old module -> (new modules, first the one that owns the old module's state; advice).
+MOVED: dict[str, tuple[tuple[str, ...], str]] = {
+    "lakehouse_tasks.plugins": (
+        (
+            "lakehouse_tasks.hooks.manager",
+            "lakehouse_tasks.hooks.types",
+            "lakehouse_tasks.hooks.reference",
+        ),
+        "plugins import lakehouse_tasks.plugin; the manager is lakehouse_tasks.hooks.manager",
+    ),
+    "lakehouse_tasks.hookspecs": (
+        ("lakehouse_tasks.hooks.specs",),
+        "use lakehouse_tasks.hooks.specs",
+    ),
+    "lakehouse_tasks.builtin": (
+        ("lakehouse_tasks.hooks.builtin",),
+        "use lakehouse_tasks.hooks.builtin",
+    ),
+    "lakehouse_tasks.builtin.access_urls": (
+        ("lakehouse_tasks.hooks.builtin.access_urls",),
+        "plugins import public_host from lakehouse_tasks.plugin",
+    ),
+    "lakehouse_tasks.builtin.event_log": (
+        ("lakehouse_tasks.hooks.builtin.event_log",),
+        "use lakehouse_tasks.hooks.builtin.event_log",
+    ),
+}
+
+
+class MovedModule(types.ModuleType):
+    """Stands in for a moved module: reads and writes go to the modules holding the names."""
+
+    def __init__(self, name: str, homes: Sequence[types.ModuleType]) -> None:
+        super().__init__(name)
+        object.__setattr__(self, "_homes", tuple(homes))
+
+    def _home_of(self, attr: str) -> types.ModuleType | None:
+        for home in self._homes:
+            if attr in vars(home):
+                return home
+        return None
+
+    def __getattr__(self, attr: str) -> Any:
+        home = self._home_of(attr)
+        if home is None:
+            return getattr(self._homes[0], attr)  # the home's own __getattr__, or AttributeError
+        return getattr(home, attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if (attr.startswith("__") and attr.endswith("__")) or isinstance(value, MovedModule):
+            # What the import system sets: the module's own attributes, and an old submodule
+            # path on its old package (the new package keeps its real submodule).
+            object.__setattr__(self, attr, value)
+            return
+        setattr(self._home_of(attr) or self._homes[0], attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        delattr(self._home_of(attr) or self._homes[0], attr)
+
+    def __dir__(self) -> list[str]:
+        return sorted({name for home in self._homes for name in dir(home)})
+
+
+class _MovedFinder:
+    """Finds the old paths in :data:`MOVED`. It goes first in ``sys.meta_path``: a moved
+    package's submodules would otherwise be found again, as second copies, through the new
+    package's ``__path__``. A test checks that no old path exists as a file."""
+
+    @classmethod
+    def find_spec(
+        cls, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, cls)  # type: ignore[arg-type]
+
+    @staticmethod
+    def create_module(spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        new, advice = MOVED[spec.name]
+        warnings.warn(
+            f"{spec.name} is deprecated and goes away in the next release; {advice}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return MovedModule(spec.name, [importlib.import_module(name) for name in new])
+
+    @staticmethod
+    def exec_module(module: types.ModuleType) -> None:
+        """Nothing to run: the stand-in only forwards."""
+
+
+def install() -> None:
+    if _MovedFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _MovedFinder)  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""The values hooks carry besides the core types: a leaf that imports nothing of the package.
+
+Plugins get them from :mod:`lakehouse_tasks.plugin`; :mod:`lakehouse_tasks.hooks.specs` names
+them in its annotations and :mod:`lakehouse_tasks.hooks.manager` checks what plugins return
+against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AccessURL:
+    """Where a person opens one web interface of the stack."""
+
+    name: str
+    url: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "url": self.url, "note": self.note}
+
+
+@dataclass(frozen=True)
+class ExtraArtefact:
+    """A file a plugin wrote into a backup's ``workdir``; the backup checksums and records it.
+
+    ``kind`` says what it is (``"grafana-dashboards"``, ``"prometheus-snapshot"``), so a
+    restore can tell artefacts apart.
+    """
+
+    name: str
+    path: Path
+    kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": str(self.path), "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin as ``invoke plugins`` shows it."""
+
+    name: str
+    version: str
+    source: str  # built-in | entry point | local
+    hooks: tuple[str, ...] = ()
+    status: str = "active"  # active | disabled | failed
+    detail: str = ""  # the distribution, or why it is disabled / failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "hooks": list(self.hooks),
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+__all__ = ["AccessURL", "ExtraArtefact", "PluginInfo"]
