@@ -53,6 +53,10 @@ REAL_KINDS: dict[str, dict[str, str]] = {
 }
 #: kind -> the real kind whose image is its BASE (instead of the Debian root)
 REAL_BASES: dict[str, str] = {"hive": "spark"}
+#: kind -> files of the real stack's own images copied into its build context (and hashed)
+REAL_EXTRA_FILES: dict[str, list[Path]] = {
+    "hive": [_r.REPO_ROOT / "compose" / "images" / "hive" / "lakehouse-entrypoint.sh"],
+}
 REAL_IMAGES: dict[str, str] = {kind: f"{_r.REPOSITORY_PREFIX}/{kind}" for kind in REAL_KINDS}
 
 #: service -> real image kind. Every other service keeps its stand-in in the real tier.
@@ -112,6 +116,8 @@ def real_inputs_hash(kind: str) -> str:
         h.update(f"{key}={value}\0".encode())
     for path in _r._files_under(directory):
         _r._hash_update_file(h, path, path.relative_to(directory).as_posix())
+    for path in REAL_EXTRA_FILES.get(kind, []):
+        _r._hash_update_file(h, path, f"<extra>/{path.name}")
     return h.hexdigest()[:16]
 
 
@@ -210,6 +216,8 @@ def _build_real(kind: str, ref: str, log: _r.Log) -> None:
         context = Path(tmp) / "context"
         shutil.copytree(_r.STANDINS_DIR / kind, context, symlinks=True)
         shutil.copy(build_ca_bundle(), context / "build-ca.crt")
+        for extra in REAL_EXTRA_FILES.get(kind, []):
+            shutil.copy2(extra, context / extra.name)
         _r._docker_build(context, ref, {"BASE": base, **REAL_KINDS[kind]})
 
 

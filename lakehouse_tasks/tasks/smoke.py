@@ -49,7 +49,7 @@ def run_and_publish(project: Project, only: list[str] | None = None) -> SmokeRep
 
     report = run_smoke(project, only=only or ())
     try:
-        from ..plugins import get_plugin_manager
+        from ..hooks.manager import get_plugin_manager
     except ImportError:
         return report
     manager = get_plugin_manager()
