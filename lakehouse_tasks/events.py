@@ -49,6 +49,11 @@ class EventKind(enum.StrEnum):
     SCHEDULE_MISSED = "backup.schedule_missed"
     SMOKE_PASSED = "smoke.passed"
     SMOKE_FAILED = "smoke.failed"
+    OFFSITE_COPY_SUCCEEDED = "backup.offsite_succeeded"
+    OFFSITE_COPY_FAILED = "backup.offsite_failed"
+    OFFSITE_COPY_MISSED = "backup.offsite_missed"
+    DRILL_SUCCEEDED = "backup.drill_succeeded"
+    DRILL_FAILED = "backup.drill_failed"
 
 
 #: The severity each kind carries unless its producer says otherwise.
@@ -70,6 +75,11 @@ DEFAULT_SEVERITY: Mapping[EventKind, Severity] = {
     EventKind.SCHEDULE_MISSED: Severity.WARNING,
     EventKind.SMOKE_PASSED: Severity.INFO,
     EventKind.SMOKE_FAILED: Severity.ERROR,
+    EventKind.OFFSITE_COPY_SUCCEEDED: Severity.INFO,
+    EventKind.OFFSITE_COPY_FAILED: Severity.ERROR,
+    EventKind.OFFSITE_COPY_MISSED: Severity.WARNING,
+    EventKind.DRILL_SUCCEEDED: Severity.INFO,
+    EventKind.DRILL_FAILED: Severity.ERROR,
 }
 
 
