@@ -133,6 +133,14 @@ class Environment:
         override = compose / f"docker-compose.override.{self.name}.yaml"
         if override.exists():
             files.append(override)
+        # The secrets, after the override: as files (staging, prod) or in the environment.
+        secrets = compose / (
+            "docker-compose.secrets-files.yaml"
+            if self.flag("SENSITIVE_AS_FILES")
+            else "docker-compose.secrets-env.yaml"
+        )
+        if secrets.exists():
+            files.append(secrets)
         files.extend(extra)
         if rehearsal:
             files.append(compose / "rehearsal.yaml")
