@@ -14,9 +14,10 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import docker
+from . import docker, probes
 from .errors import ConfigError
 from .events import Event, EventKind
 from .hooks.manager import get_plugin_manager
@@ -71,6 +72,9 @@ class ServiceHealth:
     volumes: tuple[str, ...] = ()
     restart_policy: str = ""
     in_config: bool = True
+    #: healthy by the service's own healthcheck, run by the tool (a restore's probe) before the
+    #: engine's first check (lakehouse_tasks.probes); the engine still says "starting"
+    own_probe: bool = False
 
     @property
     def status(self) -> str:
@@ -108,6 +112,7 @@ class ServiceHealth:
             "volumes": list(self.volumes),
             "restart_policy": self.restart_policy,
             "in_config": self.in_config,
+            "own_probe": self.own_probe,
         }
 
 
@@ -286,8 +291,16 @@ def service_health_from_inspect(
 
 
 def with_stats(row: ServiceHealth, stats: Mapping[str, Any]) -> ServiceHealth:
-    """``row`` with the CPU and memory figures of its ``docker stats`` row (the memory limit
-    the container was given, when it has one, wins over the one stats reports)."""
+    """``row`` with the CPU and memory figures of its ``docker stats`` row or engine API
+    sample (the memory limit the container was given, when it has one, wins over the one
+    stats reports)."""
+    if "cpu_percent" in stats or "mem_used" in stats:
+        return replace(
+            row,
+            cpu_percent=stats.get("cpu_percent"),
+            mem_used=stats.get("mem_used"),
+            mem_limit=row.memory_limit or stats.get("mem_limit"),
+        )
     used, _slash, limit = str(stats.get("MemUsage", "")).partition("/")
     return replace(
         row,
@@ -345,7 +358,9 @@ def take_snapshot(
     # The stats sample (two to three seconds) runs in the background from here on, while the
     # inspect runs and every row is built; once it ends only its figures are added. Leaving
     # the block early (an error, Ctrl-C) stops it.
-    with docker.StatsSample(docker_cmd, running if resources else ()) as sampler:
+    with docker.StatsSample(
+        docker_cmd, running if resources else (), state_file=_stats_state(project)
+    ) as sampler:
         inspected = docker.inspect_containers(docker_cmd, ids)
         if loader is not None:
             loader.join()
@@ -372,6 +387,16 @@ def take_snapshot(
     )
 
 
+def _stats_state(project: Project) -> Path | None:
+    """Where the last stats sample of the project is kept (the next snapshot's CPU baseline)."""
+    try:
+        from .paths import state_dir
+
+        return state_dir(project.env.root) / "stats" / f"{project.compose.project_name}.json"
+    except (OSError, AttributeError):
+        return None
+
+
 def _rows(
     project: Project,
     inspected: Sequence[Mapping[str, Any]],
@@ -382,6 +407,7 @@ def _rows(
     named), one per configured service without a container, in layer order."""
     stack = project.stack_for_reading()
     urls = access_urls(project)
+    own = probes.passed(project)
     rows: dict[str, ServiceHealth] = {}
     base: dict[str, str] = {}  # row key -> service name (replicas share one)
     for data in inspected:
@@ -395,6 +421,13 @@ def _rows(
             now=now,
             in_config=service in stack.services,
         )
+        if (
+            row.state == "running"
+            and row.health == "starting"
+            and row.started_at
+            and own.get(row.container_id) == row.started_at
+        ):
+            row = replace(row, health="healthy", own_probe=True)
         rows[row.service] = row
         base[row.service] = service
     present = set(base.values())

@@ -57,6 +57,7 @@ from .docker import ContainerEvents, Engine, pipe_commands, probe_passes, stream
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event
+from .probes import record as probe_record
 from .schema import parse_duration
 from .ui import Output, Table
 
@@ -446,7 +447,8 @@ def wait_healthy(
                 # still runs and the engine has not judged it: one that died or turned
                 # unhealthy since is waited for like any other
                 if all(
-                    r.ok or (r.service in probed and r.state == "running" and r.health == "starting")
+                    r.ok
+                    or (r.service in probed and r.state == "running" and r.health == "starting")
                     for r in snapshot.rows
                 ):
                     return probed
@@ -511,6 +513,16 @@ def _probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> se
         with ThreadPoolExecutor(max_workers=min(len(probes), 8)) as pool:
             results = list(pool.map(probe, probes))
     failed = {item[0] for item, ok in zip(probes, results, strict=True) if not ok}
+    started = {row.container_id: row.started_at for row in rows}
+    # health counts these passes too, until the engine runs its own first check
+    probe_record(
+        project,
+        [
+            (item[1], started.get(item[1], ""))
+            for item, ok in zip(probes, results, strict=True)
+            if ok
+        ],
+    )
     return {item[0] for item in probes} - failed
 
 

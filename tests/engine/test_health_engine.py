@@ -14,7 +14,7 @@ import pytest
 import yaml
 from invoke import Context, Exit
 
-from lakehouse_tasks import docker
+from lakehouse_tasks import docker, engine_api
 from lakehouse_tasks.health import HealthSnapshot, take_snapshot
 from lakehouse_tasks.project import Project, open_project
 from lakehouse_tasks.tasks import health as health_task
@@ -139,14 +139,14 @@ def test_snapshot_call_count_does_not_grow_with_services(
         project.stack.services
     )  # the merged config is read once per project, outside the snapshot
     before = len(docker.CALLS)
+    requests = engine_api.REQUESTS.count
     snap = take_snapshot(project)
     calls = docker.CALLS[before:]
-    # ps + inspect + stats: the same at 16 and at 64 services.
-    assert [c[1] for c in calls] == ["ps", "stats", "container"] or sorted(c[1] for c in calls) == [
-        "container",
-        "ps",
-        "stats",
-    ], calls
+    # ps + inspect on the CLI, the same at 16 and at 64 services; CPU and memory from the
+    # engine's API over its socket (one or two one-shot requests per running container).
+    assert [c[1] for c in calls] == ["ps", "container"], calls
+    running_now = sum(1 for r in snap.rows if r.state == "running")
+    assert running_now <= engine_api.REQUESTS.count - requests <= 2 * (n + 1)
     assert snap.total == n + 1
     assert not any(r.state == "missing" for r in snap.rows)
     running = [r for r in snap.rows if r.state == "running"]
@@ -198,3 +198,35 @@ def test_unhealthy_standin_exits_1_and_watch_reports_it_once(
     out = capsys.readouterr()
     assert "svc01" in out.out and "unhealthy" in out.out
     assert "svc01 (unhealthy)" in out.err
+
+
+def test_health_agrees_with_a_wait_that_probed_healthy(
+    synthetic: Callable[..., Project],
+) -> None:
+    """What the restore's wait calls healthy (the service's own healthcheck, run at once with
+    docker exec), `health` calls healthy at that moment too, although the engine's first check
+    is a minute away; a restart since makes the engine's word count again."""
+    from lakehouse_tasks.restore import wait_healthy
+
+    project = synthetic(2, interval="60s")
+    services = ["svc00", "svc01"]
+    probed = wait_healthy(project, services, timeout=60)
+    assert probed == set(services)
+    snap = take_snapshot(project, resources=False, services=services)
+    assert [r.health for r in snap.rows] == ["healthy", "healthy"]
+    assert all(r.own_probe and r.ok for r in snap.rows), snap.rows
+    # the engine itself has not judged yet: the record is what makes them agree
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Health.Status}}", snap.rows[0].container_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert state == "starting"
+    # the command a script runs after the restore exits 0
+    health_task.health(Context(), env="dev", service=services, no_resources=True)
+    subprocess.run(["docker", "restart", "-t", "1", snap.rows[0].container_id], check=True,
+                   capture_output=True)  # fmt: skip
+    again = take_snapshot(project, resources=False, services=services).by_key()
+    assert again["svc00"].status == "starting" and not again["svc00"].own_probe
+    assert again["svc01"].ok
