@@ -141,7 +141,7 @@ def access_urls_for(env: Environment) -> list[AccessURL]:
         note = "monitoring plugin" + (
             "; sign in as GRAFANA_ADMIN_USER" if service == "grafana" else ""
         )
-        urls.append(AccessURL(name, f"http://{host}:{port}{path}", note))
+        urls.append(AccessURL(name, f"http://{host}:{port}{path}", note, service))
     return urls
 
 
