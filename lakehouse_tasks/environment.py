@@ -138,6 +138,14 @@ class Environment:
         workers = compose / f"spark-workers.{(self.get('SPARK_WORKER_COUNT') or '').strip()}.yaml"
         if self.get("SPARK_WORKER_COUNT") and workers.is_file():
             files.append(workers)
+        # The secrets, after the override: as files (staging, prod) or in the environment.
+        secrets = compose / (
+            "docker-compose.secrets-files.yaml"
+            if self.flag("SENSITIVE_AS_FILES")
+            else "docker-compose.secrets-env.yaml"
+        )
+        if secrets.exists():
+            files.append(secrets)
         files.extend(extra)
         if rehearsal:
             # LAKEHOUSE_REHEARSAL_TIER=real: the real-application images where they exist
