@@ -112,7 +112,7 @@ function link(url) {
 
 function drawPlot(svg, series, unit) {
   svg.replaceChildren();
-  const W = 420, H = 180, L = 44, R = 8, T = 8, B = 20;
+  const W = 420, H = 180, L = 56, R = 8, T = 8, B = 20;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const names = Object.keys(series).filter((k) => series[k].length);
   const legend = svg.nextElementSibling; if (legend) legend.replaceChildren();

@@ -58,8 +58,12 @@ class FakeEnv:
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.values.get(name, default)
 
-    def scrub(self, text: str) -> str:
-        return text.replace(self.secret, "********")
+    @property
+    def secret_values(self) -> frozenset[str]:
+        return frozenset({self.secret})
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        return default
 
 
 class FakeProject:
