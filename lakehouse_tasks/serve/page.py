@@ -193,17 +193,22 @@ function render(doc) {
   $("schedule").className = sched.overdue ? "bad" : "ok";
   table("backups", [["id", "Local copy"], ["time", "Age", ago, "num"], ["size", "Size", bytes, "num"],
     ["duration_s", "Took", secs, "num"],
+    ["offsite", "Off-site", (v) => v ? `snapshot ${v.short_id || String(v.snapshot || "").slice(0, 8)}` : "-"],
     ["verified", "Last verify", (v) => v ? `${v.label} ${ago(v.time)}` : "never", "status"]],
     b.local || [], (tr, r) => { tr.className = !r.verified ? "warn" : (r.verified.ok ? "ok" : "bad"); });
   if (!(b.local || []).length) $("backups-note").textContent = "no local backup yet";
   else $("backups-note").textContent = `${b.count} local cop${b.count === 1 ? "y" : "ies"}`;
   const off = b.offsite || {};
-  $("offsite").textContent = (off.copies || []).length
-    ? off.copies.map((c) => `${c.id || c.snapshot || "copy"} ${bytes(c.size)} ${ago(c.time)}`).join("; ")
-    : (off.message || "no off-site copy yet");
+  const good = (off.copies || []).filter((c) => c.ok);
+  $("offsite").textContent = off.failure
+    ? `the last copy failed ${ago(off.failure.time)}: ${off.failure.error}`
+    : good.length
+      ? `${good.length} cop${good.length === 1 ? "y" : "ies"}, newest ${good[0].id} (snapshot ${good[0].snapshot}, ${bytes(good[0].size)}) ${ago(good[0].time)}` + (good[0].duration_s ? `, took ${secs(good[0].duration_s)}` : "")
+      : (off.message || "no off-site copy yet");
+  $("offsite").className = off.failure ? "bad" : (good.length ? "ok" : "muted");
   const drill = (b.drill || {}).last;
   $("drill").textContent = drill
-    ? `${drill.ok ? "passed" : "FAILED"} ${ago(drill.time)}, restore took ${secs(drill.restore_s)}`
+    ? `${drill.ok ? "passed" : "FAILED"} ${ago(drill.time)} (backup ${drill.backup}), restore took ${secs(drill.restore_s)}` + (drill.problem ? `: ${drill.problem}` : "")
     : ((b.drill || {}).message || "no restore drill yet");
   $("drill").className = drill ? (drill.ok ? "ok" : "bad") : "muted";
 

@@ -245,6 +245,10 @@ def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
     local = []
     for info in backups[:BACKUPS_KEPT]:
         verified = info.verified
+        try:  # the off-site plugin's key, which the core manifest type does not carry
+            offsite = json.loads((info.path / "manifest.json").read_text()).get("offsite")
+        except (OSError, ValueError, AttributeError):
+            offsite = None
         local.append(
             {
                 "id": info.id,
@@ -254,6 +258,7 @@ def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
                 "duration_s": round(info.manifest.duration_seconds, 1),
                 "tag": info.manifest.tag,
                 "online": info.manifest.online,
+                "offsite": offsite if isinstance(offsite, dict) else None,
                 "verified": None
                 if verified is None
                 else {
@@ -274,19 +279,81 @@ def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
         "count": len(backups),
         "last_verify": max(verifies, key=lambda v: str(v["time"])) if verifies else None,
         "schedule": {**schedule.to_dict(), "overdue": schedule.missed, "last_run": last_run},
-        "offsite": offsite_section(env),
+        "offsite": offsite_section(env, local),
         "drill": drill_section(env),
     }
 
 
-def offsite_section(env: Environment) -> dict[str, Any]:
-    """Off-site copies (issue 19, restic). Until that producer exists, it says none yet."""
-    return {"copies": [], "message": NO_OFFSITE}
+def offsite_section(env: Environment, local: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Off-site copies (issue 19, the ``lakehouse-offsite`` plugin), read from what it leaves
+    behind without asking the repository (a refresh must not reach the network): the
+    ``offsite`` key it writes into each copied backup's manifest, and its record of the last
+    copy, ``<state dir>/offsite-<env>.json`` (duration, bytes, the last failure)."""
+    from ..paths import state_dir
+
+    try:
+        record = json.loads((state_dir(env.root) / f"offsite-{env.name}.json").read_text())
+    except (OSError, ValueError):
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    last = record.get("last") or {}
+    copies = []
+    for backup in local:
+        offsite = backup.get("offsite")
+        if not offsite:
+            continue
+        copy = {
+            "id": backup["id"],
+            "snapshot": offsite.get("short_id") or str(offsite.get("snapshot", ""))[:8],
+            "repository": offsite.get("repository", ""),
+            "time": offsite.get("time") or backup["time"],
+            "size": backup["size"],
+            "ok": True,
+            "duration_s": last.get("seconds") if last.get("backup") == backup["id"] else None,
+        }
+        copies.append(copy)
+    failure = None
+    if record.get("failure") and str(record.get("last_failure", "")) > str(
+        record.get("last_success") or ""
+    ):
+        failure = {
+            "time": record.get("last_failure"),
+            "backup": record.get("failed_backup"),
+            "error": str(record.get("failure")),
+        }
+        # The newest attempt failed: /metrics reports it as the off-site result.
+        copies.insert(0, {"id": failure["backup"], "time": failure["time"], "ok": False,
+                          "size": 0, "duration_s": None, "snapshot": None})  # fmt: skip
+    message = "" if copies else (NO_OFFSITE if not failure else "the off-site copy failed")
+    return {
+        "copies": copies,
+        "last_success": record.get("last_success"),
+        "failure": failure,
+        "message": message,
+    }
 
 
 def drill_section(env: Environment) -> dict[str, Any]:
-    """The last restore drill and its measured restore time (issue 19)."""
-    return {"last": None, "message": NO_DRILL}
+    """The last restore drill and its measured restore time (``invoke backup.drill``)."""
+    from ..drill import load_last
+
+    last = load_last(env)  # type: ignore[arg-type]
+    if not last:
+        return {"last": None, "message": NO_DRILL}
+    return {
+        "last": {
+            "time": last.get("started"),
+            "ok": bool(last.get("ok")),
+            "backup": last.get("backup"),
+            "source": last.get("source"),
+            "restore_s": last.get("restore_seconds"),
+            "healthy_s": last.get("healthy_seconds"),
+            "total_s": last.get("total_seconds"),
+            "problem": last.get("problem") or "",
+        },
+        "message": "",
+    }
 
 
 # ---- smoke -----------------------------------------------------------------------------------
