@@ -40,7 +40,7 @@ from .events import EventKind
 from .hooks.emit import emit
 from .hooks.manager import get_plugin_manager
 from .lock import environment_lock
-from .project import Project
+from .project import Project, stamp_config_hashes
 from .schema import parse_duration
 from .stack import Stack
 
@@ -808,6 +808,8 @@ def deploy(
         )
         notes.append(note)
         reporter.step(note)
+        # The tool's own config-hash label on every container (lakehouse_tasks.confighash).
+        stamp_config_hashes(project)
         before, failed_roll = _upgrade_step(project, services, options.timeout, reporter)
         if failed_roll is not None:
             return _conclude(

@@ -167,11 +167,11 @@ function render(doc) {
 
   const smoke = doc.smoke || {};
   if (smoke.last) {
-    $("smoke-note").textContent = `${smoke.last.ok ? "passed" : "FAILED"} ${ago(smoke.last.time)}`;
+    $("smoke-note").textContent = `${smoke.last.ok ? "passed" : "FAILED"} ${ago(smoke.last.time)}` + (smoke.message ? ` (${smoke.message})` : "");
     $("smoke-note").className = smoke.last.ok ? "ok" : "bad";
-    table("smoke", [["name", "Hop"], ["ok", "Result", (v) => v ? "ok" : "failed", "status"],
+    table("smoke", [["name", "Hop"], ["verdict", "Result", null, "status"],
       ["duration_s", "Time", secs, "num"], ["detail", "Detail", null, "wrap"]], smoke.last.hops || [],
-      (tr, r) => { tr.className = r.ok ? "ok" : "bad"; });
+      (tr, r) => { tr.className = r.verdict === "passed" ? "ok" : (r.ok ? "warn" : "bad"); });
   } else { $("smoke-note").textContent = smoke.message || "no smoke run yet"; $("smoke-note").className = "muted"; $("smoke").replaceChildren(); }
 
   table("deploys", [["time", "When", ago], ["kind", "Kind"], ["result", "Result", null, "status"],

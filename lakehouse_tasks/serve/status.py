@@ -358,8 +358,65 @@ def drill_section(env: Environment) -> dict[str, Any]:
 
 # ---- smoke -----------------------------------------------------------------------------------
 def smoke_section(env: Environment) -> dict[str, Any]:
-    """The last smoke check, hop by hop (issue 16); "no smoke run yet" until one ran."""
-    return {"last": None, "message": NO_SMOKE}
+    """The last smoke check, hop by hop (``invoke smoke``, issue 16), read back from the events
+    it gives the event log: a passing run's ``smoke.passed`` carries its whole report; a failing
+    run leaves one ``smoke.failed`` per failed hop (same ``run_id``), the others passed.
+    "no smoke run yet" until one ran."""
+    from ..hooks.builtin.event_log import FILE_NAME
+    from ..paths import state_dir
+
+    found: list[dict[str, Any]] = []
+    run_id = None
+    for line in reversed(tail_lines(state_dir(env.root) / FILE_NAME)):
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(raw, dict) or raw.get("environment") != env.name:
+            continue
+        if raw.get("kind") not in ("smoke.passed", "smoke.failed"):
+            continue
+        details = raw.get("details") or {}
+        this_run = details.get("run_id")
+        if run_id is None:
+            run_id = this_run
+        elif this_run != run_id:
+            break
+        found.append(raw)
+        if raw.get("kind") == "smoke.passed":
+            break
+    if not found:
+        return {"last": None, "message": NO_SMOKE}
+    newest = found[0]
+    if newest.get("kind") == "smoke.passed":
+        hops = [
+            {
+                "name": h.get("hop"),
+                "ok": h.get("verdict") != "failed",
+                "verdict": h.get("verdict"),
+                "duration_s": h.get("seconds"),
+                "detail": h.get("detail") or h.get("cause") or "",
+            }
+            for h in (newest.get("details") or {}).get("hops") or []
+        ]
+        return {"last": {"time": newest.get("time"), "ok": True, "hops": hops}, "message": ""}
+    hops = []
+    for event in found:
+        details = event.get("details") or {}
+        name = details.get("hop") or details.get("cleanup") or "clean-up"
+        hops.append(
+            {
+                "name": name,
+                "ok": False,
+                "verdict": "failed",
+                "duration_s": details.get("seconds"),
+                "detail": str(event.get("message", "")),
+            }
+        )
+    return {
+        "last": {"time": newest.get("time"), "ok": False, "hops": hops},
+        "message": "the other hops of that run passed or were skipped",
+    }
 
 
 # ---- plugins and events ----------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from invoke import Exit
+
 from ._base import (
     audited,
     default_env,
@@ -118,6 +120,8 @@ def _finish(out: Output, result: DeployResult) -> None:
         "label_node": "swarm: label this node as the storage node of the stateful services",
         "dry_run": "print the plan, the exact docker compose commands and which services "
         "would be recreated, created or removed and why; change nothing",
+        "smoke": "after a successful deploy, run the smoke check (invoke smoke); exit 8 when "
+        "a hop fails",
     }
 )
 @audited("deploy")
@@ -135,8 +139,12 @@ def deploy(
     json_: bool = False,
     target: str | None = None,
     label_node: bool = False,
+    smoke: bool = False,
 ) -> None:
-    """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy."""
+    """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy.
+
+    With --smoke, a successful deploy is followed by `invoke smoke` (exit 8 when a hop fails).
+    """
     from .. import swarm
     from ..deploy import DeployOptions, parse_services, plan_deploy, resolve_timeout
     from ..deploy import deploy as run_deploy
@@ -186,7 +194,26 @@ def deploy(
 
         ensure_standins(log=out.info)
     reporter = TerminalReporter(out, f"Deploying {name}")
-    _finish(out, run_deploy(project, options, reporter=reporter))
+    result = run_deploy(project, options, reporter=reporter)
+    if not smoke or not result.ok:
+        _finish(out, result)
+        return
+    _finish_with_smoke(out, project, result)
+
+
+def _finish_with_smoke(out: Output, project: Any, result: DeployResult) -> None:
+    """The deploy's result, then the smoke check of what it deployed (``deploy --smoke``)."""
+    from ..errors import ExitCode
+    from .smoke import render_report, run_and_publish
+
+    report = run_and_publish(project)
+    if out.json_mode:
+        out.json({**result.to_dict(), "smoke": report.to_dict()})
+    else:
+        render_result(out, result)
+        render_report(out, report)
+    if not report.ok:
+        raise Exit(code=int(ExitCode.SMOKE_FAILED))
 
 
 @lakehouse_task(

@@ -509,3 +509,28 @@ def test_a_failed_offsite_copy_is_said_and_counts_as_failed(tmp_path: Path, stat
     doc = {"environment": "dev", "backups": {"offsite": offsite}}
     text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
     assert 'lakehouse_last_backup_success{environment="dev",location="offsite"} 0.0' in text
+
+
+def test_the_last_smoke_run_is_read_back_from_its_events(tmp_path: Path, state: Path) -> None:
+    env = FakeEnv(tmp_path, "x")
+    assert status.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
+
+    def event(kind: str, run: str, minute: int, **details: Any) -> dict[str, Any]:
+        return {"kind": kind, "environment": "dev", "time": f"2026-12-01T11:{minute:02d}:00+00:00",
+                "message": f"{kind} {details.get('hop', '')}", "details": {"run_id": run, **details}}  # fmt: skip
+
+    passed = event("smoke.passed", "r1", 0, hops=[
+        {"hop": "minio", "verdict": "passed", "seconds": 0.5},
+        {"hop": "trino", "verdict": "not rehearsed", "seconds": 0.0}])  # fmt: skip
+    write_jsonl(state / "events.jsonl", [passed])
+    last = status.smoke_section(env)["last"]  # type: ignore[arg-type]
+    assert last["ok"] and [(h["name"], h["ok"]) for h in last["hops"]] == [
+        ("minio", True), ("trino", True)]  # fmt: skip
+    write_jsonl(state / "events.jsonl", [
+        passed, event("smoke.failed", "r2", 5, hop="superset", seconds=1.0),
+        event("smoke.failed", "r2", 5, hop="trino", seconds=2.0)])  # fmt: skip
+    last = status.smoke_section(env)["last"]  # type: ignore[arg-type]
+    assert not last["ok"] and sorted(h["name"] for h in last["hops"]) == ["superset", "trino"]
+    doc = {"environment": "dev", "smoke": {"last": last}}
+    text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
+    assert 'lakehouse_smoke_hop_success{environment="dev",hop="superset"} 0.0' in text
