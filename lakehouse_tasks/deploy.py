@@ -45,6 +45,7 @@ from .schema import parse_duration
 from .stack import Stack
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .health import ServiceHealth
 
 DEFAULT_TIMEOUT = 600.0
@@ -633,14 +634,15 @@ def access_urls(project: Project) -> list[dict[str, str]]:
     ]
 
 
-def run_preflight_or_fail(project: Project, *, pull: bool, reporter: Reporter) -> None:
-    """Raise exit 3 listing every failed check; warnings are reported and do not stop."""
-    try:
-        from .preflight import run_preflight
-    except ImportError:
-        reporter.warn("preflight skipped: preflight module unavailable")
-        return
-    checks = run_preflight(project, target="compose", pull_check=pull)
+def run_preflight_or_fail(
+    project: Project, *, pull: bool, reporter: Reporter, backend: Backend | None = None
+) -> None:
+    """Raise exit 3 listing every failed check, each with its fix; warnings are reported and
+    do not stop. ``backend`` sets the target's rules (swarm fails reservations that do not
+    fit)."""
+    from .preflight import run_preflight
+
+    checks = run_preflight(project, backend=backend, pull_check=pull)
     for check in checks:
         if check.status == Status.WARN:
             reporter.warn(f"preflight: {check.name}: {check.detail}")

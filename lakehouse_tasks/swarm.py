@@ -166,15 +166,10 @@ ROLLBACK_STATES = frozenset({"rollback_started", "rollback_completed", "rollback
 
 # ---- target ---------------------------------------------------------------------------------
 def resolve_target(flag: str | None = None) -> str:
-    """``--target``, else ``$DEPLOY_TARGET``, else compose; anything else is exit 2."""
-    raw = flag if flag not in (None, "") else os.environ.get("DEPLOY_TARGET", "")
-    target = (raw or COMPOSE_TARGET).strip().lower()
-    if target not in TARGETS:
-        raise ConfigError(
-            f"Unknown deploy target {raw!r}; use --target compose or --target swarm "
-            "(or set DEPLOY_TARGET)."
-        )
-    return target
+    """The chosen target's name (:func:`lakehouse_tasks.backends.backend_for`)."""
+    from .backends import backend_for
+
+    return backend_for(flag).name
 
 
 # ---- translation ----------------------------------------------------------------------------
@@ -1113,9 +1108,10 @@ def deploy(
         if skip_preflight:
             reporter.warn("preflight skipped (--skip-preflight)")
         else:
+            from .backends.swarm import SwarmBackend
             from .deploy import run_preflight_or_fail
 
-            _preflight_swarm(project, reporter, run_preflight_or_fail)
+            run_preflight_or_fail(project, pull=False, reporter=reporter, backend=SwarmBackend())
         if any(is_stateful(stack.services[n]) for n in targets):
             note = ensure_storage_node(docker_cmd, label_node=options.label_node)
             notes.append(note)
@@ -1212,30 +1208,6 @@ def _access(project: Project) -> list[Any]:
         return list(get_plugin_manager().access_urls(env=project.env))
     except Exception:
         return []
-
-
-def _preflight_swarm(project: Project, reporter: Reporter, fallback: Any) -> None:
-    """The preflight checks with swarm's rules (reservations are enforced there)."""
-    from .checks import Status
-
-    try:
-        from .preflight import run_preflight
-    except ImportError:
-        reporter.warn("preflight skipped: preflight module unavailable")
-        return
-    checks = run_preflight(project, target=SWARM_TARGET)
-    failed = [c for c in checks if c.status == Status.FAIL]
-    for check in checks:
-        if check.status == Status.WARN:
-            reporter.warn(f"preflight: {check.name}: {check.detail}")
-    if failed:
-        listed = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        raise LakehouseError(
-            f"Preflight failed for {project.env.name} on swarm, nothing was deployed: {listed}; "
-            "fix these (or pass --skip-preflight if you know better).",
-            ExitCode.PREFLIGHT_FAILED,
-        )
-    reporter.step(f"preflight passed ({len(checks)} checks)")
 
 
 # ---- teardown -------------------------------------------------------------------------------

@@ -57,11 +57,11 @@ def create(
     target: str | None = None,
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.gz) of an environment."""
+    from ..backends import backend_for
     from ..backup import create_backup, manifest_table
-    from ..swarm import resolve_target
     from ..ui import Output
 
-    where = resolve_target(target)
+    backend = backend_for(target)
     project = project_from_flags(env, rehearsal, env_file)
     out = Output(json_mode=json_)
     manifest = create_backup(
@@ -71,7 +71,7 @@ def create(
         tag=tag,
         online=online,
         out=out,
-        target=where,
+        backend=backend,
     )
     final = _dest(project, dest) / manifest.id
     if json_:
