@@ -129,13 +129,13 @@ def command_failure(
     stderr = stderr.strip()
     if scrub is not None:
         stderr = scrub(stderr)
+    if "compose" in argv[1:2] and any(m in stderr for m in _COMPOSE_MISSING_MARKERS):
+        return EngineError(
+            COMPOSE_MISSING_MESSAGE, ExitCode.ENGINE_UNREACHABLE, command=argv, stderr=stderr
+        )
     if any(marker in stderr for marker in _ENGINE_DOWN_MARKERS):
         return EngineError(
-            "The Docker engine is not reachable; start it (scripts/docker-engine does on "
-            "Debian) and check `docker info`.",
-            ExitCode.ENGINE_UNREACHABLE,
-            command=argv,
-            stderr=stderr,
+            ENGINE_DOWN_MESSAGE, ExitCode.ENGINE_UNREACHABLE, command=argv, stderr=stderr
         )
     last = stderr.splitlines()[-1] if stderr else f"exit code {return_code}"
     return EngineError(
@@ -158,12 +158,32 @@ def docker_binary() -> str:
     return _docker_path
 
 
+#: How to get a Docker engine with compose v2, in every message that says one is missing.
+GET_DOCKER = (
+    "run scripts/setup (it installs and starts one on Debian), or install your distribution's "
+    "docker.io and docker-compose (2.x) packages"
+)
+ENGINE_DOWN_MESSAGE = (
+    "The Docker engine is not reachable; start it: run scripts/setup (scripts/docker-engine "
+    "starts dockerd on Debian), then check `docker info`."
+)
+COMPOSE_MISSING_MESSAGE = (
+    f"Docker Compose v2 (`docker compose`) is not installed; {GET_DOCKER}, then check "
+    "`docker compose version`."
+)
+#: What the docker CLI says when the compose v2 plugin is absent.
+_COMPOSE_MISSING_MARKERS = (
+    "'compose' is not a docker command",
+    "unknown command: docker compose",
+    'unknown command "compose"',
+)
+
+
 def require_binary(binary: str) -> None:
     """Raise exit 5 with the fix when the docker CLI ``binary`` is not installed."""
     if shutil.which(binary) is None and not os.path.exists(binary):
         raise EngineError(
-            f"The {binary!r} command is not installed; install Docker (scripts/docker-engine "
-            "does on Debian).",
+            f"Docker is not installed (no {binary!r} command); {GET_DOCKER}.",
             ExitCode.ENGINE_UNREACHABLE,
         )
 
@@ -279,8 +299,7 @@ class Engine:
             beside.join()
         if raw.get("ServerErrors"):
             raise EngineError(
-                "The Docker engine is not reachable; start it (scripts/docker-engine does on "
-                "Debian) and check `docker info`.",
+                ENGINE_DOWN_MESSAGE,
                 ExitCode.ENGINE_UNREACHABLE,
                 stderr="; ".join(raw["ServerErrors"]),
             )
@@ -464,6 +483,8 @@ class ComposeProject:
             except EngineError as exc:
                 from .errors import ConfigError
 
+                if exc.message in (COMPOSE_MISSING_MESSAGE, ENGINE_DOWN_MESSAGE) or not exc.command:
+                    raise  # no compose to ask: say that, not "the configuration is invalid"
                 detail = exc.stderr.splitlines()[-1] if exc.stderr else exc.message
                 raise ConfigError(
                     f"The merged compose configuration of {self.env.name!r} is invalid: "
@@ -1277,8 +1298,7 @@ def stream_lines(cmd: Sequence[Any], *, scrub: Any = None, what: str = "") -> It
                 stderr = scrub(stderr)
             if any(marker in stderr for marker in _ENGINE_DOWN_MARKERS):
                 raise EngineError(
-                    "The Docker engine is not reachable; start it (scripts/docker-engine does "
-                    "on Debian) and check `docker info`.",
+                    ENGINE_DOWN_MESSAGE,
                     ExitCode.ENGINE_UNREACHABLE,
                     command=argv,
                     stderr=stderr,

@@ -50,7 +50,8 @@ def engine_checks(info: EngineInfo | None, error: str = "") -> list[Check]:
             failed(
                 "engine reachable",
                 error or "the Docker engine did not answer",
-                "start the engine (scripts/docker-engine does on Debian) and check `docker info`",
+                "run scripts/setup (it installs and starts the engine on Debian), then check "
+                "`docker info`",
             )
         ]
     checks = [passed("engine reachable", f"Docker {info.server_version}")]
@@ -73,8 +74,9 @@ def engine_checks(info: EngineInfo | None, error: str = "") -> list[Check]:
         checks.append(
             failed(
                 "compose version",
-                "`docker compose` (v2) is not installed",
-                "install the docker-compose-plugin (compose v2); the v1 docker-compose is not used",
+                "Docker Compose v2 (`docker compose`) is not installed",
+                "run scripts/setup, or install the distribution's docker-compose 2.x package "
+                "(the v1 docker-compose is not used)",
             )
         )
     elif compose >= MIN_COMPOSE_VERSION:
@@ -354,10 +356,18 @@ def image_checks(
     present: dict[str, str | None],
     *,
     pullable: Callable[[str], tuple[bool, str]] | None = None,
+    offer_rehearsal: bool = False,
 ) -> list[Check]:
     """One check per image (naming the services using it): present locally, or built by a
     ``build:`` section (warn: will be built); with ``pullable`` (``--pull-check``) the registry
-    is asked about every image that is not built here."""
+    is asked about every image that is not built here. With ``offer_rehearsal`` (a real,
+    not a rehearsal, run) the fix of a missing image also offers ``--rehearsal``, the offline
+    stand-ins that need no registry."""
+    offline = (
+        "; without a registry, rehearse offline with --rehearsal (stand-in images)"
+        if offer_rehearsal
+        else ""
+    )
     users: dict[str, list[str]] = {}
     built: set[str] = set()
     for name, svc in sorted(stack.active.items()):
@@ -380,7 +390,8 @@ def image_checks(
                     failed(
                         label,
                         f"neither local nor pullable ({why}); needed by {used_by}",
-                        "check the registry is reachable and the tag exists, or `docker load` it",
+                        "check the registry is reachable and the tag exists, or `docker load` it"
+                        + offline,
                     )
                 )
                 continue
@@ -398,7 +409,8 @@ def image_checks(
                 failed(
                     label,
                     f"not present locally; needed by {used_by}",
-                    f"`docker pull {image}` (or `docker load` it); --pull-check asks the registry",
+                    f"`docker pull {image}` (or `docker load` it); --pull-check asks the registry"
+                    + offline,
                 )
             )
     if not checks:
@@ -564,7 +576,12 @@ def run_preflight(
             def pullable(ref: str) -> tuple[bool, str]:
                 return docker.manifest_available(cmd, ref)
 
-            checks += image_checks(stack, present, pullable=pullable if pull_check else None)
+            checks += image_checks(
+                stack,
+                present,
+                pullable=pullable if pull_check else None,
+                offer_rehearsal=not project.rehearsal,
+            )
     checks += late
     checks += plugin_checks(project)
     return checks

@@ -38,11 +38,20 @@ class GenerateResult:
 
 
 def new_secret(name: str) -> str:
-    """A strong random value suited to the variable."""
-    if "FERNET" in name:
-        # Fernet keys are 32 url-safe base64-encoded bytes.
-        return base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return secrets.token_urlsafe(32)
+    """A strong random value suited to the variable.
+
+    It never starts with ``-`` or ``_``: a value that looks like an option would be read as
+    one by a command line tool it reaches (``mc``, ``airflow users create``). Drawing again
+    keeps the value uniformly random among the values that qualify.
+    """
+    while True:
+        if "FERNET" in name:
+            # Fernet keys are 32 url-safe base64-encoded bytes.
+            value = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        else:
+            value = secrets.token_urlsafe(32)
+        if value[0].isalnum():
+            return value
 
 
 def _write_private(path: Path, text: str) -> None:

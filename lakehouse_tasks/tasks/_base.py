@@ -67,6 +67,53 @@ def project_from_flags(
     )
 
 
+#: Annotations of the task parameters that take a whole number.
+_NUMBER_ANNOTATIONS = frozenset({"int", "int | None", "None | int", "Optional[int]"})
+
+
+def number_parameters(func: Callable[..., Any]) -> frozenset[str]:
+    """The parameters of a task function annotated as whole numbers (``int``, ``int | None``)."""
+    return frozenset(
+        name
+        for name, p in inspect.signature(func).parameters.items()
+        if (p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+        in _NUMBER_ANNOTATIONS
+        or p.annotation is int
+    )
+
+
+class LakehouseTask(Task):  # type: ignore[misc]
+    """An invoke ``Task`` whose number flags reach the task as text, so that a non-number is
+    one sentence with exit 2 (checked by :func:`lakehouse_task`) instead of the parser's
+    ``ValueError`` traceback; ``--help`` still shows them as ``INT`` (lakehouse_tasks/cli.py)."""
+
+    def __init__(self, body: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.number_args = number_parameters(body)
+        super().__init__(body, *args, **kwargs)
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        if name in self.number_args:
+            opts["kind"] = str
+        return opts
+
+
+def _numbers(func: Callable[..., Any], kw: dict[str, Any]) -> None:
+    """Turn the number flags given as text into ``int``; a non-number is a ``ConfigError``."""
+    from ..errors import ConfigError
+
+    for name in number_parameters(func):
+        value = kw.get(name)
+        if isinstance(value, str):
+            flag = "--" + name.rstrip("_").replace("_", "-")
+            try:
+                kw[name] = int(value.strip())
+            except ValueError:
+                raise ConfigError(
+                    f"{flag} takes a whole number, not {value!r}; for example {flag} 5."
+                ) from None
+
+
 def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
     """``invoke.task`` plus the error boundary: a ``LakehouseError`` becomes one line on stderr
     and its documented exit code; a bug keeps its traceback. Common flags get their help."""
@@ -77,6 +124,7 @@ def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
     # Long flags only: invoke's automatic one-letter flags collide between tasks (-h for
     # --rehearsal, -e for --env here and --echo there) and read badly in scripts.
     kwargs.setdefault("auto_shortflags", False)
+    kwargs.setdefault("klass", LakehouseTask)
     if "env_file" not in kwargs["iterable"]:
         kwargs["iterable"] = [*kwargs["iterable"], "env_file"]
 
@@ -84,6 +132,7 @@ def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
         @functools.wraps(func)
         def wrapper(c: Any, *a: Any, **kw: Any) -> Any:
             try:
+                _numbers(func, kw)
                 return func(c, *a, **kw)
             except LakehouseError as exc:
                 # rich (through ui) loads only when there is something to print.

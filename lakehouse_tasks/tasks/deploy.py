@@ -175,6 +175,10 @@ def deploy(
             upgrade = None
         render_plan(out, plan_deploy(project, options), upgrade)
         return
+    if project.rehearsal:
+        from .rehearsal import ensure_standins
+
+        ensure_standins(log=out.info)
     reporter = TerminalReporter(out, f"Deploying {name}")
     _finish(out, run_deploy(project, options, reporter=reporter))
 

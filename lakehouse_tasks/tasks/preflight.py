@@ -36,11 +36,25 @@ def render_checks_table(checks: Sequence[Check], *, title: str) -> Table:
     )
 
 
+#: Failed checks that mean there is no engine or no compose v2 to run anything with (exit 5).
+ENGINE_CHECKS = ("engine reachable", "compose version")
+
+
 def exit_code_for(checks: Sequence[Check]) -> int:
-    """0 when nothing fails (warnings allowed), 3 when a check fails."""
+    """0 when nothing fails (warnings allowed); 5 when the engine or compose v2 is missing or
+    unreachable (every other task would exit 5 too); 3 when another check fails."""
+    from ..checks import Status
     from ..errors import ExitCode
     from ..preflight import preflight_failed
 
+    engine_missing = any(
+        c.status == Status.FAIL
+        and c.name in ENGINE_CHECKS
+        and ("not installed" in c.detail or "not reachable" in c.detail or "did not" in c.detail)
+        for c in checks
+    )
+    if engine_missing:
+        return int(ExitCode.ENGINE_UNREACHABLE)
     return int(ExitCode.PREFLIGHT_FAILED if preflight_failed(checks) else ExitCode.OK)
 
 
@@ -64,7 +78,7 @@ def preflight(
     file permissions and certificates. Exits 0 when nothing fails, 3 when something does."""
     from ..backends import backend_for
     from ..checks import Check, Status
-    from ..errors import ConfigError
+    from ..errors import ConfigError, ExitCode
     from ..preflight import preflight_failed, run_preflight
     from ..ui import Output
 
@@ -91,6 +105,10 @@ def preflight(
         out.table(render_checks_table(checks, title=f"Preflight of {name} ({backend.name})"))
     code = exit_code_for(checks)
     if code:
-        failing = ", ".join(ch.name for ch in checks if ch.status == Status.FAIL)
-        out.error(f"preflight of {name} failed: {failing}.")
+        failing = [ch for ch in checks if ch.status == Status.FAIL]
+        if code == int(ExitCode.ENGINE_UNREACHABLE):
+            engine = next(ch for ch in failing if ch.name in ENGINE_CHECKS)
+            out.error(f"preflight of {name}: {engine.detail.rstrip('.')}; {engine.hint}.")
+        else:
+            out.error(f"preflight of {name} failed: {', '.join(ch.name for ch in failing)}.")
         raise Exit(code=code)

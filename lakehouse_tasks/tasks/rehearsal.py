@@ -9,6 +9,38 @@ from invoke import Collection
 from ._base import lakehouse_task
 
 
+def ensure_standins(
+    *, force: bool = False, kinds: list[str] | None = None, log: Any = None
+) -> dict[str, str]:
+    """Build the stand-in images that are missing or stale, reuse the others (by the hash of
+    their inputs); a build failure is one sentence with exit 5. ``deploy --rehearsal`` calls
+    this first, so the README's first command needs no separate build step."""
+    from .. import rehearsal
+    from ..errors import ConfigError, EngineError, ExitCode
+
+    unknown = [k for k in kinds or [] if k not in rehearsal.STANDIN_IMAGES]
+    if unknown:
+        from ..suggest import did_you_mean
+
+        raise ConfigError(
+            f"Unknown stand-in kind {unknown[0]!r}"
+            f"{did_you_mean(unknown[0], rehearsal.STANDIN_IMAGES)}; known kinds: "
+            f"{', '.join(sorted(rehearsal.STANDIN_IMAGES))}."
+        )
+    from ..docker import Engine
+
+    # No docker, or no engine: say that (exit 5), before asking it about images.
+    Engine().run("version", "--format", "{{.Server.Version}}")
+    try:
+        return rehearsal.build_standins(force=force, kinds=kinds, log=log or (lambda _m: None))
+    except rehearsal.StandinBuildError as exc:
+        raise EngineError(
+            f"Building the stand-in images failed: {str(exc).splitlines()[0]}; "
+            "check that the engine runs and Debian's mirror is reachable.",
+            ExitCode.ENGINE_UNREACHABLE,
+        ) from None
+
+
 @lakehouse_task(
     help={
         "force": "rebuild even when an image with the same inputs hash exists",
@@ -23,18 +55,10 @@ def build(c: Any, force: bool = False, kind: list[str] | None = None, json_: boo
     real compose files with the stand-ins swapped in.
     """
     from .. import rehearsal
-    from ..errors import EngineError, ExitCode
     from ..ui import Output, Table
 
     out = Output(json_mode=json_)
-    try:
-        refs = rehearsal.build_standins(force=force, kinds=kind or None, log=out.info)
-    except rehearsal.StandinBuildError as exc:
-        raise EngineError(
-            f"Building the stand-in images failed: {str(exc).splitlines()[0]}; "
-            "check that the engine runs and Debian's mirror is reachable.",
-            ExitCode.ENGINE_UNREACHABLE,
-        ) from None
+    refs = ensure_standins(force=force, kinds=kind or None, log=out.info)
     rehearsal.write_override()
     rows = [
         {"kind": k, "image": ref, "result": rehearsal.LAST_BUILD.get(k, "")}

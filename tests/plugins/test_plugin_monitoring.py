@@ -169,7 +169,7 @@ def test_rehearsal_override_matches_the_standins() -> None:
 
 
 # ---- configuration files ------------------------------------------------------------------
-def test_prometheus_scrapes_the_four_targets() -> None:
+def test_prometheus_scrapes_only_targets_that_can_be_up() -> None:
     config = yaml.safe_load((PACKAGE_DIR / "config" / "prometheus" / "prometheus.yml").read_text())
     jobs = {
         job["job_name"]: (job.get("metrics_path", "/metrics"), job["static_configs"][0]["targets"])
@@ -178,9 +178,13 @@ def test_prometheus_scrapes_the_four_targets() -> None:
     assert jobs == {
         "prometheus": ("/metrics", ["localhost:9090"]),
         "minio": ("/minio/v2/metrics/cluster", ["minio:9000"]),
-        "trino": ("/metrics", ["trino:8080"]),
         "spark-master": ("/metrics/master/prometheus", ["spark-master:8080"]),
     }
+    # The Spark master serves that path only with the PrometheusServlet sink configured.
+    spark = (REPO / "compose" / "config" / "spark" / "spark-defaults.conf").read_text().split()
+    sink = "spark.metrics.conf.master.sink.prometheusServlet.path"
+    assert spark[spark.index(sink) + 1] == "/metrics/master/prometheus"
+    assert "org.apache.spark.metrics.sink.PrometheusServlet" in spark
 
 
 def test_grafana_provisioning_and_dashboard() -> None:

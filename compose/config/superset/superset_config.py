@@ -1,7 +1,9 @@
 """Superset configuration for the lakehouse stack.
 
-Every secret and every switch that differs between environments comes from the container
-environment (set by compose from env/<env>.env), so this one file serves dev, staging and prod.
+Every switch that differs between environments comes from the container environment (set by
+compose from env/<env>.env), so this one file serves dev, staging and prod. Secrets come from
+the file named by ``<NAME>_FILE`` (a compose secret, staging and prod) or else from ``<NAME>``
+in the environment (dev).
 """
 
 import logging
@@ -17,12 +19,21 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _secret(name: str) -> str:
+    """A secret from the file named by NAME_FILE, else from NAME; missing is an error."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\n")
+    return os.environ[name]
+
+
 # A missing secret must stop Superset, never fall back to the well-known default key.
-SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]
+SECRET_KEY = _secret("SUPERSET_SECRET_KEY")
 
 SQLALCHEMY_DATABASE_URI = "postgresql+psycopg2://{user}:{password}@{host}:5432/{name}".format(
     user=os.environ.get("SUPERSET_DB_USER", "superset"),
-    password=os.environ["SUPERSET_DB_PASSWORD"],
+    password=_secret("SUPERSET_DB_PASSWORD"),
     host=os.environ.get("SUPERSET_DB_HOST", "superset-db"),
     name=os.environ.get("SUPERSET_DB_NAME", "superset"),
 )
