@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .backends import DEFAULT_TARGET, backend_named
+from .backends import backend_of_record
 from .backends.compose import ComposeBackend
 from .docker import Engine, stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
@@ -592,7 +592,9 @@ def _state_root(project: Project) -> Path:
     return state_dir(project.env.root)
 
 
-def recover_interrupted(project: Project, out: Output | None = None) -> list[str]:
+def recover_interrupted(
+    project: Project, out: Output | None = None, backend: Backend | None = None
+) -> list[str]:
     """Start again the services that a killed backup or restore left stopped.
 
     Reads the state files written before services are stopped; a file whose writer is still
@@ -619,7 +621,7 @@ def recover_interrupted(project: Project, out: Output | None = None) -> list[str
                 # The record names the target it was written for, so a swarm backup killed
                 # under a compose deploy is recovered on swarm (records from before the
                 # backends have "compose" or "swarm" too).
-                backend_named(str(data.get("target") or DEFAULT_TARGET)).start(
+                backend_of_record(data.get("target"), backend).start(
                     project,
                     services,
                     {str(k): int(v) for k, v in (data.get("replicas") or {}).items()},
@@ -885,7 +887,7 @@ def create_backup(
     tag = check_tag(tag)
     started = time.monotonic()
     backend = backend or ComposeBackend()
-    recover_interrupted(project, out)
+    recover_interrupted(project, out, backend)
     dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
     selection = plan(project, only)
     env_name = project.env.name

@@ -485,7 +485,7 @@ def restore_backup(
     backend = backend or ComposeBackend()
     started = time.monotonic()
     env_name = project.env.name
-    recover_interrupted(project, out)
+    recover_interrupted(project, out, backend)
     if not checked:
         check_restorable(
             project, info, only=only, allow_other_env=allow_other_env, out=out, backend=backend

@@ -42,6 +42,15 @@ def backend_named(name: str) -> Backend:
     return backend
 
 
+def backend_of_record(target: str | None, current: Backend | None = None) -> Backend:
+    """The backend a state file was written for (``"target"``; none means compose, as in
+    files from before the field existed): ``current`` when it is that target."""
+    name = (target or DEFAULT_TARGET).strip().lower()
+    if current is not None and current.name == name:
+        return current
+    return backend_named(name)
+
+
 def backend_for(flag: str | None = None, environ: Mapping[str, str] | None = None) -> Backend:
     """``--target``, else ``$DEPLOY_TARGET``, else compose, as a backend object."""
     environ = os.environ if environ is None else environ
@@ -49,4 +58,4 @@ def backend_for(flag: str | None = None, environ: Mapping[str, str] | None = Non
     return backend_named(raw or DEFAULT_TARGET)
 
 
-__all__ = ["BACKENDS", "DEFAULT_TARGET", "backend_for", "backend_named"]
+__all__ = ["BACKENDS", "DEFAULT_TARGET", "backend_for", "backend_named", "backend_of_record"]

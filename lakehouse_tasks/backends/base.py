@@ -7,12 +7,13 @@ a backend only does the target-specific steps and reports outcomes. It never cal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import ConfigError, ExitCode, LakehouseError
 
 if TYPE_CHECKING:
+    from ..outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
     from ..project import Project
 
 
@@ -30,6 +31,40 @@ class Backend(Protocol):
     hard_reservations: ClassVar[bool]
     #: Flags this target cannot honour -> why; a task refuses them with exit 2.
     unsupported_flags: ClassVar[Mapping[str, str]]
+
+    # ---- lifecycle (the orchestration around these is lakehouse_tasks.deploy/teardown) ----
+    def ready(self, project: Project, services: Sequence[str]) -> list[str]:
+        """Check what the target needs before anything runs (exit 4/5 naming the fix) and
+        return the services a deploy of ``services`` changes (all when empty)."""
+        ...
+
+    def preview(self, project: Project, options: DeployOptions) -> Any:
+        """What ``deploy --dry-run`` shows: an object with ``lines()`` or ``text()`` and
+        ``to_dict()``; nothing is changed."""
+        ...
+
+    def apply(
+        self,
+        project: Project,
+        services: Sequence[str],
+        options: DeployOptions,
+        reporter: Reporter,
+    ) -> WaitOutcome:
+        """Start or update ``services`` and wait until they are healthy (or fail)."""
+        ...
+
+    def failure_details(
+        self, project: Project, failures: Sequence[tuple[str, str]]
+    ) -> list[ServiceFailure]:
+        """Each failing service with what a person needs next (health log, last log lines)."""
+        ...
+
+    def remove(
+        self, project: Project, *, volumes: bool, notify: Callable[[str], None]
+    ) -> TeardownResult:
+        """Remove the environment's containers and networks (volumes only with ``volumes``;
+        the lifecycle has confirmed and checked the prod rules) and report what is left."""
+        ...
 
     # ---- inspection ---------------------------------------------------------------------
     def snapshot(
@@ -101,4 +136,12 @@ def not_healthy(snapshot: Any, what: str, timeout: float) -> LakehouseError:
     )
 
 
-__all__ = ["Backend", "not_healthy", "refuse_unsupported"]
+def no_running_container(project: Project, service: str) -> LakehouseError:
+    """The error of a data step that needs a running container of ``service``."""
+    return LakehouseError(
+        f"Service {service!r} of {project.env.name!r} has no running container; deploy "
+        f"the stack (or start {service}) first, or leave its data out with --only."
+    )
+
+
+__all__ = ["Backend", "no_running_container", "not_healthy", "refuse_unsupported"]

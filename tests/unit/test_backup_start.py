@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks import docker
-from lakehouse_tasks.backends import compose
 from lakehouse_tasks.backends.compose import ComposeBackend
+from lakehouse_tasks.backends.compose import backend as compose
 from lakehouse_tasks.errors import LakehouseError
 
 LAYERS = [["db", "minio"], ["metastore"], ["spark", "trino"], ["ui"]]

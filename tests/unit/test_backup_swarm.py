@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks import backup, docker
-from lakehouse_tasks.backends import compose, swarm
+from lakehouse_tasks.backends.compose import backend as compose
 from lakehouse_tasks.backends.swarm import SwarmBackend
+from lakehouse_tasks.backends.swarm import backend as swarm
 
 
 class _Task(SimpleNamespace):

@@ -11,16 +11,16 @@ that reads or writes volumes is the same as on compose.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import docker
-from ..errors import EngineError, LakehouseError
-from .base import not_healthy
-from .compose import no_running_container
+from ... import docker
+from ...errors import EngineError, LakehouseError
+from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
+from ..base import no_running_container, not_healthy
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from ...project import Project
 
 #: How long a service scaled to 0 gets for its tasks to stop, and a service scaled back for
 #: all its replicas to run again (healthy, when it has a healthcheck).
@@ -35,7 +35,7 @@ def stack_views(project: Project) -> dict[str, Any]:
 
     Scaling down and up prunes old tasks from the history between ``service ps`` and
     ``inspect`` ("task ... not found"): such a read is retried, never taken as "no tasks"."""
-    from ..swarm import read_stack
+    from ...swarm import read_stack
 
     for attempt in range(5):
         try:
@@ -75,7 +75,7 @@ class SwarmBackend:
     def snapshot(
         self, project: Project, *, resources: bool = True, services: Sequence[str] | None = None
     ) -> Any:
-        from ..swarm import take_snapshot
+        from ...swarm import take_snapshot
 
         return take_snapshot(project, resources=resources, services=services)
 
@@ -164,6 +164,59 @@ class SwarmBackend:
                 raise not_healthy(snapshot, what, timeout)
             time.sleep(HEALTH_POLL_S)
 
+    # ---- lifecycle ----------------------------------------------------------------------
+    def ready(self, project: Project, services: Sequence[str]) -> list[str]:
+        """A swarm manager, no compose project of the environment on this host, every image
+        on this node; then the services the deploy changes."""
+        from ...swarm import check_ready
+
+        return check_ready(project, services)
+
+    def preview(self, project: Project, options: DeployOptions) -> Any:
+        """The generated stack file (``deploy --dry-run --target swarm``)."""
+        from ...swarm import options_for, project_stack_file
+
+        return project_stack_file(
+            project, options=options_for(project, label_node=options.label_node)
+        )
+
+    def apply(
+        self,
+        project: Project,
+        targets: Sequence[str],
+        options: DeployOptions,
+        reporter: Reporter,
+    ) -> WaitOutcome:
+        """Step by step ``docker stack deploy`` in dependency order, or a rolling update of
+        the named services of a live stack, each step waited for (docs/SCALING.md)."""
+        from ...swarm import apply_stack, deploy_targets, options_for
+
+        _targets, update_only = deploy_targets(project, options.services)
+        return apply_stack(
+            project,
+            targets,
+            update_only=update_only,
+            prune=not options.services,
+            timeout=options.timeout,
+            options=options_for(project, label_node=options.label_node),
+            reporter=reporter,
+        )
+
+    def failure_details(
+        self, project: Project, failures: Sequence[tuple[str, str]]
+    ) -> list[ServiceFailure]:
+        from ...swarm import failure_details
+
+        return failure_details(project, failures)
+
+    def remove(
+        self, project: Project, *, volumes: bool, notify: Callable[[str], None]
+    ) -> TeardownResult:
+        from ...swarm import remove_stack
+
+        return remove_stack(project, remove_volumes=volumes, notify=notify)
+
+    # ---- data protection ------------------------------------------------------------------
     def create_volume(self, project: Project, key: str, volume: str) -> None:
         # What a task of the stack would create: a local volume with the stack's label.
         docker.Engine().run(

@@ -9,17 +9,22 @@ healthcheck between waves (docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import docker
-from ..docker import ContainerEvents, probe_passes
-from ..errors import LakehouseError
-from ..schema import parse_duration
-from .base import not_healthy
+from ... import docker
+from ...docker import ContainerEvents, probe_passes
+from ...errors import LakehouseError
+from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
+from ...schema import parse_duration
+from ...stack import with_dependencies
+from ..base import no_running_container, not_healthy
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from ...project import Project
+    from .deploy import DeployPlan
+    from .upgrade import UpgradePlan
 
 #: How long a wave of restarted services gets to become healthy before the next.
 START_TIMEOUT_S = 300.0
@@ -156,7 +161,7 @@ def wait_healthy(
     probed: set[str] = set(confirmed)
     if not services:
         return probed
-    from ..health import take_snapshot
+    from ...health import take_snapshot
 
     deadline = time.monotonic() + timeout
     # The engine's events wake the wait the moment a container turns healthy (instead of up
@@ -231,6 +236,49 @@ def probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> set
     return {item[0] for item in probes} - failed
 
 
+@dataclass(frozen=True)
+class ComposePreview:
+    """What ``deploy --dry-run`` shows on compose: the plan (files, layers, the exact
+    ``docker compose`` command) and which containers would change and why."""
+
+    plan: DeployPlan
+    changes: UpgradePlan | None
+    warning: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            **self.plan.to_dict(),
+            "containers": self.changes.to_dict() if self.changes else None,
+        }
+
+    def lines(self) -> list[str]:
+        plan, upgrade = self.plan, self.changes
+        out = [
+            f"Deploy plan for {plan.environment} (project {plan.project_name}); nothing changed.",
+            "Compose files: " + ", ".join(plan.compose_files),
+            "Profiles: " + (", ".join(plan.profiles) or "none"),
+            "Services: " + (", ".join(plan.services) or "none"),
+            "One-shots: " + (", ".join(plan.oneshots) or "none"),
+            "Volumes: " + (", ".join(plan.volumes) or "none"),
+            "Layers: " + "  ->  ".join(", ".join(layer) for layer in plan.layers),
+            "Steps:",
+            *(f"  {i}. {step}" for i, step in enumerate(plan.steps, 1)),
+            "Commands:",
+            *(f"  {command}" for command in plan.commands),
+        ]
+        if upgrade is None:
+            out.append("Changes: unknown (the running containers could not be read)")
+            return out
+        if not upgrade.changed:
+            out.append("Changes: none; every container matches the configuration")
+        else:
+            out.append("Changes:")
+            out += [f"  {c.action} {c.service}: {'; '.join(c.reasons)}" for c in upgrade.changed]
+        out += [f"Rolling update, one at a time: {' -> '.join(g)}" for g in upgrade.rolling]
+        return out
+
+
 class ComposeBackend:
     """The compose project of the environment (``docker compose`` on this engine)."""
 
@@ -244,7 +292,7 @@ class ComposeBackend:
     def snapshot(
         self, project: Project, *, resources: bool = True, services: Sequence[str] | None = None
     ) -> Any:
-        from ..health import take_snapshot
+        from ...health import take_snapshot
 
         return take_snapshot(project, resources=resources, services=services)
 
@@ -279,17 +327,80 @@ class ComposeBackend:
     ) -> set[str]:
         return wait_healthy(project, services, timeout=timeout, what=what, confirmed=confirmed)
 
+    # ---- lifecycle ----------------------------------------------------------------------
+    def ready(self, project: Project, services: Sequence[str]) -> list[str]:
+        """The named services and what they depend on (all active ones when none is named);
+        compose creates everything else it needs itself."""
+        return with_dependencies(project.stack, services)
+
+    def preview(self, project: Project, options: DeployOptions) -> ComposePreview:
+        from .deploy import plan_deploy
+        from .upgrade import plan_upgrade
+
+        try:
+            changes: UpgradePlan | None = plan_upgrade(project, options.services)
+            warning = ""
+        except LakehouseError as exc:
+            changes, warning = None, f"cannot compare with the running containers: {exc.message}"
+        return ComposePreview(plan_deploy(project, options), changes, warning)
+
+    def apply(
+        self,
+        project: Project,
+        targets: Sequence[str],
+        options: DeployOptions,
+        reporter: Reporter,
+    ) -> WaitOutcome:
+        """One-at-a-time updates where several Spark workers changed, then ``compose up`` in
+        the background and the wait (:mod:`.deploy`)."""
+        from .deploy import missing_images, start_and_wait, up_arguments
+        from .upgrade import report_containers, upgrade_step
+
+        stack = project.stack
+        before, failed_roll = upgrade_step(project, targets, options.timeout, reporter)
+        if failed_roll is not None:
+            return failed_roll
+        args = up_arguments(
+            stack,
+            list(options.services),
+            pull=options.pull,
+            missing_images=missing_images(stack, targets),
+        )
+        outcome = start_and_wait(
+            project, args=args, services=targets, timeout=options.timeout, reporter=reporter
+        )
+        report_containers(project, outcome, before, reporter)
+        return outcome
+
+    def failure_details(
+        self, project: Project, failures: Sequence[tuple[str, str]]
+    ) -> list[ServiceFailure]:
+        from .deploy import failure_details
+
+        return failure_details(project, failures)
+
+    def remove(
+        self, project: Project, *, volumes: bool, notify: Callable[[str], None]
+    ) -> TeardownResult:
+        """``docker compose down --remove-orphans`` (``--volumes`` when asked), then what the
+        engine shows afterwards."""
+        compose = project.compose
+        result = TeardownResult(
+            environment=project.env.name, project_name=compose.project_name, remove_volumes=volumes
+        )
+        result.volumes_before = docker.project_volumes(compose)
+        args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
+        notify(f"running: docker compose {' '.join(args)}")
+        compose.down(remove_orphans=True, volumes=volumes)
+        result.containers_left = [c.name for c in docker.container_states(compose)]
+        result.volumes_after = docker.project_volumes(compose)
+        return result
+
+    # ---- data protection ------------------------------------------------------------------
     def create_volume(self, project: Project, key: str, volume: str) -> None:
         # What `up` would do: compose creates a service's volumes with its containers.
         users = [n for n, s in project.stack.services.items() if key in s.volumes]
         project.compose.compose("create", *sorted(users), what="compose create")
-
-
-def no_running_container(project: Project, service: str) -> LakehouseError:
-    return LakehouseError(
-        f"Service {service!r} of {project.env.name!r} has no running container; deploy "
-        f"the stack (or start {service}) first, or leave its data out with --only."
-    )
 
 
 __all__ = ["ComposeBackend", "running_containers", "service_containers"]
