@@ -1023,31 +1023,6 @@ def check_checksums(info: BackupInfo, out: Output | None = None) -> list[dict[st
     return rows
 
 
-def verify_backup(
-    info: BackupInfo,
-    *,
-    deep: bool = False,
-    project: Project | None = None,
-    out: Output | None = None,
-) -> VerifyResult:
-    """Check a backup's checksums (and with ``deep`` that every dump restores and every
-    archive reads). Records the outcome in ``verified.json``; raises exit 6 on a mismatch."""
-    out = out or Output()
-    result = VerifyResult(backup=info.id, deep=deep)
-    try:
-        result.artefacts = check_checksums(info, out)
-        if deep:
-            from .restore import deep_check
-
-            deep_check(info, project, out, result.artefacts)
-    except LakehouseError as exc:
-        _write_json(
-            info.path / VERIFIED,
-            VerifyRecord(_dt.datetime.now(_dt.UTC), deep, False, exc.message).to_dict(),
-        )
-        raise
-    _write_json(info.path / VERIFIED, VerifyRecord(_dt.datetime.now(_dt.UTC), deep, True).to_dict())
-    return result
 
 
 # ---- rendering ------------------------------------------------------------------------------

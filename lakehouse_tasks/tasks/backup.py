@@ -127,8 +127,9 @@ def verify(
     env_file: list[str] | None = None,
 ) -> None:
     """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch)."""
-    from ..backup import find_backup, verify_backup
+    from ..backup import find_backup
     from ..ui import Output, Table
+    from ..verify import verify_backup
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)

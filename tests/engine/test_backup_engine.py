@@ -30,7 +30,6 @@ from lakehouse_tasks.backup import (
     has_data,
     list_backups,
     recover_interrupted,
-    verify_backup,
 )
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.project import Project, open_project
@@ -38,6 +37,7 @@ from lakehouse_tasks.restore import restore_backup
 from lakehouse_tasks.tasks.backup import verify as verify_task
 from lakehouse_tasks.tasks.restore import restore as restore_task
 from lakehouse_tasks.ui import Output
+from lakehouse_tasks.verify import verify_backup
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -75,6 +75,7 @@ volumes:
   store-data: {}
 """
 
+
 def deploy_on_swarm(
     project: Any,
     *,
@@ -97,7 +98,6 @@ def deploy_on_swarm(
 def teardown_on_swarm(project: Any, **kwargs: Any) -> Any:
     """The lifecycle teardown on the swarm backend (``teardown --target swarm``)."""
     return run_teardown(project, backend=SwarmBackend(), **kwargs)
-
 
 
 @pytest.fixture

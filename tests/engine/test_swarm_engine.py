@@ -45,6 +45,7 @@ FAST_HEALTH = {
     "HEALTHCHECK_TIMEOUT": "2s",
 }
 
+
 def deploy_on_swarm(
     project: Any,
     *,
@@ -67,7 +68,6 @@ def deploy_on_swarm(
 def teardown_on_swarm(project: Any, **kwargs: Any) -> Any:
     """The lifecycle teardown on the swarm backend (``teardown --target swarm``)."""
     return run_teardown(project, backend=SwarmBackend(), **kwargs)
-
 
 
 def _docker(*args: str) -> str:
