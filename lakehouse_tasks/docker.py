@@ -676,7 +676,7 @@ def _json_list(out: str) -> list[dict[str, Any]]:
     return list(data) if isinstance(data, list) else []
 
 
-class StatsSample:
+class CliStatsSample:
     """One ``docker stats --no-stream`` of ``ids`` running in the background (the engine takes
     two samples a second apart: about two seconds, whatever the number of containers), so a
     caller can do its other work meanwhile, or :meth:`cancel` it."""
@@ -713,6 +713,46 @@ class StatsSample:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
             self._proc.communicate()
+
+    def __enter__(self) -> CliStatsSample:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.cancel()
+
+
+class StatsSample:
+    """CPU and memory of ``ids`` sampled in the background: from the engine's API over its
+    local socket (:mod:`lakehouse_tasks.engine_api`, about one second instead of
+    ``docker stats``' two to three), else (another engine, or the API refused) one
+    ``docker stats --no-stream`` (:class:`CliStatsSample`). ``state_file`` keeps the last
+    sample so that the next snapshot needs one round of the engine's collector, not two."""
+
+    def __init__(
+        self, docker_cmd: Sequence[str], ids: Sequence[str], *, state_file: Path | None = None
+    ) -> None:
+        from . import engine_api
+
+        self.ids = tuple(str(i) for i in ids)
+        self._docker_cmd = [str(a) for a in docker_cmd]
+        self._sample: Any
+        path = engine_api.socket_path(self._docker_cmd) if self.ids else None
+        if path is None:
+            self._sample = CliStatsSample(self._docker_cmd, self.ids)
+        else:
+            self._sample = engine_api.ApiStatsSample(path, self.ids, state_file=state_file)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per sampled container: ``ID`` and either ``cpu_percent``, ``mem_used``,
+        ``mem_limit`` (API) or ``CPUPerc``, ``MemUsage`` (CLI)."""
+        try:
+            return list(self._sample.rows())
+        except OSError:  # the socket refused or broke: the CLI says the same, slower
+            self._sample = CliStatsSample(self._docker_cmd, self.ids)
+            return list(self._sample.rows())
+
+    def cancel(self) -> None:
+        self._sample.cancel()
 
     def __enter__(self) -> StatsSample:
         return self

@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import docker
@@ -286,8 +287,16 @@ def service_health_from_inspect(
 
 
 def with_stats(row: ServiceHealth, stats: Mapping[str, Any]) -> ServiceHealth:
-    """``row`` with the CPU and memory figures of its ``docker stats`` row (the memory limit
-    the container was given, when it has one, wins over the one stats reports)."""
+    """``row`` with the CPU and memory figures of its ``docker stats`` row or engine API
+    sample (the memory limit the container was given, when it has one, wins over the one
+    stats reports)."""
+    if "cpu_percent" in stats or "mem_used" in stats:
+        return replace(
+            row,
+            cpu_percent=stats.get("cpu_percent"),
+            mem_used=stats.get("mem_used"),
+            mem_limit=row.memory_limit or stats.get("mem_limit"),
+        )
     used, _slash, limit = str(stats.get("MemUsage", "")).partition("/")
     return replace(
         row,
@@ -345,7 +354,9 @@ def take_snapshot(
     # The stats sample (two to three seconds) runs in the background from here on, while the
     # inspect runs and every row is built; once it ends only its figures are added. Leaving
     # the block early (an error, Ctrl-C) stops it.
-    with docker.StatsSample(docker_cmd, running if resources else ()) as sampler:
+    with docker.StatsSample(
+        docker_cmd, running if resources else (), state_file=_stats_state(project)
+    ) as sampler:
         inspected = docker.inspect_containers(docker_cmd, ids)
         if loader is not None:
             loader.join()
@@ -370,6 +381,16 @@ def take_snapshot(
         time=now,
         resources=resources,
     )
+
+
+def _stats_state(project: Project) -> Path | None:
+    """Where the last stats sample of the project is kept (the next snapshot's CPU baseline)."""
+    try:
+        from .paths import state_dir
+
+        return state_dir(project.env.root) / "stats" / f"{project.compose.project_name}.json"
+    except (OSError, AttributeError):
+        return None
 
 
 def _rows(

@@ -12,6 +12,7 @@ from . import logs as logs_tasks
 from . import plugins as plugins_tasks
 from . import rehearsal as rehearsal_tasks
 from . import security as security_tasks
+from . import serve as serve_tasks
 from . import teardown as teardown_tasks
 
 ns = Collection()
@@ -32,6 +33,7 @@ ns.add_collection(lock_tasks.ns)
 ns.add_task(logs_tasks.logs)
 ns.add_task(audit_tasks.audit)
 ns.add_task(security_tasks.security)
+ns.add_task(serve_tasks.serve)
 ns.add_task(bench.bench)
 ns.add_collection(rehearsal_tasks.ns)
 

@@ -317,7 +317,7 @@ class SyncStats:
 
     cancelled: list[tuple[str, ...]] = []
 
-    def __init__(self, docker_cmd: list[str], ids: list[str]) -> None:
+    def __init__(self, docker_cmd: list[str], ids: list[str], **_kw: Any) -> None:
         self.ids = tuple(ids)
         self.argv = [*docker_cmd, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}"]
         self.argv += list(ids)

@@ -1,0 +1,271 @@
+"""CPU and memory of many containers from the Docker engine's API over its unix socket.
+
+The one direct engine API request of the package (docs/ARCHITECTURE.md names it with its
+figure, the health snapshot with resources in docs/PERFORMANCE.md): ``docker stats
+--no-stream`` pauses 1.5 s before it prints and waits for two samples; here every running
+container is asked at once for one ``one-shot`` sample (``GET /containers/{id}/stats``). The
+engine samples all its subscribers together once a second (its stats collector), so one
+round of requests takes at most about a second, whatever the number of containers.
+
+CPU is a difference of two samples, computed as ``docker stats`` does
+(``(cpu delta / system delta) * online CPUs * 100``). The earlier sample is the previous one
+of the same container, when it is recent: the previous refresh of ``health --watch``, or the
+last snapshot of the project in another process (kept in a state file, at most
+:data:`PREVIOUS_MAX_AGE_S` old). Without one a second round is taken a collector tick later.
+Memory is the usage without the page cache, as ``docker stats`` shows it.
+
+Only a local unix socket is used (``DOCKER_HOST`` unset or ``unix://``, no ``--context`` /
+``--host`` in the docker command, no ``DOCKER_CONTEXT``); otherwise :func:`socket_path` is
+``None`` and the caller falls back to the CLI. Requests are counted in :data:`REQUESTS`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+#: A previous sample older than this is not used for CPU (a second round is taken instead).
+PREVIOUS_MAX_AGE_S = 120.0
+#: Seconds a request may take (the engine answers within one collector tick, 1 s).
+REQUEST_TIMEOUT_S = 10.0
+#: Requests in flight at once (all must wait for the same collector tick).
+MAX_PARALLEL = 512
+
+
+class _Requests:
+    """How many API requests this process made (tests and benchmarks read it)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+
+
+REQUESTS = _Requests()
+
+
+def socket_path(docker_cmd: Sequence[str] = ()) -> str | None:
+    """The engine's local unix socket, or ``None`` when the CLI talks to another engine (a
+    context, ``--host``, a tcp or ssh ``DOCKER_HOST``) or the socket is not there."""
+    if any(str(a) in ("--context", "-c", "--host", "-H") for a in docker_cmd[1:]):
+        return None
+    if os.environ.get("DOCKER_CONTEXT") or os.environ.get("LAKEHOUSE_ENGINE_API") == "0":
+        return None
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None
+    path = host[len("unix://") :] if host else DEFAULT_SOCKET
+    return path if os.access(path, os.R_OK | os.W_OK) else None
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def get_json(path: str, url: str, *, timeout: float = REQUEST_TIMEOUT_S) -> Any:
+    """``GET url`` on the engine at socket ``path``; ``None`` for a 404 (a container gone)."""
+    REQUESTS.add()
+    conn = _UnixConnection(path, timeout)
+    try:
+        conn.request("GET", url)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status == 404:
+        return None
+    if response.status >= 400:
+        raise OSError(f"engine API {url}: HTTP {response.status}: {body[:200]!r}")
+    return json.loads(body)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """The counters of one stats sample that CPU is computed from."""
+
+    total: int
+    system: int
+    online: int
+    at: float  # time.time() of the request
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any], at: float) -> CpuSample | None:
+        cpu = raw.get("cpu_stats") or {}
+        usage = cpu.get("cpu_usage") or {}
+        system = cpu.get("system_cpu_usage")
+        if system is None or usage.get("total_usage") is None:
+            return None
+        online = int(cpu.get("online_cpus") or len(usage.get("percpu_usage") or []) or 1)
+        return cls(int(usage["total_usage"]), int(system), online, at)
+
+
+def cpu_percent(before: CpuSample, after: CpuSample) -> float:
+    """``docker stats``' CPU figure between two samples (0.0 when nothing moved)."""
+    cpu_delta = after.total - before.total
+    system_delta = after.system - before.system
+    if system_delta <= 0 or cpu_delta <= 0:
+        return 0.0
+    return round(cpu_delta / system_delta * after.online * 100.0, 2)
+
+
+def memory_used(raw: Mapping[str, Any]) -> int | None:
+    """Memory usage without the inactive page cache (``docker stats``' own rule)."""
+    mem = raw.get("memory_stats") or {}
+    usage = mem.get("usage")
+    if usage is None:
+        return None
+    stats = mem.get("stats") or {}
+    for key in ("total_inactive_file", "inactive_file"):  # cgroup v1, then v2
+        if key in stats and int(stats[key]) < int(usage):
+            return int(usage) - int(stats[key])
+    return int(usage)
+
+
+#: The last sample of every container this process saw (``health --watch`` reuses it).
+_previous: dict[str, CpuSample] = {}
+_previous_lock = threading.Lock()
+
+
+def _load_previous(state_file: Path | None) -> None:
+    if state_file is None:
+        return
+    try:
+        doc = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return
+    with _previous_lock:
+        for cid, v in (doc.get("samples") or {}).items():
+            if cid not in _previous and isinstance(v, list) and len(v) == 4:
+                _previous[cid] = CpuSample(int(v[0]), int(v[1]), int(v[2]), float(v[3]))
+
+
+def _save_previous(state_file: Path | None, ids: Sequence[str]) -> None:
+    if state_file is None:
+        return
+    with _previous_lock:
+        doc = {
+            "samples": {
+                cid: [s.total, s.system, s.online, s.at]
+                for cid in ids
+                if (s := _previous.get(cid)) is not None
+            }
+        }
+    try:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_file.with_name(state_file.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, state_file)
+    except OSError:
+        pass  # only a later snapshot's speed depends on it
+
+
+class ApiStatsSample:
+    """CPU and memory of ``ids``, sampled in a background thread (see the module text).
+
+    The same interface as :class:`lakehouse_tasks.docker.StatsSample`: :meth:`rows` waits and
+    returns one row per container still there, ``{"ID", "cpu_percent", "mem_used",
+    "mem_limit"}``; :meth:`cancel` abandons it.
+    """
+
+    def __init__(self, path: str, ids: Sequence[str], *, state_file: Path | None = None) -> None:
+        self.ids = tuple(str(i) for i in ids)
+        self._path = path
+        self._state_file = state_file
+        self._rows: list[dict[str, Any]] = []
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._thread: threading.Thread | None = None
+        if self.ids:
+            self._thread = threading.Thread(target=self._run, name="engine-stats", daemon=True)
+            self._thread.start()
+
+    def _round(self, ids: Sequence[str]) -> dict[str, tuple[Mapping[str, Any], float]]:
+        def one(cid: str) -> tuple[str, Any, float]:
+            at = time.time()
+            return cid, get_json(self._path, f"/containers/{cid}/stats?stream=false&one-shot=1"), at
+
+        found: dict[str, tuple[Mapping[str, Any], float]] = {}
+        with ThreadPoolExecutor(max_workers=min(len(ids), MAX_PARALLEL)) as pool:
+            for cid, raw, at in pool.map(one, ids):
+                if raw and not str(raw.get("read", "")).startswith("0001-"):
+                    found[cid] = (raw, at)
+        return found
+
+    def _run(self) -> None:
+        try:
+            _load_previous(self._state_file)
+            first = self._round(self.ids)
+            now = time.time()
+            with _previous_lock:
+                earlier = {
+                    cid: prev
+                    for cid in first
+                    if (prev := _previous.get(cid)) is not None
+                    and 0 < now - prev.at <= PREVIOUS_MAX_AGE_S
+                }
+            missing = [cid for cid in first if cid not in earlier]
+            latest = dict(first)
+            if missing and not self._cancelled:
+                for cid, (raw, at) in self._round(missing).items():
+                    sample = CpuSample.of(first[cid][0], first[cid][1])
+                    if sample is not None:
+                        earlier[cid] = sample
+                    latest[cid] = (raw, at)
+            rows = []
+            for cid, (raw, at) in latest.items():
+                after = CpuSample.of(raw, at)
+                before = earlier.get(cid)
+                mem = raw.get("memory_stats") or {}
+                rows.append(
+                    {
+                        "ID": cid,
+                        "cpu_percent": cpu_percent(before, after) if before and after else None,
+                        "mem_used": memory_used(raw),
+                        "mem_limit": int(mem["limit"]) if mem.get("limit") else None,
+                    }
+                )
+                if after is not None:
+                    with _previous_lock:
+                        _previous[cid] = after
+            self._rows = rows
+            _save_previous(self._state_file, list(latest))
+        except BaseException as exc:  # handed to the reader of rows()
+            self._error = exc
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._thread is None:
+            return []
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return list(self._rows)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def __enter__(self) -> ApiStatsSample:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.cancel()

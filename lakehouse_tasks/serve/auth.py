@@ -1,0 +1,133 @@
+"""Who may read the page when it listens beyond loopback: one token per state directory.
+
+The token is 32 random bytes (URL-safe text) in ``<state dir>/serve/token``, created 0600 in
+a 0700 directory by ``invoke serve --new-token``; it is never printed in full (only its first
+four characters, to tell two apart) and never accepted in a URL, because URLs end up in
+access logs, browser history and proxies. A client proves it knows the token either with an
+``Authorization: Bearer`` header (scripts, Prometheus' ``credentials_file``) or with the
+session cookie the one-time sign-in form sets: an HMAC of the token, so the cookie itself is
+not the token, ``HttpOnly`` and ``SameSite=Strict``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, ExitCode, LakehouseError
+from ..paths import state_dir
+
+TOKEN_FILE = "token"
+COOKIE_NAME = "lakehouse_session"
+MIN_TOKEN_LENGTH = 32
+
+
+def serve_dir(root: Path) -> Path:
+    path = state_dir(root) / "serve"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def token_path(root: Path) -> Path:
+    return serve_dir(root) / TOKEN_FILE
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (an IP or ``localhost``) only accepts connections from this host."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is an IP address or ``localhost``; else one sentence (exit 2)."""
+    text = address.strip().strip("[]")
+    if text.lower() == "localhost":
+        return text
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError(
+            f"--bind takes an IP address such as 127.0.0.1 or 0.0.0.0, not {address!r}."
+        ) from None
+    return text
+
+
+def hint(token: str) -> str:
+    """What may be shown of a token: its first four characters."""
+    return token[:4] + "…"
+
+
+def new_token(root: Path) -> tuple[Path, str]:
+    """Write a fresh token (0600, replacing the old one atomically); return its path and hint."""
+    path = token_path(root)
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path, hint(token)
+
+
+def load_token(root: Path) -> str | None:
+    """The token, or ``None`` when none was made. A token file others can read, or one that is
+    too short to be a token, is refused with one sentence (exit 3 and 2)."""
+    path = token_path(root)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_IMODE(mode) & 0o077:
+        raise LakehouseError(
+            f"The serve token {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
+            f"run `chmod 600 {path}` or make a new one with --new-token.",
+            ExitCode.PREFLIGHT_FAILED,
+        )
+    token = path.read_text().strip()
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"The serve token {path} is not a token this tool made (too short); make a new one "
+            "with --new-token."
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The access rule of one server: open (loopback) or the token's."""
+
+    token: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.token is None
+
+    def cookie_value(self) -> str:
+        assert self.token is not None
+        return hmac.new(self.token.encode(), b"lakehouse-serve-session", hashlib.sha256).hexdigest()
+
+    def token_matches(self, candidate: str) -> bool:
+        if self.token is None:
+            return True
+        return hmac.compare_digest(candidate.strip().encode(), self.token.encode())
+
+    def allows(self, authorization: str | None, cookie: str | None) -> bool:
+        if self.token is None:
+            return True
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() == "bearer" and self.token_matches(value):
+                return True
+        return bool(cookie) and hmac.compare_digest(str(cookie), self.cookie_value())
