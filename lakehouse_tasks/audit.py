@@ -267,7 +267,8 @@ def audited(task: str) -> Callable[[F], F]:
     """Record every run of the decorated task in the audit log (see the module docstring).
 
     Works on a plain task function (below ``@lakehouse_task``) and on an ``invoke.Task``
-    (above it). The task's result and exceptions pass through unchanged.
+    (above it). The task's result and exceptions pass through unchanged. A run with
+    ``dry_run`` set (``deploy --dry-run``) changes nothing and is not recorded.
     """
     from invoke import Task
 
@@ -275,6 +276,10 @@ def audited(task: str) -> Callable[[F], F]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             arguments = _bound_arguments(func, args, kwargs)
+            if arguments.get("dry_run"):
+                # A dry run changes nothing: it is no deploy, neither a successful nor a
+                # failed one, and the audit log holds state changes only.
+                return func(*args, **kwargs)
             started = time.monotonic()
             started_at = _dt.datetime.now(_dt.UTC)
             try:

@@ -30,6 +30,7 @@ from typing import Any
 from invoke import Exit, ParseError, Program
 
 from . import __version__
+from .errors import ExitCode
 
 #: The core flags refused with exit 2, with the sentence that says why and what to use.
 REFUSED_CORE_FLAGS = {
@@ -123,7 +124,7 @@ class LakehouseProgram(Program):
         return f"{text.rstrip('!.')}; see `invoke --help`"
 
     def _parse_error(self, exc: ParseError) -> Exit:
-        return Exit(message=f"error: {self.explain(exc)}.", code=2)
+        return Exit(message=f"error: {self.explain(exc)}.", code=int(ExitCode.BAD_INPUT))
 
     # ---- help and --list ---------------------------------------------------------------------
     def _make_pairs(self, coll: Any, ancestors: list[str] | None = None) -> list[Any]:
@@ -187,7 +188,7 @@ class LakehouseProgram(Program):
             return
         for flag, why in REFUSED_CORE_FLAGS.items():
             if self.args[flag].value:
-                raise Exit(message=f"error: {why}.", code=2)
+                raise Exit(message=f"error: {why}.", code=int(ExitCode.BAD_INPUT))
         if self.args.echo.value:
             # Honoured: the docker command lines are what these tasks run.
             os.environ["LAKEHOUSE_TRACE_DOCKER"] = "1"

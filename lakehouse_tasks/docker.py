@@ -575,24 +575,47 @@ def _config_cache_path(compose: ComposeProject) -> Path | None:
     return None if key is None else _config_cache_dir(compose) / f"{key}.json"
 
 
-def _masked(value: Any, secrets: Sequence[str], mask: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _masked(v, secrets, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, secrets, mask) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, mask)
-    return value
+#: The password of a URL's user information (``scheme://user:PASSWORD@host``).
+#: A ``$VAR`` reference (a shell script's, left for the container) is not a value.
+_URL_PASSWORD = __import__("re").compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)(?!\$)([^\s@/]+)(@)")
+
+
+def mask_secrets(config: Any, env: Environment) -> Any:
+    """The merged compose configuration with secrets masked, and nothing else touched.
+
+    Whole values only: the value of every key whose name is a secret (by the schema or by its
+    name), in a service's ``environment`` or an extension field, and the password of a URL's user information
+    (``postgresql://user:PASSWORD@host``). Images, volume names and commands stay as they are,
+    however common the words of the dev secrets (``airflow``, ``hive``, ``admin``) are, so the
+    output is still a valid compose file.
+    """
+    from .environment import MASK
+
+    def walk(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {
+                k: MASK if isinstance(v, str) and v and env.is_secret(str(k)) else walk(v, str(k))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [_item(v) if key == "environment" else walk(v) for v in value]
+        if isinstance(value, str):
+            return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), value)
+        return value
+
+    def _item(item: Any) -> Any:  # the list form of environment: ["NAME=value", ...]
+        if isinstance(item, str) and "=" in item:
+            name, value = item.split("=", 1)
+            if value and env.is_secret(name):
+                return f"{name}={MASK}"
+        return walk(item)
+
+    return walk(config)
 
 
 def _save_config(compose: ComposeProject, config: dict[str, Any]) -> None:
     """Save a fresh ``compose config`` answer, every secret value masked (best effort)."""
-    from .environment import MASK
-
-    secrets = sorted(compose.env.secret_values, key=len, reverse=True)
-    text = json.dumps(_masked(config, secrets, MASK))
+    text = json.dumps(mask_secrets(config, compose.env))
     try:
         path = _config_cache_path(compose)
         if path is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,10 @@ class Environment:
         override = compose / f"docker-compose.override.{self.name}.yaml"
         if override.exists():
             files.append(override)
+        # SPARK_WORKER_COUNT decides how many Spark workers run (compose/spark-workers.N.yaml).
+        workers = compose / f"spark-workers.{(self.get('SPARK_WORKER_COUNT') or '').strip()}.yaml"
+        if self.get("SPARK_WORKER_COUNT") and workers.is_file():
+            files.append(workers)
         files.extend(extra)
         if rehearsal:
             files.append(compose / "rehearsal.yaml")
@@ -151,27 +156,97 @@ def known_environments(root: Path) -> list[str]:
     )
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse one dotenv file; a malformed line is an error naming the file and line."""
+_LINE_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)")
+
+
+def _env_file_text(path: Path) -> str:
+    """The text of an env file, which must be UTF-8: a UTF-16 or Latin-1 file is one sentence
+    naming the file (and line) and the fix, never a traceback and never its content."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             f"Cannot read {path} ({exc.strerror}); check the path and permissions."
         ) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        raise ConfigError(
+            f"{path} is UTF-16 encoded, not UTF-8; save it as UTF-8 "
+            f"(for example `iconv -f UTF-16 -t UTF-8 {path.name} > {path.name}.utf8`)."
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (Latin-1?); save the file as UTF-8 "
+            f"(for example `iconv -f LATIN1 -t UTF-8 {path.name} > {path.name}.utf8`)."
+        ) from None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse one dotenv file; a malformed line is an error naming the file, line and variable
+    name (never the value: the line may hold a secret)."""
+    text = _env_file_text(path)
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
         line = binding.original.line + (len(original) - len(original.lstrip("\n")))
         if binding.error or (binding.key is not None and binding.value is None):
-            shown = original.strip().split("=", 1)[0][:40]
+            match = _LINE_NAME.match(original.lstrip("\n"))
+            if match is None:
+                raise ConfigError(
+                    f"{path}:{line}: malformed line; write it as NAME=value (or remove it)."
+                )
+            name = match.group(1)
+            rest = original.lstrip("\n")[match.end() :].lstrip()
+            if rest.startswith(":"):
+                raise ConfigError(
+                    f"{path}:{line}: {name} is written YAML-style (NAME: value); "
+                    f"write it as {name}=value."
+                )
             raise ConfigError(
-                f"{path}:{line}: malformed line starting {shown!r}; "
-                "write it as NAME=value (or remove it)."
+                f"{path}:{line}: malformed line for {name}; write it as {name}=value "
+                "(or remove it)."
             )
         if binding.key is not None and binding.value is not None:
             values[binding.key] = binding.value
     return values
+
+
+#: Variables an env file may set without a declaration in env/variables.yaml: the
+#: rehearsal's stand-in switches (STANDIN_FAULT_<SERVICE>, compose/standins/README.md).
+UNDECLARED_PREFIXES = ("STANDIN_",)
+#: How close (difflib ratio) an undeclared variable must be to a declared one to be a typo.
+TYPO_SIMILARITY = 0.88
+
+
+def require_known_environment(root: Path, name: str) -> None:
+    """Raise ``ConfigError`` naming the nearest known environment when ``name`` has no
+    ``env/<name>.env`` (a typo such as ``prdo`` must not read as "nothing recorded")."""
+    from .suggest import did_you_mean
+
+    known = known_environments(root)
+    if name not in known:
+        listing = ", ".join(known) or "none"
+        raise ConfigError(
+            f"Unknown environment {name!r}{did_you_mean(name, known)}; known environments: "
+            f"{listing} (add env/{name}.env to create it)."
+        )
+
+
+def _undeclared(schema: Schema, key: str, label: str) -> str:
+    """A variable that env/variables.yaml does not declare: an error when a declared name is
+    close (a typo such as MINIO_API_PROT), else a warning (compose may still read it)."""
+    from .suggest import nearest
+
+    # Strict: a typo (one or two letters off), not merely a variable of the same family.
+    guess = nearest(key, schema.variables, cutoff=TYPO_SIMILARITY)
+    if guess is not None:
+        raise ConfigError(
+            f"{key} in {label} is not a known variable (did you mean {guess}?); fix its name, "
+            "or declare it in env/variables.yaml."
+        )
+    return f"{key} in {label} is not declared in env/variables.yaml; nothing checks its value."
 
 
 def load_environment(
@@ -189,13 +264,7 @@ def load_environment(
     problem is still an error.
     """
     root = root or project_root()
-    known = known_environments(root)
-    if name not in known:
-        listing = ", ".join(known) or "none"
-        raise ConfigError(
-            f"Unknown environment {name!r}; known environments: {listing} "
-            f"(add env/{name}.env to create it)."
-        )
+    require_known_environment(root, name)
     schema = load_schema(root / "env" / "variables.yaml")
     layers: list[tuple[str, Path]] = [(f"env/{name}.env", root / "env" / f"{name}.env")]
     local = root / "env" / f"{name}.local.env"
@@ -211,8 +280,11 @@ def load_environment(
 
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
+    undeclared: list[str] = []
     for label, path in layers:
         for key, value in read_env_file(path).items():
+            if key not in schema.variables and not key.startswith(UNDECLARED_PREFIXES):
+                undeclared.append(_undeclared(schema, key, label))
             values[key] = value
             sources[key] = label
     environ = os.environ if process_env is None else process_env
@@ -229,7 +301,7 @@ def load_environment(
         schema=schema,
         files=tuple(p for _, p in layers),
     )
-    warnings = validate(env, strict=strict)
+    warnings = undeclared + validate(env, strict=strict)
     return Environment(
         name=env.name,
         root=env.root,
@@ -243,6 +315,50 @@ def load_environment(
 
 def _where(env: Environment, key: str) -> str:
     return env.sources.get(key, f"env/{env.name}.env")
+
+
+def _check_worker_count(env: Environment) -> None:
+    """SPARK_WORKER_COUNT must name one of the compose/spark-workers.N.yaml files."""
+    raw = (env.get("SPARK_WORKER_COUNT") or "").strip()
+    offered = sorted(
+        p.name.split(".")[1] for p in (env.root / "compose").glob("spark-workers.*.yaml")
+    )
+    if raw and offered and raw not in offered:
+        raise ConfigError(
+            f"SPARK_WORKER_COUNT in {_where(env, 'SPARK_WORKER_COUNT')}: {raw!r} is not a "
+            f"supported number of Spark workers; set it to {' or '.join(offered)}."
+        )
+
+
+def weak_secrets_advice(env: Environment, weak: list[str]) -> str:
+    """The sentence about weak prod secrets, naming the layer each value came from:
+    ``secrets.generate --rotate`` writes env/<name>.local.env, which does not help when the
+    value comes from a higher layer (an --env-file or the process environment)."""
+    rotatable = (f"env/{env.name}.env", f"env/{env.name}.local.env")
+    here = [k for k in weak if _where(env, k) in rotatable]
+    above = [k for k in weak if k not in here]
+    fixes: list[str] = []
+    if here:
+        fixes.append(
+            f"run `invoke secrets.generate --env {env.name} --rotate {','.join(here)}` or set "
+            f"strong values in env/{env.name}.local.env"
+        )
+    for key in above:
+        where = _where(env, key)
+        if where == "process environment":
+            fixes.append(
+                f"{key} comes from the process environment, which overrides every file: "
+                "export a strong value there or unset it"
+            )
+        else:
+            fixes.append(
+                f"{key} comes from {where}, which overrides env/{env.name}.local.env: set a "
+                "strong value in that file"
+            )
+    return (
+        f"Environment {env.name!r} has weak secrets in {', '.join(weak)} (shorter than "
+        f"{MIN_PROD_SECRET_LENGTH} characters or a well-known default); " + "; ".join(fixes) + "."
+    )
 
 
 def validate(env: Environment, *, strict: bool = True) -> list[str]:
@@ -265,6 +381,8 @@ def validate(env: Environment, *, strict: bool = True) -> list[str]:
             shown = "the value" if env.is_secret(key) else repr(raw)
             raise ConfigError(f"{key} in {_where(env, key)}: {shown} {exc}.") from None
 
+    _check_worker_count(env)
+
     problems: list[str] = []
     placeholders = sorted(k for k, v in env.values.items() if PLACEHOLDER in v)
     if placeholders and env.name in NON_DEV_ENVIRONMENTS:
@@ -283,12 +401,7 @@ def validate(env: Environment, *, strict: bool = True) -> list[str]:
             and (len(v) < MIN_PROD_SECRET_LENGTH or v.strip().lower() in WELL_KNOWN_DEFAULTS)
         )
         if weak:
-            problems.append(
-                f"Environment {env.name!r} has weak secrets in {', '.join(weak)} (shorter than "
-                f"{MIN_PROD_SECRET_LENGTH} characters or a well-known default); run "
-                f"`invoke secrets.generate --env {env.name} --rotate {','.join(weak)}` or set "
-                "strong values."
-            )
+            problems.append(weak_secrets_advice(env, weak))
     if problems and strict:
         raise ConfigError(" ".join(problems))
     return problems

@@ -64,3 +64,15 @@ class RefusedError(LakehouseError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, ExitCode.REFUSED)
+
+
+class StateDirError(ConfigError):
+    """The tool's state directory (``LAKEHOUSE_STATE_DIR``, else ``.lakehouse/`` of the
+    project) cannot be created or written (exit 2). Not a plugin's fault even when a plugin
+    hit it: the plugin manager passes it through unchanged."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(
+            f"The state directory {path} cannot be written ({reason}); make it writable or "
+            "point LAKEHOUSE_STATE_DIR at a writable directory."
+        )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import docker
+from . import docker, probes
 from .errors import ConfigError
 from .events import Event, EventKind
 from .hooks.manager import get_plugin_manager
@@ -72,6 +72,9 @@ class ServiceHealth:
     volumes: tuple[str, ...] = ()
     restart_policy: str = ""
     in_config: bool = True
+    #: healthy by the service's own healthcheck, run by the tool (a restore's probe) before the
+    #: engine's first check (lakehouse_tasks.probes); the engine still says "starting"
+    own_probe: bool = False
 
     @property
     def status(self) -> str:
@@ -109,6 +112,7 @@ class ServiceHealth:
             "volumes": list(self.volumes),
             "restart_policy": self.restart_policy,
             "in_config": self.in_config,
+            "own_probe": self.own_probe,
         }
 
 
@@ -403,6 +407,7 @@ def _rows(
     named), one per configured service without a container, in layer order."""
     stack = project.stack_for_reading()
     urls = access_urls(project)
+    own = probes.passed(project)
     rows: dict[str, ServiceHealth] = {}
     base: dict[str, str] = {}  # row key -> service name (replicas share one)
     for data in inspected:
@@ -416,6 +421,13 @@ def _rows(
             now=now,
             in_config=service in stack.services,
         )
+        if (
+            row.state == "running"
+            and row.health == "starting"
+            and row.started_at
+            and own.get(row.container_id) == row.started_at
+        ):
+            row = replace(row, health="healthy", own_probe=True)
         rows[row.service] = row
         base[row.service] = service
     present = set(base.values())

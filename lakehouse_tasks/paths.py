@@ -11,7 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, LakehouseError
 
 
 def _is_project(path: Path) -> bool:
@@ -42,11 +42,41 @@ def project_root(start: Path | None = None) -> Path:
     )
 
 
+def state_dir_path(root: Path) -> Path:
+    """Where the tool keeps its state (``LAKEHOUSE_STATE_DIR``, else ``<root>/.lakehouse``),
+    without creating it."""
+    return Path(os.environ.get("LAKEHOUSE_STATE_DIR", root / ".lakehouse"))
+
+
 def state_dir(root: Path) -> Path:
-    """The tool's own state (locks, history, audit log), kept beside the project, untracked."""
-    path = Path(os.environ.get("LAKEHOUSE_STATE_DIR", root / ".lakehouse"))
-    path.mkdir(parents=True, exist_ok=True)
+    """The tool's own state (locks, history, audit log), kept beside the project, untracked.
+    A directory that cannot be created is a :class:`StateDirError` (exit 2)."""
+    path = state_dir_path(root)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from .errors import StateDirError
+
+        raise StateDirError(path, exc.strerror or type(exc).__name__) from None
     return path
+
+
+def state_dir_failure(exc: OSError) -> LakehouseError | None:
+    """A :class:`StateDirError` for an ``OSError`` on a path inside the state directory (a
+    read-only directory), ``None`` for any other ``OSError``."""
+    if not exc.filename:
+        return None
+    try:
+        root = project_root()
+    except LakehouseError:
+        return None
+    base = state_dir_path(root).absolute()
+    failed = Path(os.fsdecode(exc.filename)).absolute()
+    if failed != base and base not in failed.parents:
+        return None
+    from .errors import StateDirError
+
+    return StateDirError(base, exc.strerror or type(exc).__name__)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:

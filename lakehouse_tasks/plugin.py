@@ -14,7 +14,8 @@ What is here:
   :class:`Environment`, :class:`Project`) and :class:`LakehouseError` to stop a task cleanly;
 * helpers the shipped plugins share with the core: :func:`state_dir`, :func:`project_root`,
   :func:`load_environment`, :func:`public_host`, :class:`PublishedPort`, :func:`port_is_free`,
-  :func:`running_port_bindings`.
+  :func:`running_port_bindings`, :func:`serve_scrape_dir` (where ``invoke serve`` keeps the
+  token Prometheus scrapes ``/metrics`` with).
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ from .stack import PublishedPort
 
 if TYPE_CHECKING:
     from .project import Project
+
+
+def serve_scrape_dir(root: Any) -> Any:
+    """The directory holding ``invoke serve``'s scrape token (created 0700, owned by the
+    Prometheus image's user when run as root): what the monitoring plugin mounts."""
+    from .serve.auth import scrape_dir
+
+    return scrape_dir(root)
 
 
 def port_is_free(port: PublishedPort) -> tuple[bool, str]:
@@ -83,6 +92,7 @@ __all__ = [
     "project_root",
     "public_host",
     "running_port_bindings",
+    "serve_scrape_dir",
     "state_dir",
     "warned",
 ]

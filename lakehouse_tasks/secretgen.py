@@ -66,11 +66,14 @@ def generate_secrets(
 ) -> GenerateResult:
     env = load_environment(name, root=root, strict=False, process_env={})
     rotate = [r.strip() for r in rotate if r.strip()]
-    unknown = [r for r in rotate if not env.is_secret(r)]
+    secrets = sorted(k for k in env.values if env.is_secret(k))
+    unknown = [r for r in rotate if r not in secrets]
     if unknown:
+        from .suggest import did_you_mean
+
         raise ConfigError(
-            f"Cannot rotate {', '.join(unknown)}: not a secret of environment {name!r}; "
-            "name secret variables only (see `invoke env.show`)."
+            f"Cannot rotate {unknown[0]}{did_you_mean(unknown[0], secrets)}: not a secret of "
+            f"environment {name!r}; name its secret variables only (see `invoke env.show`)."
         )
     local = env.root / "env" / f"{name}.local.env"
     existing = read_env_file(local) if local.exists() else {}

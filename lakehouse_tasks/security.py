@@ -612,12 +612,16 @@ def tls_findings(env: Environment, *, now: _dt.datetime | None = None) -> list[F
 
 # ---- the whole report ---------------------------------------------------------------------
 def security_report(project: Project, *, inspect_running: bool = True) -> SecurityReport:
-    """Every finding for a project. Docker calls: ``compose config`` (offline), two for the
-    local images' users, and, when ``inspect_running``, one ``ps`` plus one ``inspect``."""
+    """Every finding for a project. Docker calls: ``compose config`` (offline), and, when
+    ``inspect_running``, two for the local images' users plus one ``ps`` and one ``inspect``.
+    Without ``inspect_running`` (``--no-containers``) the engine is not asked anything: the
+    images' own users are then not known (docs/SECURITY.md)."""
     config = project.compose.config()
     env = project.env
     images = [str(s.get("image", "")) for s in (config.get("services") or {}).values()]
-    image_users = local_image_users(project.compose.docker_cmd, images)
+    image_users = (
+        local_image_users(project.compose.docker_cmd, images) if inspect_running else {}
+    )
     findings = config_findings(config, env=env, image_users=image_users)
     inspected: list[dict[str, Any]] = []
     if inspect_running:

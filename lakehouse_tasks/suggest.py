@@ -6,10 +6,11 @@ import difflib
 from collections.abc import Iterable
 
 
-def nearest(name: str, known: Iterable[str]) -> str | None:
-    """The known name closest to ``name`` (case-insensitive), ``None`` when nothing is close."""
+def nearest(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The known name closest to ``name`` (case-insensitive), ``None`` when nothing is close
+    (``cutoff``: difflib's similarity ratio, 0.6 by default; higher is stricter)."""
     candidates = {k.lower(): k for k in known}
-    match = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=cutoff)
     return candidates[match[0]] if match else None
 
 

@@ -122,7 +122,9 @@ class Output:
 
     def table(self, table: Table) -> None:
         if self.is_tty:
-            self.console.print(render_rich(table))
+            # Never cropped: when the names and addresses alone are wider than the terminal,
+            # the terminal wraps the line rather than rich cutting it.
+            self.console.print(render_rich(table), crop=False)
         else:
             self.stdout.write(render_plain(table))
             self.stdout.flush()
@@ -165,10 +167,54 @@ class Output:
             self.stderr.flush()
 
 
+#: Columns whose cells a user copies or reads whole: names, addresses, URLs, ids. On a
+#: narrow terminal rich shrinks the other columns (they wrap) but never cuts these.
+WHOLE_COLUMNS = frozenset(
+    {
+        "service",
+        "name",
+        "url",
+        "ports",
+        "port",
+        "published",
+        "address",
+        "host_ip",
+        "image",
+        "id",
+        "container",
+        "container_id",
+        "backup",
+        "volume",
+        "path",
+        "file",
+        "key",
+        "variable",
+        "environment",
+        "task",
+    }
+)
+
+
 def render_rich(table: Table) -> RichTable:
-    rich = RichTable(title=table.title or None, caption=table.caption or None, header_style="bold")
-    for _key, header in table.columns:
-        rich.add_column(header)
+    from rich import box
+
+    # Light borders: every character of the width goes to the cells.
+    rich = RichTable(
+        title=table.title or None,
+        caption=table.caption or None,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for key, header in table.columns:
+        if key in WHOLE_COLUMNS or header.lower() in WHOLE_COLUMNS:
+            # As wide as its widest name or address: a list ("a, b") may wrap between items.
+            widest = max(
+                [len(header), *(len(w) for r in table.rows for w in _cell(r.get(key)).split())]
+            )
+            rich.add_column(header, min_width=widest, overflow="fold")
+        else:
+            rich.add_column(header, overflow="fold")
     for row in table.rows:
         cells = []
         for key, _header in table.columns:

@@ -51,7 +51,8 @@ import pluggy
 
 from .. import PROJECT_NAME, __version__
 from ..checks import Check
-from ..errors import ExitCode, LakehouseError
+from ..errors import ExitCode, LakehouseError, StateDirError
+from ..paths import state_dir_failure
 from . import specs
 from .types import AccessURL, ExtraArtefact, PluginInfo
 
@@ -344,9 +345,20 @@ class LakehousePlugins:
         for name, call in self._each(hook_name, kwargs):
             try:
                 result = call()
+            except StateDirError:
+                raise  # the state directory is not writable: not the plugin's fault
             except LakehouseError as exc:
                 raise LakehouseError(
                     f"Plugin {name!r} stopped the task: {exc.message}", exc.exit_code
+                ) from None
+            except OSError as exc:
+                failure = state_dir_failure(exc)
+                if failure is not None:
+                    raise failure from None
+                raise LakehouseError(
+                    f"Plugin {name!r} failed in {hook_name}: {_describe_exception(exc)}; "
+                    f"fix the plugin or disable it with {ENV_DISABLE}={name}.",
+                    exit_code,
                 ) from None
             except Exception as exc:
                 raise LakehouseError(

@@ -79,7 +79,9 @@ def lakehouse_access_urls(env: Environment) -> list[AccessURL]:
     only that plugin's URLs are missing.
 
     :param env: The resolved environment (ports, ``BIND_ADDRESS``, ``HTTPS_MODE``).
-    :return: A list of :class:`~lakehouse_tasks.plugin.AccessURL`, or ``None``/``[]``.
+    :return: A list of :class:`~lakehouse_tasks.plugin.AccessURL`, or ``None``/``[]``; set
+        its ``service`` to the compose service serving the interface, so that ``health``
+        shows the URL on that service's row.
     """
 
 

@@ -14,14 +14,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class AccessURL:
-    """Where a person opens one web interface of the stack."""
+    """Where a person opens one web interface of the stack. ``service`` is the compose service
+    that serves it (``health`` fills its URL column by it); empty for an interface of no one
+    service."""
 
     name: str
     url: str
     note: str = ""
+    service: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "url": self.url, "note": self.note}
+        return {"name": self.name, "url": self.url, "note": self.note, "service": self.service}
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,9 @@ def create_app(
         )
 
     async def metrics(request: Request) -> Response:
-        if not allowed(request):
+        if not gate.allows_metrics(
+            request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)
+        ):
             return Response(NO_TOKEN + "\n", status_code=401, headers=_headers())
         body = await asyncio.to_thread(metrics_mod.exposition, registry)
         return Response(body, media_type=metrics_mod.CONTENT_TYPE, headers=_headers())

@@ -7,6 +7,11 @@ access logs, browser history and proxies. A client proves it knows the token eit
 ``Authorization: Bearer`` header (scripts, Prometheus' ``credentials_file``) or with the
 session cookie the one-time sign-in form sets: an HMAC of the token, so the cookie itself is
 not the token, ``HttpOnly`` and ``SameSite=Strict``.
+
+Prometheus gets a credential of its own that opens ``/metrics`` and nothing else: the scrape
+token in ``<state dir>/serve-scrape/token``, 0600 in a 0700 directory like the other, but owned
+by the uid the Prometheus image runs as (65534, ``nobody``) so the monitoring plugin can mount
+that directory into the container and point ``credentials_file`` at it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from ..paths import state_dir
 TOKEN_FILE = "token"
 COOKIE_NAME = "lakehouse_session"
 MIN_TOKEN_LENGTH = 32
+SCRAPE_DIR = "serve-scrape"
+#: The user of the prom/prometheus image (``nobody``): the owner of the scrape token.
+PROMETHEUS_UID = 65534
 
 
 def serve_dir(root: Path) -> Path:
@@ -37,6 +45,34 @@ def serve_dir(root: Path) -> Path:
 
 def token_path(root: Path) -> Path:
     return serve_dir(root) / TOKEN_FILE
+
+
+def _give_to_prometheus(path: Path) -> None:
+    """Owned by the Prometheus image's user when this process may hand it over (root)."""
+    if os.geteuid() == 0:
+        os.chown(path, PROMETHEUS_UID, PROMETHEUS_UID)
+
+
+def scrape_dir(root: Path) -> Path:
+    """The directory the monitoring plugin mounts into Prometheus (0700, its user's)."""
+    path = state_dir(root) / SCRAPE_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    _give_to_prometheus(path)
+    return path
+
+
+def scrape_token_path(root: Path) -> Path:
+    return scrape_dir(root) / TOKEN_FILE
+
+
+def _write_secret(path: Path, value: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def is_loopback(address: str) -> bool:
@@ -69,16 +105,28 @@ def hint(token: str) -> str:
 
 
 def new_token(root: Path) -> tuple[Path, str]:
-    """Write a fresh token (0600, replacing the old one atomically); return its path and hint."""
+    """Write a fresh token and a fresh scrape token (0600, each replacing the old one
+    atomically); return the token's path and hint."""
     path = token_path(root)
     token = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    _write_secret(path, token)
+    scrape = scrape_token_path(root)
+    _write_secret(scrape, secrets.token_urlsafe(32))
+    _give_to_prometheus(scrape)
     return path, hint(token)
+
+
+def load_scrape_token(root: Path) -> str | None:
+    """The scrape token (``None`` when none was made or it is unusable: /metrics then takes
+    the main token only)."""
+    path = state_dir(root) / SCRAPE_DIR / TOKEN_FILE
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            return None
+        token = path.read_text().strip()
+    except OSError:
+        return None
+    return token if len(token) >= MIN_TOKEN_LENGTH else None
 
 
 def load_token(root: Path) -> str | None:
@@ -106,9 +154,11 @@ def load_token(root: Path) -> str | None:
 
 @dataclass(frozen=True)
 class Gate:
-    """The access rule of one server: open (loopback) or the token's."""
+    """The access rule of one server: open (loopback) or the token's; the scrape token opens
+    ``/metrics`` only."""
 
     token: str | None
+    scrape_token: str | None = None
 
     @property
     def open(self) -> bool:
@@ -131,3 +181,13 @@ class Gate:
             if scheme.lower() == "bearer" and self.token_matches(value):
                 return True
         return bool(cookie) and hmac.compare_digest(str(cookie), self.cookie_value())
+
+    def allows_metrics(self, authorization: str | None, cookie: str | None) -> bool:
+        if self.allows(authorization, cookie):
+            return True
+        scheme, _, value = (authorization or "").partition(" ")
+        return (
+            self.scrape_token is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(value.strip().encode(), self.scrape_token.encode())
+        )

@@ -1,6 +1,6 @@
 """The small, bounded history the plots draw: CPU and memory per service over the last hours.
 
-One JSON line per sample in ``<state dir>/serve/<env>.samples.jsonl``; a sample is kept at most
+One JSON line per sample in ``<state dir>/serve/<compose project>.samples.jsonl``; a sample is kept at most
 every ``every`` seconds (60 by default: six hours are 360 lines of a few hundred bytes each per
 environment), and the file is rewritten to the newest ``keep`` lines once it holds twice as
 many, so neither the file nor the memory of a server running for days grows. A restarted

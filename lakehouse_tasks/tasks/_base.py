@@ -35,6 +35,17 @@ def default_env(env: str | None) -> str:
     return env or os.environ.get("LAKEHOUSE_ENV") or "dev"
 
 
+def known_env(env: str | None) -> str:
+    """:func:`default_env`, checked against env/<name>.env for the tasks that do not load the
+    environment (history, lock.*): a typo is an error naming the nearest environment."""
+    from ..environment import require_known_environment
+    from ..paths import project_root
+
+    name = default_env(env)
+    require_known_environment(project_root(), name)
+    return name
+
+
 def rehearsal_mode(flag: bool | None) -> bool:
     if flag:
         return True
@@ -140,6 +151,16 @@ def lakehouse_task(*args: Any, **kwargs: Any) -> Any:
 
                 Output(json_mode=bool(kw.get("json_"))).error(exc.message)
                 raise Exit(code=exc.exit_code) from None
+            except OSError as exc:
+                # A read-only state directory is the user's to fix, not a bug: one sentence.
+                from ..paths import state_dir_failure
+                from ..ui import Output
+
+                failure = state_dir_failure(exc)
+                if failure is None:
+                    raise
+                Output(json_mode=bool(kw.get("json_"))).error(failure.message)
+                raise Exit(code=failure.exit_code) from None
             except KeyboardInterrupt:
                 from ..ui import Output
 

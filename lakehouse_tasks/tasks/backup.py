@@ -36,10 +36,22 @@ _HELP = {
 }
 
 
-def _dest(project: Any, dest: str | None) -> Path:
+def _dest(project: Any, dest: str | None, *, must_exist: bool = False) -> Path:
+    """The backup directory: ``--dest``, else the environment's default. With ``must_exist``
+    (the tasks that read backups), a ``--dest`` that does not exist is an error, not an empty
+    listing."""
     from ..backup import default_dest
+    from ..errors import ConfigError
 
-    return Path(dest).expanduser().absolute() if dest else default_dest(project.env)
+    if not dest:
+        return default_dest(project.env)
+    path = Path(dest).expanduser().absolute()
+    if must_exist and not path.is_dir():
+        raise ConfigError(
+            f"Backup directory {path} does not exist; check --dest (the default for "
+            f"{project.env.name} is {default_dest(project.env)})."
+        )
+    return path
 
 
 @lakehouse_task(name="create", iterable=["only"], help=_HELP)
@@ -94,7 +106,7 @@ def list_(
     from ..ui import Output
 
     project = project_from_flags(env, False, env_file, strict=False)
-    backups, leftovers = list_backups(_dest(project, dest), project.env.name)
+    backups, leftovers = list_backups(_dest(project, dest, must_exist=True), project.env.name)
     out = Output(json_mode=json_)
     if json_:
         out.json(
@@ -133,7 +145,7 @@ def verify(
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
-    info = find_backup(_dest(project, dest), backup_id)
+    info = find_backup(_dest(project, dest, must_exist=True), backup_id)
     result = verify_backup(info, deep=deep, project=project, out=out)
     if json_:
         out.json(result.to_dict())
@@ -179,7 +191,7 @@ def prune_(
     project = project_from_flags(env, False, env_file, strict=False)
     count, days = retention_settings(project.env.values)
     result = prune(
-        _dest(project, dest),
+        _dest(project, dest, must_exist=True),
         project.env.name,
         keep_last=count if keep_last is None else int(keep_last),
         max_age_days=days if retention_days is None else int(retention_days),

@@ -12,22 +12,6 @@ if TYPE_CHECKING:
     from ..stack import Stack
 
 
-def mask_config(value: Any, secrets: frozenset[str]) -> Any:
-    """The compose config with every secret value replaced by the mask, at any depth."""
-    from ..environment import MASK
-
-    if isinstance(value, dict):
-        return {k: mask_config(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_config(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return value
-    return value
-
-
 @lakehouse_task(name="config")
 def config_(
     c: Any,
@@ -39,10 +23,11 @@ def config_(
     """Print the fully merged compose configuration of an environment (secrets masked)."""
     import yaml
 
+    from ..docker import mask_secrets
     from ..ui import Output
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)
-    masked = mask_config(project.compose.config(), project.env.secret_values)
+    masked = mask_secrets(project.compose.config(), project.env)
     out = Output(json_mode=json_)
     if json_:
         out.json(masked)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import (
     audited,
     default_env,
+    known_env,
     lakehouse_task,
     project_from_flags,
 )
@@ -48,6 +49,11 @@ def render_result(out: Output, result: DeployResult) -> None:
                     rows=list(result.access),
                     title=f"{result.environment} is up",
                 )
+            )
+        if result.access:
+            out.info(
+                f"Sign-ins of the UIs: invoke env.logins --env {result.environment} "
+                "(passwords shown on a terminal only)."
             )
         if result.record:
             out.line(f"Recorded as deployment {result.record.id}.")
@@ -179,7 +185,7 @@ def history_(c: Any, env: str | None = None, json_: bool = False) -> None:
     from ..paths import project_root
     from ..ui import Output, Table
 
-    name = default_env(env)
+    name = known_env(env)
     rows = history_mod.listing(history_mod.load(project_root(), name))
     out = Output(json_mode=json_)
     if json_:

@@ -6,7 +6,7 @@ from typing import Any
 
 from invoke import Collection
 
-from ._base import default_env, env_files, lakehouse_task
+from ._base import audited, default_env, env_files, lakehouse_task
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -138,7 +138,83 @@ def diff(c: Any, left: str, right: str, json_: bool = False, all_: bool = False)
     )
 
 
+#: The sign-in of each web interface: compose service -> (user variable, password variable).
+ADMIN_LOGINS = {
+    "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
+    "superset": ("SUPERSET_ADMIN_USER", "SUPERSET_ADMIN_PASSWORD"),
+    "airflow-webserver": ("AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD"),
+    "grafana": ("GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"),
+}
+
+
+def login_rows(env: Any, *, reveal: bool) -> list[dict[str, str]]:
+    """One row per web interface that has an admin sign-in: interface, URL, user, password
+    (secret values masked unless ``reveal``)."""
+    from ..environment import MASK
+    from ..hooks.manager import get_plugin_manager
+
+    rows = []
+    for url in get_plugin_manager().access_urls(env=env) or []:
+        names = ADMIN_LOGINS.get(getattr(url, "service", ""))
+        if names is None:
+            continue
+        user_var, password_var = names
+        values = []
+        for var in names:
+            value = env.get(var) or ""
+            values.append(value if reveal or not (value and env.is_secret(var)) else MASK)
+        rows.append(
+            {
+                "name": url.name,
+                "url": url.url,
+                "user": values[0],
+                "password": values[1],
+                "variables": f"{user_var} / {password_var}",
+                "source": env.sources.get(password_var, ""),
+            }
+        )
+    return rows
+
+
+@lakehouse_task()
+@audited("env.logins")
+def logins(
+    c: Any, env: str | None = None, json_: bool = False, env_file: list[str] | None = None
+) -> None:
+    """Show the admin sign-in of every web interface (MinIO, Superset, Airflow, Grafana).
+
+    The passwords are shown on a terminal only; piped, logged or as --json they stay masked
+    (run it in a terminal to read them). Reading them is recorded in the audit log.
+    """
+    from ..environment import load_environment
+    from ..ui import Output, Table
+
+    out = Output(json_mode=json_)
+    loaded = load_environment(default_env(env), env_files=env_files(env_file), strict=False)
+    reveal = out.is_tty and not json_
+    rows = login_rows(loaded, reveal=reveal)
+    if json_:
+        out.json({"environment": loaded.name, "logins": rows})
+        return
+    out.table(
+        Table(
+            columns=[
+                ("name", "Interface"),
+                ("url", "URL"),
+                ("user", "User"),
+                ("password", "Password"),
+                ("source", "Set in"),
+            ],
+            rows=rows,
+            title=f"Admin logins of {loaded.name}",
+        )
+    )
+    if not reveal:
+        out.warn("passwords are masked when the output is not a terminal; run it in one")
+
+
 ns = Collection("env")
 ns.add_task(list_)
 ns.add_task(show)
 ns.add_task(diff)
+ns.add_task(logins)

@@ -6,7 +6,7 @@ from typing import Any
 
 from invoke import Collection
 
-from ._base import audited, default_env, lakehouse_task
+from ._base import audited, known_env, lakehouse_task
 
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
@@ -19,7 +19,7 @@ def status(c: Any, env: str | None = None, json_: bool = False) -> None:
     from ..paths import project_root
     from ..ui import Output
 
-    name = default_env(env)
+    name = known_env(env)
     info = lock_status(project_root(), name)
     out = Output(json_mode=json_)
     if json_:
@@ -39,7 +39,7 @@ def release(c: Any, env: str | None = None, force: bool = False, json_: bool = F
     from ..paths import project_root
     from ..ui import Output
 
-    name = default_env(env)
+    name = known_env(env)
     holder = release_lock(project_root(), name, force=force)
     out = Output(json_mode=json_)
     if json_:

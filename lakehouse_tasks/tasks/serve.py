@@ -41,7 +41,15 @@ def serve(
     from .. import docker
     from ..errors import ConfigError, ExitCode, LakehouseError, RefusedError
     from ..serve.app import Refresher, bind_socket, create_app, run_server
-    from ..serve.auth import Gate, check_address, is_loopback, load_token, serve_dir, token_path
+    from ..serve.auth import (
+        Gate,
+        check_address,
+        is_loopback,
+        load_scrape_token,
+        load_token,
+        serve_dir,
+        token_path,
+    )
     from ..serve.auth import new_token as make_token
     from ..serve.samples import DEFAULT_EVERY_S, SampleStore
     from ..ui import Output
@@ -88,12 +96,18 @@ def serve(
             ExitCode.DEGRADED,
         )
     sock = bind_socket(address, port)
-    samples = SampleStore(serve_dir(root) / f"{project.env.name}.samples.jsonl", every=every)
+    samples = SampleStore(
+        serve_dir(root) / f"{project.compose.project_name}.samples.jsonl", every=every
+    )
     refresher = Refresher(project, samples, interval=float(seconds))
     try:
         refresher.refresh()  # the page has data from its first load on
         refresher.start()
-        app = create_app(project.env.name, lambda: refresher.doc, Gate(token))
+        app = create_app(
+            project.env.name,
+            lambda: refresher.doc,
+            Gate(token, load_scrape_token(root) if token else None),
+        )
         host = f"[{address}]" if ":" in address else address
         actual = sock.getsockname()[1]
         note = f"; sign in with the token in {token_path(root)}" if token else " (loopback only)"

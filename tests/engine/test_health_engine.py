@@ -198,3 +198,35 @@ def test_unhealthy_standin_exits_1_and_watch_reports_it_once(
     out = capsys.readouterr()
     assert "svc01" in out.out and "unhealthy" in out.out
     assert "svc01 (unhealthy)" in out.err
+
+
+def test_health_agrees_with_a_wait_that_probed_healthy(
+    synthetic: Callable[..., Project],
+) -> None:
+    """What the restore's wait calls healthy (the service's own healthcheck, run at once with
+    docker exec), `health` calls healthy at that moment too, although the engine's first check
+    is a minute away; a restart since makes the engine's word count again."""
+    from lakehouse_tasks.restore import wait_healthy
+
+    project = synthetic(2, interval="60s")
+    services = ["svc00", "svc01"]
+    probed = wait_healthy(project, services, timeout=60)
+    assert probed == set(services)
+    snap = take_snapshot(project, resources=False, services=services)
+    assert [r.health for r in snap.rows] == ["healthy", "healthy"]
+    assert all(r.own_probe and r.ok for r in snap.rows), snap.rows
+    # the engine itself has not judged yet: the record is what makes them agree
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Health.Status}}", snap.rows[0].container_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert state == "starting"
+    # the command a script runs after the restore exits 0
+    health_task.health(Context(), env="dev", service=services, no_resources=True)
+    subprocess.run(["docker", "restart", "-t", "1", snap.rows[0].container_id], check=True,
+                   capture_output=True)  # fmt: skip
+    again = take_snapshot(project, resources=False, services=services).by_key()
+    assert again["svc00"].status == "starting" and not again["svc00"].own_probe
+    assert again["svc01"].ok

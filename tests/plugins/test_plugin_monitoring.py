@@ -179,7 +179,12 @@ def test_prometheus_scrapes_only_targets_that_can_be_up() -> None:
         "prometheus": ("/metrics", ["localhost:9090"]),
         "minio": ("/minio/v2/metrics/cluster", ["minio:9000"]),
         "spark-master": ("/metrics/master/prometheus", ["spark-master:8080"]),
+        # `invoke serve` on the Docker host, with its scrape token (docs/STATUS_PAGE.md).
+        "lakehouse-ops": ("/metrics", ["host.docker.internal:8790"]),
     }
+    serve = next(j for j in config["scrape_configs"] if j["job_name"] == "lakehouse-ops")
+    assert serve["authorization"]["credentials_file"] == "/etc/prometheus/lakehouse-serve/token"
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
     # The Spark master serves that path only with the PrometheusServlet sink configured.
     spark = (REPO / "compose" / "config" / "spark" / "spark-defaults.conf").read_text().split()
     sink = "spark.metrics.conf.master.sink.prometheusServlet.path"

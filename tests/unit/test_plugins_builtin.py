@@ -22,6 +22,11 @@ SPARK_MASTER_UI_PORT: {type: port}
 TRINO_PORT: {type: port}
 SUPERSET_PORT: {type: port}
 AIRFLOW_PORT: {type: port}
+PROXY_BIND_ADDRESS: {type: str}
+SUPERSET_TLS_PORT: {type: port}
+AIRFLOW_TLS_PORT: {type: port}
+TLS_CERT_FILE: {type: path}
+TLS_KEY_FILE: {type: path}
 """
 
 
@@ -51,11 +56,11 @@ def test_access_urls_follow_the_port_variables_and_bind_address(make_env: Any) -
         AIRFLOW_PORT="18089",
     )
     assert builtins_only().access_urls(env=env) == [
-        AccessURL("MinIO console", "http://127.0.0.1:19001/"),
-        AccessURL("Spark UI", "http://127.0.0.1:18080/"),
-        AccessURL("Trino", "http://127.0.0.1:18086/ui/"),
-        AccessURL("Superset", "http://127.0.0.1:18088/"),
-        AccessURL("Airflow", "http://127.0.0.1:18089/"),
+        AccessURL("MinIO console", "http://127.0.0.1:19001/", service="minio"),
+        AccessURL("Spark UI", "http://127.0.0.1:18080/", service="spark-master"),
+        AccessURL("Trino", "http://127.0.0.1:18086/ui/", service="trino"),
+        AccessURL("Superset", "http://127.0.0.1:18088/", service="superset"),
+        AccessURL("Airflow", "http://127.0.0.1:18089/", service="airflow-webserver"),
     ]
 
 

@@ -17,6 +17,7 @@ from ... import docker
 from ...docker import ContainerEvents, probe_passes
 from ...errors import LakehouseError
 from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
+from ...probes import record as probe_record
 from ...schema import parse_duration
 from ...stack import with_dependencies
 from ..base import no_running_container, not_healthy
@@ -233,6 +234,16 @@ def probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> set
         with ThreadPoolExecutor(max_workers=min(len(probes), 8)) as pool:
             results = list(pool.map(probe, probes))
     failed = {item[0] for item, ok in zip(probes, results, strict=True) if not ok}
+    started = {row.container_id: row.started_at for row in rows}
+    # health counts these passes too, until the engine runs its own first check
+    probe_record(
+        project,
+        [
+            (item[1], started.get(item[1], ""))
+            for item, ok in zip(probes, results, strict=True)
+            if ok
+        ],
+    )
     return {item[0] for item in probes} - failed
 
 

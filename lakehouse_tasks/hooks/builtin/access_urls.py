@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from ...environment import Environment
 
 #: (interface, port variable, default port from the base compose file, path, TLS port
-#: variable of the proxy).
-INTERFACES: tuple[tuple[str, str, int, str, str], ...] = (
-    ("MinIO console", "MINIO_CONSOLE_PORT", 9001, "/", "MINIO_CONSOLE_TLS_PORT"),
-    ("Spark UI", "SPARK_MASTER_UI_PORT", 8080, "/", "SPARK_MASTER_UI_TLS_PORT"),
-    ("Trino", "TRINO_PORT", 8086, "/ui/", "TRINO_TLS_PORT"),
-    ("Superset", "SUPERSET_PORT", 8088, "/", "SUPERSET_TLS_PORT"),
-    ("Airflow", "AIRFLOW_PORT", 8089, "/", "AIRFLOW_TLS_PORT"),
+#: variable of the proxy, compose service serving it).
+INTERFACES: tuple[tuple[str, str, int, str, str, str], ...] = (
+    ("MinIO console", "MINIO_CONSOLE_PORT", 9001, "/", "MINIO_CONSOLE_TLS_PORT", "minio"),
+    ("Spark UI", "SPARK_MASTER_UI_PORT", 8080, "/", "SPARK_MASTER_UI_TLS_PORT", "spark-master"),
+    ("Trino", "TRINO_PORT", 8086, "/ui/", "TRINO_TLS_PORT", "trino"),
+    ("Superset", "SUPERSET_PORT", 8088, "/", "SUPERSET_TLS_PORT", "superset"),
+    ("Airflow", "AIRFLOW_PORT", 8089, "/", "AIRFLOW_TLS_PORT", "airflow-webserver"),
 )
 
 WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
@@ -52,16 +52,16 @@ def access_urls_for(env: Environment) -> list[AccessURL]:
     mode = (env.get("HTTPS_MODE") or "disabled").strip().lower()
     certificates = bool(env.get("TLS_CERT_FILE") and env.get("TLS_KEY_FILE"))
     urls = []
-    for name, variable, default, path, tls_variable in INTERFACES:
+    for name, variable, default, path, tls_variable, service in INTERFACES:
         port = (env.get(variable) or str(default)).strip()
         tls_port = (env.get(tls_variable) or port).strip()
         https = f"https://{proxy_host}:{tls_port}{path}"
         if mode == "enforced":
-            urls.append(AccessURL(name, https, "through the TLS proxy"))
+            urls.append(AccessURL(name, https, "through the TLS proxy", service))
         elif mode == "optional" and certificates:
-            urls.append(AccessURL(name, f"http://{host}:{port}{path}", f"HTTPS: {https}"))
+            urls.append(AccessURL(name, f"http://{host}:{port}{path}", f"HTTPS: {https}", service))
         else:
-            urls.append(AccessURL(name, f"http://{host}:{port}{path}", ""))
+            urls.append(AccessURL(name, f"http://{host}:{port}{path}", "", service))
     return urls
 
 

@@ -29,6 +29,7 @@ from lakehouse_tasks.plugin import (
     port_is_free,
     public_host,
     running_port_bindings,
+    serve_scrape_dir,
     state_dir,
     warned,
 )
@@ -45,6 +46,9 @@ REHEARSAL_OVERRIDE = PACKAGE_DIR / "compose" / "monitoring.rehearsal.yaml"
 #: ``:?message`` / ``:-default`` modifier).
 MONITORING_DIR_VARIABLE = "LAKEHOUSE_MONITORING_DIR"
 _MONITORING_DIR_RE = re.compile(r"\$\{" + MONITORING_DIR_VARIABLE + r"(?::[?-][^}]*)?\}")
+#: The directory of `invoke serve`'s scrape token, mounted into Prometheus (0700, its user's).
+SCRAPE_DIR_VARIABLE = "LAKEHOUSE_SERVE_SCRAPE_DIR"
+_SCRAPE_DIR_RE = re.compile(r"\$\{" + SCRAPE_DIR_VARIABLE + r"(?::[?-][^}]*)?\}")
 
 #: The process-environment switch the tasks' ``--rehearsal`` flag also honours.
 REHEARSAL_VARIABLE = "LAKEHOUSE_REHEARSAL"
@@ -75,26 +79,40 @@ def rehearsal_requested(env: Environment) -> bool:
 
 
 # ---- the compose file -----------------------------------------------------------------------
-def render_compose_text(template: str, package_dir: Path = PACKAGE_DIR) -> str:
-    """``template`` with ``${LAKEHOUSE_MONITORING_DIR...}`` replaced by ``package_dir``.
+def render_compose_text(
+    template: str, package_dir: Path = PACKAGE_DIR, scrape_dir: Path | None = None
+) -> str:
+    """``template`` with ``${LAKEHOUSE_MONITORING_DIR...}`` replaced by ``package_dir`` (and
+    ``${LAKEHOUSE_SERVE_SCRAPE_DIR...}`` by ``scrape_dir`` when given).
 
     Compose resolves relative bind-mount sources against the project directory (the repository
     root), not against the file that declares them, so the sources must be absolute. A ``$`` in
     the directory is doubled so compose does not read it as interpolation.
     """
     absolute = str(Path(package_dir).resolve()).replace("$", "$$")
-    return _MONITORING_DIR_RE.sub(lambda _match: absolute, template)
+    text = _MONITORING_DIR_RE.sub(lambda _match: absolute, template)
+    if scrape_dir is not None:
+        scrape = str(Path(scrape_dir).resolve()).replace("$", "$$")
+        text = _SCRAPE_DIR_RE.sub(lambda _match: scrape, text)
+    return text
 
 
-def render_compose_file(directory: Path, package_dir: Path = PACKAGE_DIR) -> Path:
+def render_compose_file(
+    directory: Path, package_dir: Path = PACKAGE_DIR, scrape_dir: Path | None = None
+) -> Path:
     """Write the rendered ``monitoring.yaml`` into ``directory`` and return its path.
 
     The file is only rewritten when its content changes, and atomically (temporary file then
     rename), so concurrent tasks never read half a file.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if scrape_dir is None:  # by hand or in tests: an empty one beside the file (no scrape)
+        scrape_dir = directory / "serve-scrape"
+        scrape_dir.mkdir(mode=0o700, exist_ok=True)
     target = directory / COMPOSE_TEMPLATE.name
-    text = render_compose_text(COMPOSE_TEMPLATE.read_text(encoding="utf-8"), package_dir)
+    text = render_compose_text(
+        COMPOSE_TEMPLATE.read_text(encoding="utf-8"), package_dir, scrape_dir
+    )
     try:
         if target.read_text(encoding="utf-8") == text:
             return target
@@ -120,7 +138,7 @@ def compose_files_for(env: Environment, rehearsal: bool = False) -> list[Path]:
     """The compose files this plugin adds to ``env`` (none when monitoring is off)."""
     if not monitoring_enabled(env):
         return []
-    files = [render_compose_file(rendered_dir(env))]
+    files = [render_compose_file(rendered_dir(env), scrape_dir=serve_scrape_dir(env.root))]
     if rehearsal or rehearsal_requested(env):
         files.append(REHEARSAL_OVERRIDE)
     return files
@@ -138,7 +156,7 @@ def access_urls_for(env: Environment) -> list[AccessURL]:
         note = "monitoring plugin" + (
             "; sign in as GRAFANA_ADMIN_USER" if service == "grafana" else ""
         )
-        urls.append(AccessURL(name, f"http://{host}:{port}{path}", note))
+        urls.append(AccessURL(name, f"http://{host}:{port}{path}", note, service))
     return urls
 
 
