@@ -29,7 +29,7 @@ from . import stacks
 from .stats import Figure, machine_info, ratios, result_document, results_table, summarize
 
 #: Figure groups ``--only`` accepts, in the order they run.
-GROUPS = ("startup", "health", "memory", "deploy", "backup")
+GROUPS = ("startup", "health", "memory", "deploy", "backup", "offsite")
 
 HEALTH_SIZES = (16, 64, 128)
 
@@ -641,6 +641,80 @@ class Suite:
                 )
             )
 
+    # ---- off-site copy (restic) -------------------------------------------------------------
+    def offsite(self) -> None:
+        """The plugin's off-site copy of one backup directory into a fresh restic repository
+        against plain ``restic backup`` of the same files into another fresh one (both
+        initialised outside the timing), sides alternating."""
+        import types
+
+        if not shutil.which("restic"):
+            log("offsite: restic is not installed; skipped (scripts/docker-engine installs it)")
+            return
+        from lakehouse_offsite.plugin import copy_backup
+        from lakehouse_offsite.restic import Restic, ResticConfig
+
+        size = self.settings.data_bytes
+        source = self.workdir / "offsite-backup"
+        (source / "volumes").mkdir(parents=True, exist_ok=True)
+        # half random (parquet-like, incompressible), half repetitive text
+        with open(source / "volumes" / "data.bin", "wb") as fh:
+            left = size // 2
+            while left > 0:
+                chunk = os.urandom(min(left, 4 * 1024**2))
+                fh.write(chunk)
+                left -= len(chunk)
+        with open(source / "volumes" / "logs.txt", "wb") as fh:
+            line = b"2026-01-01T00:00:00Z INFO ingestor wrote s3://lake/raw/part-00001.parquet\n"
+            fh.write(line * ((size // 2) // len(line)))
+        (source / "manifest.json").write_text(
+            json.dumps({"id": "bench-20260101T000000Z", "environment": "bench",
+                        "time": "2026-01-01T00:00:00+00:00", "artefacts": []})
+        )  # fmt: skip
+        password = self.workdir / "restic-password"
+        password.write_text("bench-password-not-secret\n")
+        times: dict[str, list[float]] = {"tool": [], "raw": []}
+        env = types.SimpleNamespace(name="bench", root=self.workdir)
+
+        def fresh(side: str, i: int) -> ResticConfig:
+            config = ResticConfig(
+                environment="bench", project="lht-bench", repository=str(self.workdir / f"repo-{side}-{i}"),
+                password_file=password, credentials_file=None, cache_dir=self.workdir / f"cache-{side}-{i}",
+            )  # fmt: skip
+            Restic(config).run(["init"], what="init")
+            return config
+
+        for i in range(self.settings.heavy_runs):
+
+            def run_tool(i: int = i) -> float:
+                config = fresh("tool", i)
+                started = time.perf_counter()
+                copy_backup(env, source, config)
+                return time.perf_counter() - started
+
+            def run_raw(i: int = i) -> float:
+                config = fresh("raw", i)
+                restic = Restic(config)
+                started = time.perf_counter()
+                restic.run(["backup", ".", "--host", "lht-bench"], cwd=source, timeout=None)
+                return time.perf_counter() - started
+
+            pair: list[tuple[str, Callable[[], float]]] = [("tool", run_tool), ("raw", run_raw)]
+            for side, fn in pair if i % 2 == 0 else pair[::-1]:
+                times[side].append(fn())
+            log(f"offsite run {i + 1}: tool {times['tool'][-1]:.1f}s raw {times['raw'][-1]:.1f}s")
+        self.figures.append(
+            figure_from_pairs(
+                "offsite-copy",
+                f"off-site copy of a {human(size)} backup into a restic repository",
+                "`restic backup .` of the same files into a fresh repository",
+                0.9,
+                times["tool"],
+                times["raw"],
+                throughput_bytes=size,
+            )
+        )
+
 
 def human(size: int) -> str:
     if size >= 1024**3:
@@ -679,6 +753,8 @@ def run_suite(
             suite.deploy()
         if "backup" in groups:
             suite.backup()
+        if "offsite" in groups:
+            suite.offsite()
     finally:
         suite.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -571,6 +571,34 @@ def find_backup(dest: Path, ident: str) -> BackupInfo:
     )
 
 
+def find_or_fetch_backup(
+    env: Environment, dest: Path, ident: str, out: Output | None = None
+) -> BackupInfo:
+    """The backup ``ident`` from ``dest``; when the host does not hold it, fetched back from a
+    plugin's copy (``lakehouse_fetch_backup``, e.g. the off-site restic repository) into
+    ``dest`` and its every checksum recomputed against its manifest (exit 6 on a mismatch,
+    and the fetched copy is removed) before the caller touches anything."""
+    try:
+        return find_backup(dest, ident)
+    except LakehouseError as missing:
+        if os.sep in ident or "/" in ident:
+            raise
+        fetched = get_plugin_manager().fetch_backup(env=env, backup_id=ident, dest=dest)
+        if fetched is None:
+            raise missing from None
+    if out is not None:
+        out.info(f"Backup {ident} is not on this host; fetched it from its off-site copy")
+    info = BackupInfo(
+        fetched, BackupManifest.load(fetched / MANIFEST), VerifyRecord.load(fetched / VERIFIED)
+    )
+    try:
+        check_checksums(info, out)
+    except LakehouseError:
+        shutil.rmtree(fetched, ignore_errors=True)
+        raise
+    return info
+
+
 def latest_backup(
     env_name: str, dest: Path | None = None, *, root: Path | None = None
 ) -> BackupInfo | None:
@@ -1056,17 +1084,54 @@ def manifest_table(manifest: BackupManifest, path: Path | None = None) -> Table:
     )
 
 
-def backups_table(backups: Sequence[BackupInfo], leftovers: Sequence[Path]) -> Table:
-    rows: list[Mapping[str, Any]] = [
+def where_label(local: bool, copies: Sequence[Any]) -> str:
+    """``local``, ``off-site`` or ``both`` (another location's name when a plugin says so)."""
+    places = sorted({c.location for c in copies})
+    if local and places:
+        return "both" if places == ["off-site"] else "local, " + ", ".join(places)
+    if places:
+        return ", ".join(places)
+    return "local"
+
+
+def backups_table(
+    backups: Sequence[BackupInfo], leftovers: Sequence[Path], copies: Sequence[Any] = ()
+) -> Table:
+    """Local backups and (``copies``: ``BackupCopy`` from plugins) where each one lives."""
+    by_id: dict[str, list[Any]] = {}
+    for copy in copies:
+        by_id.setdefault(copy.backup_id, []).append(copy)
+    rows: list[dict[str, Any]] = [
         {
             "id": b.id,
             "time": b.time.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
             "size": human_bytes(b.size),
             "tag": b.manifest.tag or "",
             "verified": b.verified.label if b.verified else "no",
+            "where": where_label(True, by_id.get(b.id, ())),
+            "_time": b.time,
         }
         for b in backups
     ]
+    local = {b.id for b in backups}
+    for ident, held in by_id.items():
+        if ident in local:
+            continue
+        first = held[0]
+        rows.append(
+            {
+                "id": ident,
+                "time": first.time.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+                "size": human_bytes(first.size) if first.size else "-",
+                "tag": "",
+                "verified": "-",
+                "where": where_label(False, held),
+                "_time": first.time,
+            }
+        )
+    rows.sort(key=lambda r: r["_time"], reverse=True)
+    for row in rows:
+        del row["_time"]
     caption = ""
     if leftovers:
         caption = (
@@ -1074,15 +1139,18 @@ def backups_table(backups: Sequence[BackupInfo], leftovers: Sequence[Path]) -> T
             + ", ".join(p.name for p in leftovers)
             + " (`invoke backup.prune` removes them)"
         )
+    columns = [
+        ("id", "ID"),
+        ("time", "TIME"),
+        ("size", "SIZE"),
+        ("tag", "TAG"),
+        ("verified", "VERIFIED"),
+    ]
+    if copies:
+        columns.append(("where", "WHERE"))
     return Table(
-        columns=[
-            ("id", "ID"),
-            ("time", "TIME"),
-            ("size", "SIZE"),
-            ("tag", "TAG"),
-            ("verified", "VERIFIED"),
-        ],
-        rows=rows,
+        columns=columns,
+        rows=list[Mapping[str, Any]](rows),
         title="Backups",
         caption=caption,
     )

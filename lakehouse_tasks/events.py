@@ -47,6 +47,11 @@ class EventKind(enum.StrEnum):
     RESTORE_FAILED = "restore.failed"
     TEARDOWN = "teardown"
     SCHEDULE_MISSED = "backup.schedule_missed"
+    OFFSITE_COPY_SUCCEEDED = "backup.offsite_succeeded"
+    OFFSITE_COPY_FAILED = "backup.offsite_failed"
+    OFFSITE_COPY_MISSED = "backup.offsite_missed"
+    DRILL_SUCCEEDED = "backup.drill_succeeded"
+    DRILL_FAILED = "backup.drill_failed"
 
 
 #: The severity each kind carries unless its producer says otherwise.
@@ -66,6 +71,11 @@ DEFAULT_SEVERITY: Mapping[EventKind, Severity] = {
     EventKind.RESTORE_FAILED: Severity.CRITICAL,
     EventKind.TEARDOWN: Severity.WARNING,
     EventKind.SCHEDULE_MISSED: Severity.WARNING,
+    EventKind.OFFSITE_COPY_SUCCEEDED: Severity.INFO,
+    EventKind.OFFSITE_COPY_FAILED: Severity.ERROR,
+    EventKind.OFFSITE_COPY_MISSED: Severity.WARNING,
+    EventKind.DRILL_SUCCEEDED: Severity.INFO,
+    EventKind.DRILL_FAILED: Severity.ERROR,
 }
 
 

@@ -12,6 +12,9 @@ What is here:
   :class:`ExtraArtefact`, :class:`Check` with :func:`passed` / :func:`warned` / :func:`failed`);
 * the values hooks receive (:class:`Event` with :class:`EventKind` and :class:`Severity`,
   :class:`Environment`, :class:`Project`) and :class:`LakehouseError` to stop a task cleanly;
+* for backup plugins (lakehouse-offsite): :class:`BackupCopy` (what
+  ``lakehouse_backup_copies`` returns), :func:`emit_event`, :func:`default_backup_dir`,
+  :func:`check_free_space` and :func:`select_for_pruning` (the retention rules of the host);
 * helpers the shipped plugins share with the core: :func:`state_dir`, :func:`project_root`,
   :func:`load_environment`, :func:`public_host`, :class:`PublishedPort`, :func:`port_is_free`,
   :func:`running_port_bindings`, :func:`serve_scrape_dir` (where ``invoke serve`` keeps the
@@ -20,6 +23,7 @@ What is here:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import hookimpl
@@ -28,7 +32,8 @@ from .environment import Environment, load_environment
 from .errors import ExitCode, LakehouseError
 from .events import Event, EventKind, Severity
 from .hooks.builtin.access_urls import public_host
-from .hooks.types import AccessURL, ExtraArtefact
+from .hooks.emit import emit_event
+from .hooks.types import AccessURL, BackupCopy, ExtraArtefact
 from .paths import project_root, state_dir
 from .stack import PublishedPort
 
@@ -52,6 +57,31 @@ def port_is_free(port: PublishedPort) -> tuple[bool, str]:
     return bind_test(port)
 
 
+def default_backup_dir(env: Environment) -> Path:
+    """Where the environment's backups live (``BACKUP_DIR``, else ``<project>/backups``)."""
+    from .backup import default_dest
+
+    return default_dest(env)
+
+
+def check_free_space(dest: Path, needed: int, *, what: str = "backup") -> None:
+    """Refuse (exit 7, one sentence) when ``dest`` has less than ``needed`` bytes (plus the
+    core's margin) free: the core's own check before a backup or restore."""
+    from .backup import check_free_space as check
+
+    check(dest, needed, what=what)
+
+
+def select_for_pruning(
+    backups: Any, keep_last: int, max_age_days: int, now: Any, **rules: Any
+) -> Any:
+    """The host's retention rules as a pure function: ``(keep, delete)`` of anything with
+    ``time`` and ``is_verified`` (:func:`lakehouse_tasks.retention.select_for_pruning`)."""
+    from .retention import select_for_pruning as select
+
+    return select(backups, keep_last, max_age_days, now, **rules)
+
+
 def running_port_bindings(project: Project) -> list[dict[str, Any]]:
     """The published ports of every running container on the project's engine (one
     ``docker ps``): rows with ``container``, ``project`` (compose project label or ""),
@@ -73,6 +103,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AccessURL",
+    "BackupCopy",
     "Check",
     "Environment",
     "Event",
@@ -84,6 +115,9 @@ __all__ = [
     "PublishedPort",
     "Severity",
     "Status",
+    "check_free_space",
+    "default_backup_dir",
+    "emit_event",
     "failed",
     "hookimpl",
     "load_environment",
@@ -92,6 +126,7 @@ __all__ = [
     "project_root",
     "public_host",
     "running_port_bindings",
+    "select_for_pruning",
     "serve_scrape_dir",
     "state_dir",
     "warned",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -391,9 +391,14 @@ def restore_backup(
     out: Output | None = None,
     checked: bool = False,
     backend: Backend | None = None,
+    inspect_restored: Callable[[], None] | None = None,
 ) -> RestoreResult:
     """Restore ``info`` into ``project`` (the caller has confirmed; ``checked``: and has run
-    :func:`check_restorable`). See the module docstring."""
+    :func:`check_restorable`). See the module docstring.
+
+    ``inspect_restored`` is called once everything is restored, while the services that mount
+    a restored volume are still stopped (``backup.drill`` checksums the volumes there, before
+    a service writes to them again)."""
     out = out or Output()
     backend = backend or ComposeBackend()
     started = time.monotonic()
@@ -449,6 +454,8 @@ def restore_backup(
                         "status": "ok",
                     }
                 )
+            if inspect_restored is not None:
+                inspect_restored()
         # What was stopped (and started again) and the databases: `stop` also names services
         # of the configuration that are not running (an inactive Spark worker), which a
         # snapshot would refuse as unknown.

@@ -108,12 +108,16 @@ def build_spec(
     rehearsal: bool = False,
     env_files: Sequence[str] = (),
     executable: str | None = None,
+    drill: bool = False,
 ) -> ScheduleSpec:
-    """The schedule of ``env``: ``lakehouse backup.scheduled-run --env <name>`` at ``at``."""
+    """The schedule of ``env``: ``lakehouse backup.scheduled-run --env <name>`` at ``at``
+    (with ``drill``: ``--drill``, a restore drill of each new backup)."""
     hour, minute = parse_at(at)
     argv = [executable or lakehouse_executable(), "backup.scheduled-run", "--env", env.name]
     if rehearsal:
         argv.append("--rehearsal")
+    if drill:
+        argv.append("--drill")
     for path in env_files:
         argv += ["--env-file", str(Path(path).expanduser().absolute())]
     variables = [("LAKEHOUSE_HOME", str(env.root))]

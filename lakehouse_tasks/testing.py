@@ -111,6 +111,26 @@ class RecordingPlugin:
     def lakehouse_post_backup(self, project: Project, manifest_path: Path) -> None:
         self._record("lakehouse_post_backup", project=project, manifest_path=manifest_path)
 
+    @hookimpl
+    def lakehouse_backup_copies(self, env: Environment) -> None:
+        self._record("lakehouse_backup_copies", env=env)
+
+    @hookimpl
+    def lakehouse_fetch_backup(self, env: Environment, backup_id: str, dest: Path) -> None:
+        self._record("lakehouse_fetch_backup", env=env, backup_id=backup_id, dest=dest)
+
+    @hookimpl
+    def lakehouse_verify_copies(self, env: Environment, read_data_subset: str | None) -> None:
+        self._record("lakehouse_verify_copies", env=env, read_data_subset=read_data_subset)
+
+    @hookimpl
+    def lakehouse_post_prune(self, env: Environment, result: Any) -> None:
+        self._record("lakehouse_post_prune", env=env, result=result)
+
+    @hookimpl
+    def lakehouse_status_checks(self, env: Environment) -> None:
+        self._record("lakehouse_status_checks", env=env)
+
 
 PluginsFactory = Callable[..., "LakehousePlugins"]
 

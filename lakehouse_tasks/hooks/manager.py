@@ -54,7 +54,7 @@ from ..checks import Check
 from ..errors import ExitCode, LakehouseError, StateDirError
 from ..paths import state_dir_failure
 from . import specs
-from .types import AccessURL, ExtraArtefact, PluginInfo
+from .types import AccessURL, BackupCopy, ExtraArtefact, PluginInfo
 
 if TYPE_CHECKING:
     from ..environment import Environment
@@ -84,6 +84,11 @@ FACADE_METHODS: dict[str, str] = {
     "lakehouse_event": "emit",
     "lakehouse_backup_artefacts": "backup_artefacts",
     "lakehouse_post_backup": "post_backup",
+    "lakehouse_backup_copies": "backup_copies",
+    "lakehouse_fetch_backup": "fetch_backup",
+    "lakehouse_verify_copies": "verify_copies",
+    "lakehouse_post_prune": "post_prune",
+    "lakehouse_status_checks": "status_checks",
 }
 
 
@@ -485,6 +490,72 @@ class LakehousePlugins:
     def post_backup(self, *, project: Project, manifest_path: Path) -> None:
         self._observe("lakehouse_post_backup", project=project, manifest_path=Path(manifest_path))
 
+    # ---- backup copy hooks -------------------------------------------------------------
+    def backup_copies(self, *, env: Environment) -> list[BackupCopy]:
+        """Every copy plugins keep of ``env``'s backups; a failing plugin's are left out."""
+        copies: list[BackupCopy] = []
+        for name, value in self._observe("lakehouse_backup_copies", env=env):
+            for item in value or []:
+                if isinstance(item, BackupCopy):
+                    copies.append(dataclasses.replace(item, plugin=item.plugin or name))
+                else:
+                    self._warn(
+                        f"plugin {name!r} returned {item!r} from lakehouse_backup_copies, "
+                        "not a BackupCopy (ignored)"
+                    )
+        return copies
+
+    def fetch_backup(self, *, env: Environment, backup_id: str, dest: Path) -> Path | None:
+        """The directory a plugin fetched ``backup_id`` into, or None when none has a copy."""
+        hook = "lakehouse_fetch_backup"
+        for name, value in self._gate(
+            hook, ExitCode.INTEGRITY_FAILED, env=env, backup_id=backup_id, dest=Path(dest)
+        ):
+            if value is None:
+                continue
+            path = Path(value)
+            if not (path / "manifest.json").is_file():
+                raise LakehouseError(
+                    f"Plugin {name!r} fetched backup {backup_id} into {path}, which holds no "
+                    "manifest.json; fix the plugin.",
+                    ExitCode.INTEGRITY_FAILED,
+                )
+            return path
+        return None
+
+    def verify_copies(self, *, env: Environment, read_data_subset: str | None) -> list[Check]:
+        """Every plugin's integrity checks of its copies, ``source`` set to the plugin."""
+        hook = "lakehouse_verify_copies"
+        code = ExitCode.INTEGRITY_FAILED
+        checks: list[Check] = []
+        for name, value in self._gate(hook, code, env=env, read_data_subset=read_data_subset):
+            for item in self._as_list(name, hook, value, code):
+                if not isinstance(item, Check):
+                    raise LakehouseError(
+                        f"Plugin {name!r} returned {item!r} from {hook}, not a Check; "
+                        "fix the plugin.",
+                        code,
+                    )
+                checks.append(dataclasses.replace(item, source=name))
+        return checks
+
+    def post_prune(self, *, env: Environment, result: Any) -> None:
+        self._observe("lakehouse_post_prune", env=env, result=result)
+
+    def status_checks(self, *, env: Environment) -> list[Check]:
+        """Plugins' extra health lines; a failing plugin's are left out (with a warning)."""
+        checks: list[Check] = []
+        for name, value in self._observe("lakehouse_status_checks", env=env):
+            for item in value or []:
+                if isinstance(item, Check):
+                    checks.append(dataclasses.replace(item, source=name))
+                else:
+                    self._warn(
+                        f"plugin {name!r} returned {item!r} from lakehouse_status_checks, "
+                        "not a Check (ignored)"
+                    )
+        return checks
+
 
 # ---- the per-process manager ----------------------------------------------------------------
 _MANAGER: LakehousePlugins | None = None
@@ -508,6 +579,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FACADE_METHODS",
     "AccessURL",
+    "BackupCopy",
     "ExtraArtefact",
     "LakehousePlugins",
     "PluginInfo",

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..environment import Environment
     from ..events import Event
     from ..project import Project
-    from .types import AccessURL, ExtraArtefact
+    from .types import AccessURL, BackupCopy, ExtraArtefact
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -236,4 +236,101 @@ def lakehouse_post_backup(project: Project, manifest_path: Path) -> None:
     :param project: The project that was backed up.
     :param manifest_path: The backup's ``manifest.json``; its directory holds every artefact.
     :return: Nothing; the return value is ignored.
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Backup copy hooks: backups kept somewhere else (off-site), read back, checked, pruned
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def lakehouse_backup_copies(env: Environment) -> list[BackupCopy]:
+    """List the copies of an environment's backups a plugin keeps elsewhere (off the host).
+
+    Fires when ``backup.list`` shows where each backup lives (local, off-site, both), when
+    ``restore`` or ``backup.drill`` look for a backup that is not on the host, and when
+    ``health`` reports the newest off-site copy.
+
+    Failure policy: observer. An exception is reported on stderr with the plugin's name and
+    its copies are left out of the listing; the task goes on with the local backups.
+
+    :param env: The resolved environment whose backups are listed.
+    :return: A list of :class:`~lakehouse_tasks.plugin.BackupCopy` (one per backup held),
+        or ``None``/``[]``.
+    """
+
+
+@hookspec(firstresult=True)
+def lakehouse_fetch_backup(env: Environment, backup_id: str, dest: Path) -> Path | None:
+    """Bring a backup that is not on the host back from a copy, into a directory under ``dest``.
+
+    Fires when ``restore --backup ID`` or ``backup.drill --backup ID`` names a backup that
+    ``dest`` does not hold. Stops at first non-None result: the first plugin that returns a
+    directory has fetched it and the later ones are not called. The directory must hold
+    ``manifest.json`` and every artefact; the host recomputes every checksum against the
+    manifest before anything is touched.
+
+    Failure policy: contributing, fatal. A ``LakehouseError`` keeps its message and exit code
+    (the plugin names the problem: wrong password, unreachable repository, missing snapshot,
+    no space); any other exception stops the task with exit 6 naming the plugin.
+
+    :param env: The resolved environment the backup belongs to.
+    :param backup_id: The backup's id (``<env>-<UTC timestamp>[-tag]``).
+    :param dest: The directory local backups live in (``BACKUP_DIR``); fetch into
+        ``dest / backup_id`` (atomically: assemble beside it and rename).
+    :return: The directory of the fetched backup, or ``None`` when this plugin has no copy.
+    """
+
+
+@hookspec
+def lakehouse_verify_copies(env: Environment, read_data_subset: str | None) -> list[Check]:
+    """Check the integrity of the place backup copies are kept (``backup.verify --offsite``).
+
+    Fires once per ``backup.verify --offsite``. A returned check whose status is ``fail``
+    makes the task exit 6, like a corrupted local backup.
+
+    Failure policy: gating. A ``LakehouseError`` keeps its message and exit code; any other
+    exception stops the task with exit 6 naming the plugin.
+
+    :param env: The resolved environment whose copies are checked.
+    :param read_data_subset: ``None`` to check the structure only, or a slice of the data to
+        read back and check as well (``"1/5"``, ``"10%"``, ``"all"``), so large repositories
+        can be checked over several runs.
+    :return: A list of :class:`~lakehouse_tasks.checks.Check`, or ``None``/``[]``.
+    """
+
+
+@hookspec
+def lakehouse_post_prune(env: Environment, result: Any) -> None:
+    """Apply the retention ``backup.prune`` just applied on the host to the backups' copies.
+
+    Fires once at the end of ``backup.prune`` (also ``--dry-run``) and of a scheduled run,
+    after the local backups were pruned.
+
+    Failure policy: observer (see :func:`lakehouse_post_deploy`): the local pruning stands;
+    the failure is reported on stderr with the plugin's name.
+
+    :param env: The resolved environment that was pruned.
+    :param result: The :class:`~lakehouse_tasks.retention.PruneResult`: the policy
+        (``keep_last``, ``keep_daily``, ``keep_weekly``, ``keep_monthly``, ``max_age_days``),
+        ``kept`` and ``deleted`` backups, ``dry_run``, and ``protected`` (the id of the newest
+        verified backup, which must never be deleted anywhere).
+    :return: Nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def lakehouse_status_checks(env: Environment) -> list[Check]:
+    """Add lines to ``health``: facts about the environment that are not a service's state.
+
+    Fires once per ``health`` (once per ``--watch`` session), after the services' snapshot.
+    The off-site plugin reports the age of the newest off-site copy here; a ``warn`` is
+    printed as a warning and, with ``--strict-backups``, makes the exit code 1.
+
+    Failure policy: observer. An exception is reported on stderr with the plugin's name and
+    only that plugin's checks are missing.
+
+    :param env: The resolved environment being reported on.
+    :return: A list of :class:`~lakehouse_tasks.checks.Check`, or ``None``/``[]``.
     """

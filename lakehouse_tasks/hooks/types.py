@@ -44,6 +44,32 @@ class ExtraArtefact:
 
 
 @dataclass(frozen=True)
+class BackupCopy:
+    """A copy of one backup kept elsewhere by a plugin (``lakehouse_backup_copies``).
+
+    ``location`` names the kind of place (``"off-site"``); ``ref`` is the plugin's own handle
+    (a restic snapshot id); ``time`` is when the backup was taken (its manifest's time).
+    """
+
+    backup_id: str
+    location: str
+    ref: str
+    time: Any  # datetime.datetime (aware)
+    size: int = 0
+    plugin: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "location": self.location,
+            "ref": self.ref,
+            "time": self.time.isoformat() if hasattr(self.time, "isoformat") else str(self.time),
+            "size": self.size,
+            "plugin": self.plugin,
+        }
+
+
+@dataclass(frozen=True)
 class PluginInfo:
     """One plugin as ``invoke plugins`` shows it."""
 
@@ -65,4 +91,4 @@ class PluginInfo:
         }
 
 
-__all__ = ["AccessURL", "ExtraArtefact", "PluginInfo"]
+__all__ = ["AccessURL", "BackupCopy", "ExtraArtefact", "PluginInfo"]

@@ -101,50 +101,129 @@ def list_(
     json_: bool = False,
     env_file: list[str] | None = None,
 ) -> None:
-    """List the complete backups of an environment, newest first (and incomplete leftovers)."""
-    from ..backup import backups_table, list_backups
+    """List the backups of an environment, newest first, and where each lives (local, off-site,
+    both), with incomplete leftovers of interrupted runs."""
+    from ..backup import backups_table, list_backups, where_label
+    from ..hooks.manager import get_plugin_manager
     from ..ui import Output
 
     project = project_from_flags(env, False, env_file, strict=False)
     backups, leftovers = list_backups(_dest(project, dest, must_exist=True), project.env.name)
+    copies = get_plugin_manager().backup_copies(env=project.env)
     out = Output(json_mode=json_)
     if json_:
+        local = {b.id for b in backups}
+        by_id: dict[str, list[Any]] = {}
+        for copy in copies:
+            by_id.setdefault(copy.backup_id, []).append(copy)
         out.json(
             {
-                "backups": [b.to_dict() for b in backups],
+                "backups": [
+                    {
+                        **b.to_dict(),
+                        "where": where_label(True, by_id.get(b.id, [])),
+                        "copies": [c.to_dict() for c in by_id.get(b.id, [])],
+                    }
+                    for b in backups
+                ],
+                "offsite_only": [
+                    {
+                        "id": ident,
+                        "where": where_label(False, held),
+                        "copies": [c.to_dict() for c in held],
+                    }
+                    for ident, held in by_id.items()
+                    if ident not in local
+                ],
                 "incomplete": [str(p) for p in leftovers],
             }
         )
         return
-    out.table(backups_table(backups, leftovers))
+    out.table(backups_table(backups, leftovers, copies))
+
+
+def _verify_offsite(project: Any, subset: str | None, out: Any, json_: bool) -> None:
+    from ..checks import Status
+    from ..errors import ExitCode, LakehouseError
+    from ..hooks.manager import get_plugin_manager
+    from ..ui import Table
+
+    checks = get_plugin_manager().verify_copies(env=project.env, read_data_subset=subset)
+    if not checks:
+        raise LakehouseError(
+            f"No plugin keeps off-site copies of {project.env.name}'s backups; set "
+            "OFFSITE_REPOSITORY in its env file (docs/BACKUP.md, off-site copies).",
+        )
+    if json_:
+        out.json({"offsite": [c.to_dict() for c in checks]})
+    else:
+        out.table(
+            Table(
+                columns=[
+                    ("name", "CHECK"),
+                    ("status", "STATUS"),
+                    ("detail", "DETAIL"),
+                    ("source", "PLUGIN"),
+                ],
+                rows=[c.to_dict() for c in checks],
+                title=f"Off-site copies of {project.env.name}",
+            )
+        )
+    bad = [c for c in checks if c.status == Status.FAIL]
+    if bad:
+        raise LakehouseError(
+            f"{bad[0].detail}; {bad[0].hint}".rstrip("; "), ExitCode.INTEGRITY_FAILED
+        )
+    if not json_:
+        out.success(f"The off-site copies of {project.env.name} are intact.")
 
 
 @lakehouse_task(
     name="verify",
     positional=["backup_id"],
+    optional=["read_data_subset"],
     help={
         "backup_id": "id of the backup (see backup.list) or its directory",
         "deep": "also restore every dump into a throw-away PostgreSQL and read every archive",
         "dest": _HELP["dest"],
+        "offsite": "check the off-site repository instead (`restic check`)",
+        "read_data_subset": "with --offsite: also read back this slice of the data, e.g. 1/5, "
+        "10% or all (a bare flag: all)",
     },
 )
 def verify(
     c: Any,
-    backup_id: str,
+    backup_id: str = "",
     env: str | None = None,
     deep: bool = False,
     dest: str | None = None,
     json_: bool = False,
     rehearsal: bool = False,
     env_file: list[str] | None = None,
+    offsite: bool = False,
+    read_data_subset: Any = None,
 ) -> None:
-    """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch)."""
+    """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch), or
+    with --offsite check the off-site repository."""
     from ..backup import find_backup
+    from ..errors import LakehouseError
     from ..ui import Output, Table
     from ..verify import verify_backup
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
+    if offsite:
+        subset = None
+        if read_data_subset is True:
+            subset = "all"
+        elif read_data_subset not in (None, False, ""):
+            subset = str(read_data_subset)
+        _verify_offsite(project, subset, out, json_)
+        return
+    if not backup_id:
+        raise LakehouseError(
+            "backup.verify needs a backup id (see `invoke backup.list`), or --offsite."
+        )
     info = find_backup(_dest(project, dest, must_exist=True), backup_id)
     result = verify_backup(info, deep=deep, project=project, out=out)
     if json_:
@@ -183,19 +262,22 @@ def prune_(
     json_: bool = False,
     env_file: list[str] | None = None,
 ) -> None:
-    """Delete old backups by BACKUP_KEEP_LAST and BACKUP_RETENTION_DAYS (never the newest
-    verified one, never all of them) and incomplete leftovers of interrupted runs."""
-    from ..retention import prune, prune_table, retention_settings
+    """Delete old backups by BACKUP_KEEP_LAST/_DAILY/_WEEKLY/_MONTHLY and
+    BACKUP_RETENTION_DAYS, here and in the off-site copies (never the newest verified one,
+    never all of them), and incomplete leftovers of interrupted runs."""
+    import dataclasses
+
+    from ..retention import prune_by_policy, prune_table, retention_policy
     from ..ui import Output
 
     project = project_from_flags(env, False, env_file, strict=False)
-    count, days = retention_settings(project.env.values)
-    result = prune(
-        _dest(project, dest, must_exist=True),
-        project.env.name,
-        keep_last=count if keep_last is None else int(keep_last),
-        max_age_days=days if retention_days is None else int(retention_days),
-        dry_run=dry_run,
+    policy = retention_policy(project.env.values)
+    if keep_last is not None:
+        policy = dataclasses.replace(policy, keep_last=int(keep_last))
+    if retention_days is not None:
+        policy = dataclasses.replace(policy, max_age_days=int(retention_days))
+    result = prune_by_policy(
+        _dest(project, dest, must_exist=True), project.env, policy, dry_run=dry_run
     )
     out = Output(json_mode=json_)
     if json_:
@@ -206,10 +288,11 @@ def prune_(
 
 def _prune_by_settings(project: Any) -> Any:
     from ..backup import default_dest
-    from ..retention import prune, retention_settings
+    from ..retention import prune_by_policy, retention_policy
 
-    count, days = retention_settings(project.env.values)
-    return prune(default_dest(project.env), project.env.name, keep_last=count, max_age_days=days)
+    return prune_by_policy(
+        default_dest(project.env), project.env, retention_policy(project.env.values)
+    )
 
 
 def _schedules_table(rows: list[dict[str, Any]]) -> Table:
@@ -237,6 +320,7 @@ def _schedules_table(rows: list[dict[str, Any]]) -> Table:
         "list_": "list the schedules installed on this host (systemd timers and cron entries)",
         "force": "schedule even an environment whose BACKUP_SCHEDULE is manual (dev)",
         "via": "auto (default: systemd when it is PID 1, else cron), systemd or cron",
+        "drill": "also run a restore drill of each scheduled backup (backup.drill)",
     },
 )
 @audited("backup.schedule")
@@ -251,8 +335,10 @@ def schedule(
     json_: bool = False,
     rehearsal: bool = False,
     env_file: list[str] | None = None,
+    drill: bool = False,
 ) -> None:
-    """Install (or --remove, or --list) the daily backup-then-prune run of an environment."""
+    """Install (or --remove, or --list) the daily backup-then-prune run of an environment
+    (--drill: and a restore drill of each new backup)."""
     from ..environment import load_environment
     from ..paths import project_root, state_dir
     from ..retention import retention_settings
@@ -295,7 +381,11 @@ def schedule(
         return
     check_schedule_wanted(project_env, force=force)
     spec = build_spec(
-        project_env, at=at, rehearsal=rehearsal_mode(rehearsal), env_files=env_files(env_file)
+        project_env,
+        at=at,
+        rehearsal=rehearsal_mode(rehearsal),
+        env_files=env_files(env_file),
+        drill=drill,
     )
     platform = choose_platform(via)
     log_file = state_dir(project_env.root) / f"schedule-{project_env.name}.log"
@@ -312,15 +402,20 @@ def schedule(
     out.line(f"Command: {installed.command}")
 
 
-@lakehouse_task(name="scheduled-run")
+@lakehouse_task(
+    name="scheduled-run",
+    help={"drill": "then run a restore drill of the new backup (backup.drill)"},
+)
 def scheduled_run(
     c: Any,
     env: str | None = None,
     rehearsal: bool = False,
     env_file: list[str] | None = None,
     json_: bool = False,
+    drill: bool = False,
 ) -> None:
-    """What a schedule runs: back up, prune by retention, record the run, emit the outcome."""
+    """What a schedule runs: back up, prune by retention, record the run, emit the outcome
+    (--drill: then drill the new backup)."""
     from ..backup import create_backup
     from ..paths import project_root
     from ..schedule import run_scheduled_backup
@@ -335,13 +430,87 @@ def scheduled_run(
         prune=_prune_by_settings,
         root=project_root(),
     )
-    if json_:
+    if json_ and not drill:
         out.json(record.to_dict())
-    else:
+    elif not json_:
         out.success(
             f"Scheduled backup {record.backup_id} of {name} complete; pruned "
             f"{len(record.pruned)} old backup(s)."
         )
+    if drill:
+        from ..drill import run_drill
+
+        result = run_drill(
+            project_from_flags(env, rehearsal, env_file), backup_id=record.backup_id, out=out
+        )
+        if json_:
+            out.json({**record.to_dict(), "drill": result.to_dict()})
+        else:
+            out.success(f"Restore drill of {result.backup} passed ({result.evidence}).")
+
+
+def _drill_table(result: Any) -> Table:
+    from ..ui import Table
+
+    rows: list[dict[str, Any]] = []
+    for db in result.databases:
+        rows.append(
+            {
+                "what": f"database {db['service']}/{db['database']}",
+                "expected": f"{db['rows']} rows in {db['tables']} tables",
+                "result": "identical" if db["ok"] else "DIFFERENT",
+            }
+        )
+    for vol in result.volumes:
+        rows.append(
+            {
+                "what": f"volume {vol['volume']}",
+                "expected": f"{vol['files']} files (sha256)",
+                "result": "identical" if vol["ok"] else "DIFFERENT",
+            }
+        )
+    rows.append({"what": "smoke test", "expected": "", "result": result.smoke})
+    return Table(
+        columns=[("what", "CHECK"), ("expected", "EXPECTED"), ("result", "RESULT")],
+        rows=list[Mapping[str, Any]](rows),
+        title=f"Restore drill of {result.backup} ({result.source})",
+        caption=(
+            f"restore {result.restore_seconds:.1f}s, healthy after {result.healthy_seconds:.1f}s, "
+            f"total {result.total_seconds:.1f}s; evidence {result.evidence}"
+        ),
+    )
+
+
+@lakehouse_task(
+    name="drill",
+    help={
+        "backup": "id of the backup to drill (default: the newest, on the host or off-site)",
+        "timeout": "seconds the copy gets to become healthy (default 600)",
+    },
+)
+@audited("backup.drill")
+def drill(
+    c: Any,
+    env: str | None = None,
+    backup: str | None = None,
+    timeout: float = 600.0,
+    json_: bool = False,
+    rehearsal: bool = False,
+    env_file: list[str] | None = None,
+) -> None:
+    """Restore a backup into an isolated throw-away copy of the stack, check every row count
+    and file checksum, record the evidence, tear the copy down."""
+    from ..drill import run_drill
+    from ..ui import Output
+
+    project = project_from_flags(env, rehearsal, env_file)
+    out = Output(json_mode=json_)
+    result = run_drill(project, backup_id=backup or None, out=out, timeout=float(timeout))
+    if json_:
+        out.json(result.to_dict())
+        return
+    out.table(_drill_table(result))
+    out.success(f"Restore drill of {result.backup} passed; nothing of the copy is left.")
 
 
 ns = Collection("backup")
@@ -351,3 +520,4 @@ ns.add_task(verify)
 ns.add_task(prune_, name="prune")
 ns.add_task(schedule, name="schedule")
 ns.add_task(scheduled_run, name="scheduled-run")
+ns.add_task(drill, name="drill")

@@ -19,7 +19,7 @@ from ._base import lakehouse_task
 @lakehouse_task(
     iterable=["only"],
     help={
-        "only": "only this figure group: startup, health, memory, deploy, backup "
+        "only": "only this figure group: startup, health, memory, deploy, backup, offsite "
         "(backup includes restore; repeatable)",
         "runs": "runs per figure (default 7, or 3 with --quick; deploy, backup and restore "
         "run at most 5, or 2 with --quick)",

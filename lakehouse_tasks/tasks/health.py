@@ -75,6 +75,25 @@ def check_backup_schedule(project: Project, out: Output) -> BackupScheduleStatus
     return status
 
 
+def check_status(project: Project, out: Output) -> list[dict[str, Any]]:
+    """Plugins' extra lines (``lakehouse_status_checks``: the newest off-site copy's age) and
+    the last restore drill: a ``warn`` is printed as a warning, a pass as an info line."""
+    from ..checks import Check, Status
+    from ..drill import last_drill_check
+    from ..hooks.manager import get_plugin_manager
+
+    checks: list[Check] = list(get_plugin_manager().status_checks(env=project.env))
+    drill = last_drill_check(project.env)
+    if drill is not None:
+        checks.append(drill)
+    for check in checks:
+        if check.status in (Status.WARN, Status.FAIL):
+            out.warn(check.detail)
+        elif not out.json_mode:
+            out.info(f"{check.name}: {check.detail}")
+    return [c.to_dict() for c in checks]
+
+
 def watch_health(
     project: Project,
     out: Output,
@@ -115,6 +134,7 @@ def watch_health(
                 # SCHEDULE_MISSED once per watch session, not once per refresh.
                 status = check_backup_schedule(project, out)
                 missed_announced = bool(status and status.missed)
+                check_status(project, out)
             previous = snapshot
             done += 1
             if count is not None and done >= count:
@@ -158,7 +178,8 @@ def _render_refresh(
         "service": "only these services (repeatable, or a comma list)",
         "no_resources": "skip the CPU/memory sample (docker stats): a faster snapshot",
         "count": "with --watch: stop after N refreshes",
-        "strict_backups": "exit 1 also when the environment's daily backup is overdue",
+        "strict_backups": "exit 1 also when the daily backup or the off-site copy is overdue, "
+        "or the last restore drill failed",
         "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
     },
 )
@@ -210,6 +231,7 @@ def health(
         if last is None:  # Ctrl-C: a watch ends cleanly
             return
         code = exit_code_for(last)
+        extra: list[dict[str, Any]] = []
         try:  # already warned about during the watch; only --strict-backups needs it here
             backups = backup_schedule_status(project.env)
         except (OSError, LakehouseError):
@@ -218,8 +240,15 @@ def health(
         snapshot = backend.snapshot(project, resources=not no_resources, services=names or None)
         publish(project, snapshot, [])
         backups = check_backup_schedule(project, out)
+        extra = check_status(project, out)
         if json_:
-            out.json({**snapshot.to_dict(), "backup": backups.to_dict() if backups else None})
+            out.json(
+                {
+                    **snapshot.to_dict(),
+                    "backup": backups.to_dict() if backups else None,
+                    "status": extra,
+                }
+            )
         else:
             out.table(render_health_table(snapshot, detailed=detailed))
         code = exit_code_for(snapshot)
@@ -227,6 +256,8 @@ def health(
             problems = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
             out.warn(f"{snapshot.environment} is degraded: {problems}.")
     if strict_backups and backups is not None and backups.missed:
+        code = int(ExitCode.DEGRADED)
+    if strict_backups and any(c["status"] in ("warn", "fail") for c in extra):
         code = int(ExitCode.DEGRADED)
     if code:
         raise Exit(code=code)

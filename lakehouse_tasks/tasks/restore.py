@@ -12,7 +12,8 @@ from ._base import audited, lakehouse_task, project_from_flags
     name="restore",
     iterable=["only"],
     help={
-        "backup": "id of the backup to restore (see backup.list) or its directory",
+        "backup": "id of the backup to restore (see backup.list) or its directory; one that "
+        "is only off-site is fetched back and verified first",
         "only": "restore only: db, volumes, a service or a volume key (repeatable or comma list)",
         "yes": "confirm without asking (required without a terminal)",
         "allow_other_env": "restore a backup taken in another environment",
@@ -38,7 +39,7 @@ def restore(
 ) -> None:
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
     from ..backends import backend_for
-    from ..backup import default_dest, find_backup
+    from ..backup import default_dest, find_or_fetch_backup
     from ..confirm import confirm_destructive
     from ..restore import check_restorable, restore_backup, restore_table
     from ..ui import Output
@@ -47,8 +48,8 @@ def restore(
 
     project = project_from_flags(env, rehearsal, env_file)
     dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
-    info = find_backup(dest_path, backup)
     out = Output(json_mode=json_)
+    info = find_or_fetch_backup(project.env, dest_path, backup, out)
     check_restorable(
         project,
         info,

@@ -107,8 +107,16 @@ def test_secrets_are_placeholders_outside_dev(env):
 
 def test_secret_looking_names_are_typed_secret():
     for name, spec in variables_schema().items():
-        if SECRET_NAME.search(name):
+        if SECRET_NAME.search(name) and not name.endswith("_FILE"):
             assert spec["type"] == "secret", name
+
+
+def test_files_holding_secrets_are_paths_not_values():
+    # OFFSITE_PASSWORD_FILE names the file restic reads the password from: the value is a
+    # path (kept in the env file), the secret stays in the file.
+    for name, spec in variables_schema().items():
+        if SECRET_NAME.search(name) and name.endswith("_FILE"):
+            assert spec["type"] == "path", name
 
 
 def test_staging_resources_are_75_percent_of_prod():

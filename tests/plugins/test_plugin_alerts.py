@@ -313,3 +313,13 @@ def test_json_webhook_receives_an_error_event_once_per_window(
     assert body["type"] == "failure"
     assert "deploy.failed" in body["title"] and "[ERROR]" in body["title"]
     assert "staging/trino: trino did not become healthy" in body["message"]
+
+
+def test_a_failed_or_missed_off_site_copy_is_alerted_and_a_success_is_not(tmp_path: Path) -> None:
+    # the offsite plugin's events (plugins/lakehouse-offsite), through the default minimum
+    plugin, sender, _clock, _ = make_plugin(tmp_path, "json://127.0.0.1:1/a")
+    plugin.deliver(Event(EventKind.OFFSITE_COPY_SUCCEEDED, "prod", "copied (snapshot 1a2b)"))
+    plugin.deliver(Event(EventKind.OFFSITE_COPY_FAILED, "prod", "off-site copy failed"))
+    plugin.deliver(Event(EventKind.OFFSITE_COPY_MISSED, "prod", "off-site copy overdue"))
+    plugin.deliver(Event(EventKind.DRILL_FAILED, "prod", "restore drill failed"))
+    assert [notify for _s, _t, notify in sender.sent] == ["failure", "warning", "failure"]

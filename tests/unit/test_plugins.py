@@ -15,6 +15,7 @@ from lakehouse_tasks.checks import Check, Status, failed, passed
 from lakehouse_tasks.errors import ExitCode, LakehouseError
 from lakehouse_tasks.events import Event, EventKind
 from lakehouse_tasks.hooks.manager import (
+    FACADE_METHODS,
     LakehousePlugins,
     get_plugin_manager,
     set_plugin_manager,
@@ -430,7 +431,7 @@ def test_invoke_plugins_lists_name_version_source_and_hooks(
     assert rows["lakehouse.access_urls"]["hooks"] == ["lakehouse_access_urls"]
     assert rows["lakehouse.event_log"]["hooks"] == ["lakehouse_event"]
     assert rows["recorder"]["source"] == "local"
-    assert len(rows["recorder"]["hooks"]) == 10
+    assert len(rows["recorder"]["hooks"]) == len(FACADE_METHODS)
 
     plugins_task(Context())
     table = capsys.readouterr().out

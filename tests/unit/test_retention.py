@@ -113,3 +113,36 @@ def test_prune_on_real_directories(tmp_path: Path) -> None:
     backups, leftovers = list_backups(tmp_path, "staging")
     assert [b.id for b in backups] == ["staging-00", "staging-03", "staging-20"]
     assert leftovers == []
+
+
+# ---- daily / weekly / monthly (the rules the off-site copies share) -------------------------
+NOW_FOR_BUCKETS = _dt.datetime(2026, 4, 1, 12, 0, tzinfo=_dt.UTC)
+
+
+def every(hours: int, count: int, verified_at: int | None = None) -> list[B]:
+    start = _dt.datetime(2026, 3, 31, 23, 0, tzinfo=_dt.UTC)
+    return [
+        B(f"b{i}", start - _dt.timedelta(hours=hours * i), i == verified_at) for i in range(count)
+    ]
+
+
+def test_keep_daily_keeps_the_newest_of_each_of_the_last_n_days() -> None:
+    keep, delete = select_for_pruning(every(8, 12), 0, 0, NOW_FOR_BUCKETS, keep_daily=2)
+    # three a day: the newest of March 31 (b0) and of March 30 (b3)
+    assert ids(keep) == ["b0", "b3"]
+    assert len(delete) == 10
+
+
+def test_keep_weekly_and_monthly_add_the_newest_of_their_periods() -> None:
+    keep, _ = select_for_pruning(
+        every(24 * 10, 10), 0, 0, NOW_FOR_BUCKETS, keep_weekly=1, keep_monthly=3
+    )
+    # every ten days: March 31 (b0), the newest of February (b4, Feb 19), of January (b6)
+    assert ids(keep) == ["b0", "b4", "b6"]
+
+
+def test_the_newest_verified_and_a_protected_backup_survive_every_rule() -> None:
+    keep, _ = select_for_pruning(
+        every(24, 10, verified_at=7), 1, 0, NOW_FOR_BUCKETS, protected=lambda b: b.id == "b9"
+    )
+    assert ids(keep) == ["b0", "b7", "b9"]

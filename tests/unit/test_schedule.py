@@ -280,3 +280,11 @@ def test_health_warns_and_emits_schedule_missed_once_per_watch(
     )
     missed = [e for e in plugin.events if e.kind == EventKind.SCHEDULE_MISSED]
     assert len(missed) == 1
+
+
+def test_a_schedule_with_drill_drills_each_backup_it_takes(lakehouse_project: Path) -> None:
+    env = _env(lakehouse_project)
+    spec = sched.build_spec(env, at="03:00", executable=LAKEHOUSE, drill=True)
+    assert spec.argv == (LAKEHOUSE, "backup.scheduled-run", "--env", "prod", "--drill")
+    assert "--drill" in sched.render_cron_entry(spec)
+    assert "--drill" not in " ".join(_spec(lakehouse_project).argv)

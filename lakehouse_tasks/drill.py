@@ -1,0 +1,584 @@
+"""Restore drills: prove a backup restores, in a throw-away copy of the stack.
+
+``invoke backup.drill --env E [--backup ID]``:
+
+1. takes the environment's drill lock (a second drill of the same environment is refused,
+   exit 7) and removes what an earlier drill killed outright left behind (its record in the
+   state directory names the copy's project);
+2. finds the backup (the newest one, or ``--backup``), on the host or fetched back from an
+   off-site copy (``lakehouse_fetch_backup``) into the drill's own work directory, and
+   recomputes every checksum against the manifest (exit 6) before anything starts;
+3. starts a copy of the stack as its own compose project ``<project>-drill``: its own
+   containers, networks and volumes, every published port removed (``ports: !reset []``),
+   so nothing of the live environment is touched or reachable;
+4. restores the backup into the copy (no safety backup: the copy is empty) and measures it,
+   waits until every service of the copy is healthy;
+5. checks that every database holds, table by table, the row count of its dump (counted from
+   the verified dump itself with ``pg_restore --data-only``) and every volume, file by file,
+   the sha256 of the archived file (read from the verified archive);
+6. runs the smoke test against the copy where one is installed (:data:`SMOKE_SEAM`);
+7. writes the evidence (JSON, no secrets) to ``<state dir>/drills/``, tears the copy down,
+   checks nothing of it is left, and emits ``backup.drill_succeeded`` / ``backup.drill_failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .backends.compose import ComposeBackend
+from .backup import (
+    KIND_DUMP,
+    KIND_VOLUME,
+    MANIFEST,
+    BackupInfo,
+    BackupManifest,
+    VerifyRecord,
+    check_checksums,
+    default_dest,
+    find_backup,
+    list_backups,
+    tool_image,
+)
+from .checks import Check, passed, warned
+from .docker import ComposeProject, Engine
+from .errors import EngineError, ExitCode, LakehouseError, RefusedError
+from .events import Event, EventKind
+from .hooks.emit import emit_event
+from .paths import state_dir
+from .ui import Output
+
+if TYPE_CHECKING:
+    from .environment import Environment
+    from .project import Project
+
+SUFFIX = "-drill"
+#: ``module:function`` called with the copy's project when it exists (``invoke smoke``, issue
+#: 16); a drill without it records ``"smoke": "not installed"``.
+SMOKE_SEAM = "lakehouse_tasks.smoke:run_smoke"
+HEALTH_TIMEOUT_S = 600.0
+PROJECT_LABEL = "com.docker.compose.project"
+
+
+# ---- names and records ----------------------------------------------------------------------
+def copy_name(env: Environment) -> str:
+    return f"{env.project_name}{SUFFIX}"
+
+
+def _drill_dir(env: Environment) -> Path:
+    return state_dir(Path(env.root)) / "drills"
+
+
+def _record(env: Environment) -> Path:
+    return state_dir(Path(env.root)) / f"drill-{env.name}.json"
+
+
+def last_path(env: Environment) -> Path:
+    return _drill_dir(env) / f"{env.name}-last.json"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def drill_lock(env: Environment) -> Iterator[None]:
+    """One drill per environment at a time (the kernel drops the lock when a drill dies)."""
+    path = state_dir(Path(env.root)) / f"drill-{env.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                holder = f" (pid {json.loads(_record(env).read_text())['pid']})"
+            raise RefusedError(
+                f"Another restore drill of {env.name} is running{holder}; wait for it to "
+                "finish, it removes its copy of the stack when done."
+            ) from None
+        yield
+
+
+# ---- the copy's containers, volumes and networks --------------------------------------------
+def _labelled(kind: str, name: str) -> list[str]:
+    engine = Engine()
+    if kind == "container":
+        out = engine.run("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={name}")
+    else:
+        out = engine.run(kind, "ls", "-q", "--filter", f"label={PROJECT_LABEL}={name}")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def leftovers_of(name: str) -> dict[str, list[str]]:
+    """What exists of the compose project ``name``: containers, volumes, networks."""
+    return {kind: _labelled(kind, name) for kind in ("container", "volume", "network")}
+
+
+def remove_copy(name: str) -> None:
+    """Remove every container, volume and network of the copy ``name`` (by compose's label,
+    so it works without the compose files, after a kill)."""
+    engine = Engine()
+    containers = _labelled("container", name)
+    if containers:
+        engine.run("rm", "-f", "-v", *containers)
+    volumes = _labelled("volume", name)
+    if volumes:
+        engine.run("volume", "rm", "-f", *volumes)
+    networks = _labelled("network", name)
+    if networks:
+        engine.run("network", "rm", *networks)
+
+
+def clean_interrupted(env: Environment, out: Output | None = None) -> str | None:
+    """Remove the copy (and work directory) a drill killed outright left; return its name."""
+    path = _record(env)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = int(data.get("pid", 0))
+    if pid and pid != os.getpid() and _pid_alive(pid):
+        return None
+    name = str(data.get("project") or "")
+    if out is not None and name:
+        out.warn(f"An interrupted restore drill left its copy {name}; removing it first.")
+    if name:
+        remove_copy(name)
+    work = data.get("workdir")
+    if work:
+        shutil.rmtree(work, ignore_errors=True)
+    path.unlink(missing_ok=True)
+    return name or None
+
+
+# ---- expected and actual contents -----------------------------------------------------------
+_COPY = re.compile(r"^COPY (.+?)(?: \(.*\))? FROM stdin;$")
+
+
+def _unquote(name: str) -> str:
+    return ".".join(part.strip('"') for part in name.split("."))
+
+
+def dump_row_counts(docker_cmd: list[str], container: str, dump: Path) -> dict[str, int]:
+    """Rows per table (``schema.table``) in a ``pg_dump -Fc`` file: its data section as SQL
+    (``pg_restore --data-only -f -``, streamed through the database's container), counting
+    the lines of each ``COPY`` block (a row is one line: newlines in values are escaped)."""
+    counts: dict[str, int] = {}
+    with open(dump, "rb") as fh:
+        proc = subprocess.Popen(
+            [*docker_cmd, "exec", "-i", container, "pg_restore", "--data-only", "-f", "-"],
+            stdin=fh,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        table: str | None = None
+        for raw in proc.stdout:
+            line = raw.rstrip(b"\n")
+            if table is not None:
+                if line == b"\\.":
+                    table = None
+                else:
+                    counts[table] += 1
+                continue
+            match = _COPY.match(line.decode("utf-8", "replace"))
+            if match:
+                table = _unquote(match.group(1))
+                counts.setdefault(table, 0)
+        stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        if proc.wait() != 0:
+            raise LakehouseError(
+                f"pg_restore could not read the dump {dump.name} ({stderr.strip()[:200]}); "
+                "the backup is damaged, use another one.",
+                ExitCode.INTEGRITY_FAILED,
+            )
+    return counts
+
+
+COUNT_SQL = (
+    "SELECT n.nspname || '.' || c.relname, (xpath('/row/c/text()', query_to_xml("
+    "format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]"
+    "::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1"
+)
+
+
+def table_row_counts(container: str, user: str, database: str) -> dict[str, int]:
+    out = Engine().run(
+        "exec", container, "psql", "-U", user, "-d", database, "-tAF", "\t", "-c", COUNT_SQL
+    )
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        name, sep, value = line.partition("\t")
+        if sep:
+            counts[name.strip()] = int(value.strip() or 0)
+    return counts
+
+
+def archive_checksums(archive: Path) -> dict[str, str]:
+    """sha256 of every regular file in a volume archive (``tar.gz``), by relative path."""
+    sums: dict[str, str] = {}
+    with gzip.open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            fh = tar.extractfile(member)
+            if fh is None:
+                continue
+            digest = hashlib.sha256()
+            while chunk := fh.read(1024 * 1024):
+                digest.update(chunk)
+            sums[member.name.removeprefix("./")] = digest.hexdigest()
+    return sums
+
+
+def volume_checksums(project: Project, key: str, volume: str) -> dict[str, str]:
+    """sha256 of every regular file in a volume, by relative path (one throw-away container
+    of the stack's own image)."""
+    image = tool_image(project, key)
+    out = Engine().run(
+        "run", "--rm", "--network", "none", "--user", "0:0", "-v", f"{volume}:/v:ro",
+        "--entrypoint", "sh", image, "-c", "cd /v && find . -type f -exec sha256sum {} +",
+    )  # fmt: skip
+    sums: dict[str, str] = {}
+    for line in out.splitlines():
+        digest, sep, name = line.partition("  ")
+        if sep:
+            sums[name.removeprefix("./")] = digest.lstrip("\\")
+    return sums
+
+
+# ---- the drill ------------------------------------------------------------------------------
+@dataclass
+class DrillResult:
+    environment: str
+    backup: str
+    copy_project: str
+    source: str = "local"  # local | off-site
+    ok: bool = False
+    problem: str = ""
+    started: str = ""
+    restore_seconds: float = 0.0
+    healthy_seconds: float = 0.0
+    total_seconds: float = 0.0
+    databases: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    smoke: str = "not installed"
+    left_behind: dict[str, list[str]] = field(default_factory=dict)
+    evidence: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "backup": self.backup,
+            "copy_project": self.copy_project,
+            "source": self.source,
+            "ok": self.ok,
+            "problem": self.problem,
+            "started": self.started,
+            "restore_seconds": round(self.restore_seconds, 3),
+            "healthy_seconds": round(self.healthy_seconds, 3),
+            "total_seconds": round(self.total_seconds, 3),
+            "databases": self.databases,
+            "volumes": self.volumes,
+            "smoke": self.smoke,
+            "left_behind": self.left_behind,
+            "evidence": self.evidence,
+        }
+
+
+def _plugins() -> Any:
+    from .hooks.manager import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+def choose_backup(env: Environment, backup_id: str | None, work: Path) -> tuple[BackupInfo, str]:
+    """The backup to drill (the newest when none is named): from the host, else fetched from
+    an off-site copy into ``work``; its checksums recomputed against the manifest."""
+    dest = default_dest(env)
+    pm = _plugins()
+    if not backup_id:
+        local, _ = list_backups(dest, env.name)
+        if local:
+            backup_id = local[0].id
+        else:
+            copies = sorted(pm.backup_copies(env=env), key=lambda c: c.time) if pm else []
+            if not copies:
+                raise LakehouseError(
+                    f"{env.name} has no backup to drill, on this host or off-site; take one "
+                    "with `invoke backup` first."
+                )
+            backup_id = copies[-1].backup_id
+    source = "local"
+    try:
+        info = find_backup(dest, backup_id)
+    except LakehouseError:
+        fetched = pm.fetch_backup(env=env, backup_id=backup_id, dest=work) if pm else None
+        if fetched is None:
+            raise
+        info = BackupInfo(
+            fetched,
+            BackupManifest.load(fetched / MANIFEST),
+            VerifyRecord.load(fetched / "verified.json"),
+        )
+        source = "off-site"
+    check_checksums(info)
+    return info, source
+
+
+def _override(project: Project, path: Path) -> Path:
+    """A compose file that removes every published port of the copy."""
+    lines = ["services:"]
+    for name, svc in sorted(project.stack.services.items()):
+        raw = (project.stack.raw.get("services") or {}).get(name) or {}
+        if raw.get("ports") or getattr(svc, "ports", None):
+            lines += [f"  {name}:", "    ports: !reset []"]
+    if len(lines) == 1:
+        lines = ["services: {}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def copy_project(project: Project, work: Path) -> Project:
+    """The live project's files plus the no-ports override, under the copy's own name."""
+    from .project import Project as ProjectType
+
+    files = [*project.compose.files, _override(project, work / "drill-override.yaml")]
+    compose = ComposeProject(
+        env=project.env,
+        files=files,
+        profiles=list(project.compose.profiles),
+        project_name=copy_name(project.env),
+    )
+    return ProjectType(env=project.env, compose=compose, rehearsal=project.rehearsal)
+
+
+def _smoke(copy: Project) -> str:
+    module_name, _, func_name = SMOKE_SEAM.partition(":")
+    try:
+        import importlib
+
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return "not installed"
+    func = getattr(module, func_name, None)
+    if func is None:
+        return "not installed"
+    func(copy)
+    return "passed"
+
+
+def _compare_databases(copy: Project, info: BackupInfo, result: DrillResult) -> list[str]:
+    problems = []
+    for art in info.manifest.artefacts:
+        if art.kind != KIND_DUMP:
+            continue
+        cid = ComposeBackend().exec_target(copy, art.source)
+        expected = dump_row_counts(copy.compose.docker_cmd, cid, info.path / art.name)
+        actual = table_row_counts(cid, art.user, art.database)
+        wrong = sorted(
+            t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t, None)
+        )
+        result.databases.append(
+            {
+                "service": art.source,
+                "database": art.database,
+                "tables": len(expected),
+                "rows": sum(expected.values()),
+                "expected": expected,
+                "actual": actual,
+                "ok": not wrong,
+            }
+        )
+        if wrong:
+            t = wrong[0]
+            problems.append(
+                f"{art.source}: table {t} holds {actual.get(t, 'no')} rows, the dump "
+                f"{expected.get(t, 'none')}"
+            )
+    return problems
+
+
+def _compare_volumes(copy: Project, info: BackupInfo, result: DrillResult) -> list[str]:
+    problems = []
+    for art in info.manifest.artefacts:
+        if art.kind != KIND_VOLUME or art.source not in copy.stack.volumes:
+            continue
+        expected = archive_checksums(info.path / art.name)
+        actual = volume_checksums(copy, art.source, copy.stack.volumes[art.source])
+        wrong = sorted(p for p in set(expected) | set(actual) if expected.get(p) != actual.get(p))
+        result.volumes.append(
+            {
+                "volume": art.source,
+                "files": len(expected),
+                "mismatched": wrong[:20],
+                "ok": not wrong,
+            }
+        )
+        if wrong:
+            problems.append(f"volume {art.source}: file {wrong[0]} differs from the archive")
+    return problems
+
+
+def run_drill(
+    project: Project,
+    *,
+    backup_id: str | None = None,
+    out: Output | None = None,
+    timeout: float = HEALTH_TIMEOUT_S,
+) -> DrillResult:
+    """Run one restore drill of ``project``'s environment (see the module docstring)."""
+    from .restore import restore_backup
+
+    # The copy is a compose project on this engine, whatever the environment's own target.
+    backend = ComposeBackend()
+    out = out or Output()
+    env = project.env
+    started = time.monotonic()
+    result = DrillResult(env.name, backup_id or "", copy_name(env))
+    result.started = _dt.datetime.now(_dt.UTC).isoformat()
+    with drill_lock(env):
+        clean_interrupted(env, out)
+        work = state_dir(Path(env.root)) / "drill-work" / f"{env.name}-{os.getpid()}"
+        work.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "project": result.copy_project, "workdir": str(work)}
+        _record(env).write_text(json.dumps(record) + "\n")
+        error: LakehouseError | None = None
+        try:
+            info, result.source = choose_backup(env, backup_id, work)
+            result.backup = info.id
+            copy = copy_project(project, work)
+            out.info(f"Drill: starting an isolated copy {copy.compose.project_name} (no ports)")
+            copy.compose.compose("up", "-d", "--quiet-pull")
+            backend.wait_healthy(
+                copy, sorted(copy.stack.services), timeout=timeout, what="starting the copy"
+            )
+            t0 = time.monotonic()
+            out.info(f"Drill: restoring {info.id} into the copy")
+            volume_problems: list[str] = []
+            restore_backup(
+                copy,
+                info,
+                safety_backup=False,
+                allow_other_env=True,
+                dest=work,
+                out=out,
+                backend=backend,
+                # the volumes as restored, before the copy's services write to them again
+                inspect_restored=lambda: volume_problems.extend(
+                    _compare_volumes(copy, info, result)
+                ),
+            )
+            result.restore_seconds = time.monotonic() - t0
+            backend.wait_healthy(
+                copy, sorted(copy.stack.services), timeout=timeout, what="the drill's restore"
+            )
+            result.healthy_seconds = time.monotonic() - t0
+            problems = volume_problems + _compare_databases(copy, info, result)
+            if problems:
+                raise LakehouseError(
+                    f"The drill of backup {info.id} failed: {problems[0]}; do not rely on this "
+                    "backup, take a new one and drill it.",
+                    ExitCode.INTEGRITY_FAILED,
+                )
+            result.smoke = _smoke(copy)
+            result.ok = True
+        except LakehouseError as exc:
+            error = exc
+            result.problem = exc.message
+        finally:
+            try:
+                remove_copy(result.copy_project)
+                result.left_behind = {
+                    k: v for k, v in leftovers_of(result.copy_project).items() if v
+                }
+            except EngineError as exc:
+                result.left_behind = {"error": [exc.message]}
+            shutil.rmtree(work, ignore_errors=True)
+            _record(env).unlink(missing_ok=True)
+        result.total_seconds = time.monotonic() - started
+        if result.left_behind and result.ok:
+            result.ok = False
+            result.problem = f"the copy {result.copy_project} could not be removed completely"
+        _write_evidence(env, result)
+    kind = EventKind.DRILL_SUCCEEDED if result.ok else EventKind.DRILL_FAILED
+    message = (
+        f"Restore drill of {result.backup or '?'} passed in {result.total_seconds:.0f}s"
+        if result.ok
+        else f"Restore drill of {result.backup or '?'} failed: {result.problem}"
+    )
+    emit_event(
+        Event(
+            kind, env.name, message, details={"backup": result.backup, "evidence": result.evidence}
+        ),
+        env,
+    )
+    if error is not None:
+        raise error
+    if not result.ok:
+        raise LakehouseError(message + ".", ExitCode.DEPLOY_FAILED)
+    return result
+
+
+def _write_evidence(env: Environment, result: DrillResult) -> None:
+    folder = _drill_dir(env)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{env.name}-{stamp}.json"
+    result.evidence = str(path)
+    text = json.dumps(result.to_dict(), indent=2) + "\n"
+    text = env.scrub(text)
+    path.write_text(text)
+    tmp = last_path(env).with_suffix(".part")
+    tmp.write_text(text)
+    os.replace(tmp, last_path(env))
+
+
+def load_last(env: Environment) -> Mapping[str, Any] | None:
+    try:
+        return dict(json.loads(last_path(env).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def last_drill_check(env: Environment) -> Check | None:
+    """The last drill's age and result for ``health`` (None before the first drill)."""
+    last = load_last(env)
+    if not last:
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(str(last.get("started")))
+    except ValueError:
+        return None
+    age_d = (_dt.datetime.now(_dt.UTC) - when).total_seconds() / 86400
+    what = f"last restore drill ({last.get('backup')}) {age_d:.1f} days ago"
+    if not last.get("ok"):
+        return warned(
+            "restore drill",
+            f"the {what} failed: {last.get('problem')}",
+            "fix the cause and run `invoke backup.drill` again",
+        )
+    return passed("restore drill", f"{what} passed, restore {last.get('restore_seconds')}s")
