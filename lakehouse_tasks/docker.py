@@ -353,14 +353,16 @@ class _EnvFile:
     _dir: Path | None = None
 
     @classmethod
-    def write(cls, env: Environment) -> Path:
+    def write(
+        cls, env: Environment, *, name: str = "", extra: Mapping[str, str] | None = None
+    ) -> Path:
         if cls._dir is None:
             cls._dir = Path(tempfile.mkdtemp(prefix="lakehouse-env-"))
             os.chmod(cls._dir, 0o700)
             atexit.register(shutil.rmtree, cls._dir, True)
-        path = cls._dir / f"{env.project_name}.env"
+        path = cls._dir / f"{name or env.project_name}.env"
         lines = []
-        for key, value in sorted(env.values.items()):
+        for key, value in sorted({**env.values, **(extra or {})}.items()):
             lines.append(f"{key}={_quote_env_value(key, value)}")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -400,7 +402,12 @@ class ComposeProject:
     def env_file(self) -> Path:
         """The private ``--env-file`` of this project (written once per project object)."""
         if self._env_file is None:
-            self._env_file = _EnvFile.write(self.env)
+            # The secret files the compose `secrets:` of staging and prod point at, written
+            # from the same resolved values (lakehouse_tasks.secretfiles).
+            from .secretfiles import write_secret_files
+
+            extra = write_secret_files(self.env, self.project_name)
+            self._env_file = _EnvFile.write(self.env, name=self.project_name, extra=extra)
         return self._env_file
 
     @property

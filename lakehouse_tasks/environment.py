@@ -138,9 +138,24 @@ class Environment:
         workers = compose / f"spark-workers.{(self.get('SPARK_WORKER_COUNT') or '').strip()}.yaml"
         if self.get("SPARK_WORKER_COUNT") and workers.is_file():
             files.append(workers)
+        # The secrets, after the override: as files (staging, prod) or in the environment.
+        secrets = compose / (
+            "docker-compose.secrets-files.yaml"
+            if self.flag("SENSITIVE_AS_FILES")
+            else "docker-compose.secrets-env.yaml"
+        )
+        if secrets.exists():
+            files.append(secrets)
         files.extend(extra)
         if rehearsal:
-            files.append(compose / "rehearsal.yaml")
+            # LAKEHOUSE_REHEARSAL_TIER=real: the real-application images where they exist
+            # (lakehouse_tasks/rehearsal_real.py), stand-ins elsewhere.
+            # An env-file value counts as well as the process environment.
+            raw = self.get("LAKEHOUSE_REHEARSAL_TIER") or os.environ.get(
+                "LAKEHOUSE_REHEARSAL_TIER", ""
+            )
+            tier = raw.strip().lower()
+            files.append(compose / ("rehearsal.real.yaml" if tier == "real" else "rehearsal.yaml"))
             # The TLS proxy exists only where the environment's override defines it.
             if override.exists() and "\n  tls-proxy:" in override.read_text():
                 files.append(compose / "rehearsal.proxy.yaml")

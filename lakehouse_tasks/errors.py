@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     ENGINE_UNREACHABLE = 5  # the Docker engine or compose v2 cannot be used
     INTEGRITY_FAILED = 6  # backup/restore integrity: checksum mismatch, corrupted artefact
     REFUSED = 7  # a destructive action was refused (no confirmation, no TTY, no fresh backup)
+    SMOKE_FAILED = 8  # smoke: a data-path hop failed, or its clean-up left something behind
     INTERRUPTED = 130  # Ctrl-C during a task that cannot finish cleanly
 
 

@@ -47,6 +47,8 @@ class EventKind(enum.StrEnum):
     RESTORE_FAILED = "restore.failed"
     TEARDOWN = "teardown"
     SCHEDULE_MISSED = "backup.schedule_missed"
+    SMOKE_PASSED = "smoke.passed"
+    SMOKE_FAILED = "smoke.failed"
     OFFSITE_COPY_SUCCEEDED = "backup.offsite_succeeded"
     OFFSITE_COPY_FAILED = "backup.offsite_failed"
     OFFSITE_COPY_MISSED = "backup.offsite_missed"
@@ -71,6 +73,8 @@ DEFAULT_SEVERITY: Mapping[EventKind, Severity] = {
     EventKind.RESTORE_FAILED: Severity.CRITICAL,
     EventKind.TEARDOWN: Severity.WARNING,
     EventKind.SCHEDULE_MISSED: Severity.WARNING,
+    EventKind.SMOKE_PASSED: Severity.INFO,
+    EventKind.SMOKE_FAILED: Severity.ERROR,
     EventKind.OFFSITE_COPY_SUCCEEDED: Severity.INFO,
     EventKind.OFFSITE_COPY_FAILED: Severity.ERROR,
     EventKind.OFFSITE_COPY_MISSED: Severity.WARNING,

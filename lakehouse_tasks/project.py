@@ -79,9 +79,28 @@ def open_project(
     project_name: str | None = None,
     root: Path | None = None,
 ) -> Project:
+    from .confighash import inputs_key, labels_file
+
     env = load_environment(name, env_files=env_files, strict=strict, root=root)
     files = env.compose_files(rehearsal=rehearsal, extra=plugin_compose_files(env, rehearsal))
     compose = ComposeProject(
         env=env, files=files, profiles=profiles_for(env), project_name=project_name or ""
     )
+    # Last: the tool's configuration-hash label of every service (lakehouse_tasks.confighash).
+    inputs = inputs_key(compose.files, compose.profiles)
+    compose.files.append(labels_file(env.root, compose.project_name, inputs))
     return Project(env=env, compose=compose, rehearsal=rehearsal)
+
+
+def stamp_config_hashes(project: Project) -> dict[str, str]:
+    """Bring the label file up to date with the merged configuration before an ``up``; the
+    project's cached configuration and stack are re-read when the file changed."""
+    from .confighash import service_hashes, write_labels
+
+    hashes = service_hashes(project.compose.config())
+    path = project.compose.files[-1]
+    if path.parent.name == "config-hash" and write_labels(path, hashes):
+        project.compose.config(refresh=True)
+        project.__dict__.pop("_stack", None)
+        project.__dict__.pop("_reading_stack", None)
+    return hashes

@@ -486,21 +486,28 @@ def render_override(services: dict[str, dict] | None = None, *, optional: bool =
     for name, spec in services.items():
         if name in PLUGIN_SERVICES or (name in OPTIONAL_SERVICES) != optional:
             continue
-        lines.append(f"  {name}:")
-        lines.append(f"    image: {spec['image']}")
-        lines.append("    build: !reset null")
-        lines.append("    pull_policy: never")
-        lines.append(f"    entrypoint: {_yaml_list(spec['entrypoint'])}")
-        lines.append(f"    command: !reset {_yaml_list(spec['command'])}")
-        if spec.get("healthcheck_override"):
-            lines.append("    healthcheck:")
-            lines.append(f"      test: {_yaml_list(spec['healthcheck_override'])}")
-        lines.append("    environment:")
-        for key, value in spec["environment"].items():
-            lines.append(f"      {key}: {json.dumps(value)}")
-        lines.append(f'      STANDIN_FAULT: "${{{fault_variable(name)}:-none}}"')
+        lines.extend(service_override_lines(name, spec))
     lines.append("")
     return "\n".join(lines)
+
+
+def service_override_lines(name: str, spec: dict) -> list[str]:
+    """The override lines that put ``name`` on its stand-in."""
+    lines: list[str] = []
+    lines.append(f"  {name}:")
+    lines.append(f"    image: {spec['image']}")
+    lines.append("    build: !reset null")
+    lines.append("    pull_policy: never")
+    lines.append(f"    entrypoint: {_yaml_list(spec['entrypoint'])}")
+    lines.append(f"    command: !reset {_yaml_list(spec['command'])}")
+    if spec.get("healthcheck_override"):
+        lines.append("    healthcheck:")
+        lines.append(f"      test: {_yaml_list(spec['healthcheck_override'])}")
+    lines.append("    environment:")
+    for key, value in spec["environment"].items():
+        lines.append(f"      {key}: {json.dumps(value)}")
+    lines.append(f'      STANDIN_FAULT: "${{{fault_variable(name)}:-none}}"')
+    return lines
 
 
 def write_override() -> bool:
@@ -519,7 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     force = "--force" in args
     args = [a for a in args if a != "--force"]
     if args and args[0] == "override":
+        from .rehearsal_real import write_real_override
+
         changed = write_override()
+        changed = write_real_override() or changed
         print(f"compose/rehearsal*.yaml {'written' if changed else 'up to date'}")
         return 0
     if not args or args[0] not in {"build", "hash", "services"}:

@@ -358,8 +358,45 @@ def config_findings(
             _caps_check(raw.get("cap_drop"), raw.get("cap_add")),
             _rootfs_check(name, _as_bool(raw.get("read_only", False))),
         ]
+        if env is not None and env.flag("SENSITIVE_AS_FILES"):
+            checks.append(_secrets_check(name, raw, env))
         findings.extend(Finding(name, check, "config") for check in checks)
     return findings
+
+
+CHECK_SECRETS = "secrets as files"
+#: Services whose image can take a secret only on its command line, and for how long. Their
+#: check warns instead of passing (docs/SECURITY.md, "Secrets as files").
+SECRETS_ON_ARGV: Mapping[str, str] = {
+    "airflow-init": "`airflow users create` takes the admin password only as --password "
+    "(Airflow 2's CLI has no file option): on the one-shot's command line while it runs",
+    "superset": "`superset fab create-admin` takes the admin password only as --password: "
+    "on the bootstrap's command line for the seconds it runs",
+}
+
+
+def _secrets_check(name: str, raw: Mapping[str, Any], env: Environment) -> Check:
+    """Staging/prod: no secret value in the service's configured environment, command or
+    labels (what `docker inspect` shows); the image's file convention is used instead."""
+    shown = {
+        "environment": raw.get("environment") or {},
+        "command": raw.get("command"),
+        "entrypoint": raw.get("entrypoint"),
+        "labels": raw.get("labels") or {},
+    }
+    text = str(shown)
+    leaked = sorted(k for k, v in env.values.items() if env.is_secret(k) and len(v) >= 4
+                    and v in text)
+    if leaked:
+        return failed(
+            CHECK_SECRETS,
+            f"the values of {', '.join(leaked)} are in its configuration (docker inspect)",
+            "give it the secret as a file (compose/docker-compose.secrets-files.yaml)",
+        )
+    files = len(raw.get("secrets") or [])
+    if name in SECRETS_ON_ARGV:
+        return warned(CHECK_SECRETS, SECRETS_ON_ARGV[name], "no fix in the image; see docs/SECURITY.md")
+    return passed(CHECK_SECRETS, f"{files} secret file(s)" if files else "no secret needed")
 
 
 # ---- running containers ---------------------------------------------------------------------

@@ -359,6 +359,41 @@ def _secret_refs(
     return refs
 
 
+def _file_secret_refs(
+    stack_name: str, service: str, wanted: Iterable[Any], declared: Mapping[str, Any]
+) -> list[tuple[SecretRef, str]]:
+    """Swarm secrets for a service's compose file secrets, with their targets (file names
+    under /run/secrets). The value is read from the file the tool wrote."""
+    found = []
+    for entry in wanted:
+        source = entry if isinstance(entry, str) else str(entry.get("source", ""))
+        target = "" if isinstance(entry, str) else str(entry.get("target", ""))
+        target = Path(target).name if target else source
+        spec = declared.get(source) or {}
+        path = spec.get("file")
+        if not path:
+            raise ConfigError(
+                f"{service}: secret {source} has no file; declare it under the top-level "
+                "`secrets:` with `file:`."
+            )
+        try:
+            value = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"{service}: cannot read the secret file {path} ({exc.strerror}); "
+                "run the command again so the tool writes it."
+            ) from None
+        ref = SecretRef(
+            service=service,
+            variable=source,
+            file_variable="",
+            name=secret_name(stack_name, service, source, value),
+            value=value,
+        )
+        found.append((ref, target))
+    return found
+
+
 def translate_service(
     name: str,
     raw: Mapping[str, Any],
@@ -368,12 +403,13 @@ def translate_service(
     stack_name: str,
     options: SwarmOptions,
     is_secret: Callable[[str], bool] = lambda _name: False,
+    file_secrets: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[SecretRef], list[str]]:
     """One service of the merged config as a stack-file service, its secrets and notes."""
     notes: list[str] = []
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in TRANSLATED_KEYS:
+        if key in TRANSLATED_KEYS or key == "secrets":
             continue
         if key not in SUPPORTED_SERVICE_KEYS:
             notes.append(f"{name}: {key} dropped (not supported by docker stack deploy)")
@@ -395,25 +431,36 @@ def translate_service(
 
     env = dict(raw.get("environment") or {})
     refs: list[SecretRef] = []
+    # Compose file secrets (docker-compose.secrets-files.yaml): the same files become swarm
+    # secrets with the same targets. Swarm mounts them in the task's own tmpfs, so 0444 lets
+    # whatever user the image runs as read them (group_add does not exist in a stack file).
+    file_refs = _file_secret_refs(stack_name, name, raw.get("secrets") or [], file_secrets or {})
+    refs.extend(ref for ref, _ in file_refs)
+    service_secrets: list[dict[str, Any]] = [
+        {"source": ref.name, "target": target, "uid": "0", "gid": "0", "mode": 0o444}
+        for ref, target in file_refs
+    ]
     if options.secrets:
-        refs = _secret_refs(stack_name, name, env, is_secret)
-        for ref in refs:
+        env_refs = _secret_refs(stack_name, name, env, is_secret)
+        refs.extend(env_refs)
+        for ref in env_refs:
             env.pop(ref.variable, None)
             target = f"/run/secrets/{ref.variable.lower()}"
             env[ref.file_variable] = (
                 f"cat {target}" if ref.file_variable.endswith("_CMD") else target
             )
-        if refs:
-            out["secrets"] = [
-                {
-                    "source": ref.name,
-                    "target": ref.variable.lower(),
-                    "uid": SECRET_FILE_UID.get(name, "0"),
-                    "gid": SECRET_FILE_UID.get(name, "0"),
-                    "mode": 0o400,
-                }
-                for ref in refs
-            ]
+        service_secrets += [
+            {
+                "source": ref.name,
+                "target": ref.variable.lower(),
+                "uid": SECRET_FILE_UID.get(name, "0"),
+                "gid": SECRET_FILE_UID.get(name, "0"),
+                "mode": 0o400,
+            }
+            for ref in env_refs
+        ]
+    if service_secrets:
+        out["secrets"] = service_secrets
     if env:
         out["environment"] = env
 
@@ -484,6 +531,7 @@ def build_stack_file(
             stack_name=stack_name,
             options=options,
             is_secret=is_secret,
+            file_secrets=config.get("secrets") or {},
         )
         out_services[name] = translated
         refs.extend(found)

@@ -264,3 +264,27 @@ os.environ.setdefault(
     "LAKEHOUSE_STATE_DIR",
     str(Path(os.environ.get("TMPDIR", "/tmp")) / f"lakehouse-test-state-{os.getpid()}"),
 )
+
+
+@pytest.fixture(scope="session")
+def real_app_images(docker_engine: str, standin_images: dict[str, str]) -> dict[str, str]:
+    """The real-application rehearsal images (Spark, Hive metastore, S3), built once per
+    session and then reused from the cache keyed by a hash of their inputs."""
+    from lakehouse_tasks.rehearsal_real import build_real_images
+
+    return build_real_images(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def real_app_stack(
+    real_app_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """ONE deployed dev stack on the real-application tier (LAKEHOUSE_REHEARSAL_TIER=real),
+    shared by the tests that read it or break one service and restore it."""
+    factory = RehearsalFactory(tmp_path_factory)
+    project = factory(env="dev", hint="realapp", LAKEHOUSE_REHEARSAL_TIER="real")
+    try:
+        deploy_and_wait(project, timeout=900)
+        yield project
+    finally:
+        factory.cleanup()

@@ -13,6 +13,7 @@ from . import plugins as plugins_tasks
 from . import rehearsal as rehearsal_tasks
 from . import security as security_tasks
 from . import serve as serve_tasks
+from . import smoke as smoke_tasks
 from . import teardown as teardown_tasks
 
 ns = Collection()
@@ -22,6 +23,7 @@ ns.add_task(config.config_, name="config")
 ns.add_task(config.plan)
 ns.add_task(plugins_tasks.plugins)
 ns.add_task(health.health)
+ns.add_task(smoke_tasks.smoke)
 ns.add_task(preflight.preflight)
 ns.add_collection(backup.ns)
 ns.add_task(restore.restore)

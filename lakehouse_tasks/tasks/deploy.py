@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from invoke import Exit
+
 from ._base import (
     audited,
     default_env,
@@ -98,6 +100,8 @@ def _finish(out: Output, result: DeployResult) -> None:
         "label_node": "swarm: label this node as the storage node of the stateful services",
         "dry_run": "print the plan, the exact docker compose commands and which services "
         "would be recreated, created or removed and why; change nothing",
+        "smoke": "after a successful deploy, run the smoke check (invoke smoke); exit 8 when "
+        "a hop fails",
     }
 )
 @audited("deploy")
@@ -115,8 +119,12 @@ def deploy(
     json_: bool = False,
     target: str | None = None,
     label_node: bool = False,
+    smoke: bool = False,
 ) -> None:
-    """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy."""
+    """Deploy an environment: preflight, plugins, backup, compose up, wait until healthy.
+
+    With --smoke, a successful deploy is followed by `invoke smoke` (exit 8 when a hop fails).
+    """
     from ..backends import backend_for
     from ..backends.base import refuse_unsupported
     from ..deploy import DeployOptions, parse_services, resolve_timeout
@@ -141,8 +149,31 @@ def deploy(
     if dry_run:
         render_preview(out, backend.preview(project, options))
         return
+    if project.rehearsal:
+        from .rehearsal import ensure_standins
+
+        ensure_standins(log=out.info)
     reporter = TerminalReporter(out, f"Deploying {name} ({backend.name})")
-    _finish(out, run_deploy(project, options, backend=backend, reporter=reporter))
+    result = run_deploy(project, options, backend=backend, reporter=reporter)
+    if not smoke or not result.ok:
+        _finish(out, result)
+        return
+    _finish_with_smoke(out, project, result)
+
+
+def _finish_with_smoke(out: Output, project: Any, result: DeployResult) -> None:
+    """The deploy's result, then the smoke check of what it deployed (``deploy --smoke``)."""
+    from ..errors import ExitCode
+    from .smoke import render_report, run_and_publish
+
+    report = run_and_publish(project)
+    if out.json_mode:
+        out.json({**result.to_dict(), "smoke": report.to_dict()})
+    else:
+        render_result(out, result)
+        render_report(out, report)
+    if not report.ok:
+        raise Exit(code=int(ExitCode.SMOKE_FAILED))
 
 
 @lakehouse_task(

@@ -181,6 +181,8 @@ def _render_refresh(
         "strict_backups": "exit 1 also when the daily backup or the off-site copy is overdue, "
         "or the last restore drill failed",
         "target": "compose (default, or $DEPLOY_TARGET) or swarm (docs/SCALING.md)",
+        "deep": "also run the smoke check (invoke smoke): the data path, hop by hop; exit 8 "
+        "when a hop fails and every service is healthy",
     },
 )
 def health(
@@ -196,6 +198,7 @@ def health(
     count: int | None = None,
     strict_backups: bool = False,
     target: str | None = None,
+    deep: bool = False,
 ) -> None:
     """Show the state, health, restarts, uptime, CPU and memory of every service.
 
@@ -217,6 +220,8 @@ def health(
     names = service_names(service)
     # Every target gives the same rows, table, JSON and exit codes.
     backend = backend_for(target)
+    if interval is not None and deep:
+        raise ConfigError("--deep runs the smoke check once: use it without --watch.")
     if interval is not None:
         last = watch_health(
             project,
@@ -241,17 +246,29 @@ def health(
         publish(project, snapshot, [])
         backups = check_backup_schedule(project, out)
         extra = check_status(project, out)
+        smoke_report = None
+        if deep:
+            from .smoke import run_and_publish
+
+            smoke_report = run_and_publish(project)
         if json_:
-            out.json(
-                {
-                    **snapshot.to_dict(),
-                    "backup": backups.to_dict() if backups else None,
-                    "status": extra,
-                }
-            )
+            record = {
+                **snapshot.to_dict(),
+                "backup": backups.to_dict() if backups else None,
+                "status": extra,
+            }
+            if smoke_report is not None:
+                record["smoke"] = smoke_report.to_dict()
+            out.json(record)
         else:
             out.table(render_health_table(snapshot, detailed=detailed))
+            if smoke_report is not None:
+                from .smoke import render_report
+
+                render_report(out, smoke_report)
         code = exit_code_for(snapshot)
+        if not code and smoke_report is not None and not smoke_report.ok:
+            code = int(ExitCode.SMOKE_FAILED)
         if code:
             problems = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
             out.warn(f"{snapshot.environment} is degraded: {problems}.")

@@ -45,10 +45,18 @@ def ensure_standins(
     help={
         "force": "rebuild even when an image with the same inputs hash exists",
         "kind": "build only this stand-in kind (busybox, postgres); repeatable",
+        "real": "also build the real-application images (spark, hive, s3) of the real tier "
+        "(LAKEHOUSE_REHEARSAL_TIER=real, docs/REHEARSAL.md); minutes on a fresh machine",
     },
     iterable=["kind"],
 )
-def build(c: Any, force: bool = False, kind: list[str] | None = None, json_: bool = False) -> None:
+def build(
+    c: Any,
+    force: bool = False,
+    kind: list[str] | None = None,
+    json_: bool = False,
+    real: bool = False,
+) -> None:
     """Build the stand-in images (cached by a hash of their inputs) and refresh the override.
 
     Afterwards every lifecycle task accepts --rehearsal (or LAKEHOUSE_REHEARSAL=1) to run the
@@ -59,11 +67,28 @@ def build(c: Any, force: bool = False, kind: list[str] | None = None, json_: boo
 
     out = Output(json_mode=json_)
     refs = ensure_standins(force=force, kinds=kind or None, log=out.info)
-    rehearsal.write_override()
     rows = [
         {"kind": k, "image": ref, "result": rehearsal.LAST_BUILD.get(k, "")}
         for k, ref in refs.items()
     ]
+    if real:
+        from .. import rehearsal_real
+        from ..errors import EngineError, ExitCode
+
+        try:
+            real_refs = rehearsal_real.build_real_images(force=force, log=out.info)
+        except rehearsal.StandinBuildError as exc:
+            raise EngineError(
+                f"Building the real-application images failed: {str(exc).splitlines()[0]}; "
+                "check that the engine runs and the package registries are reachable.",
+                ExitCode.ENGINE_UNREACHABLE,
+            ) from None
+        rows += [
+            {"kind": k, "image": ref, "result": rehearsal_real.LAST_BUILD.get(k, "")}
+            for k, ref in real_refs.items()
+        ]
+        rehearsal_real.write_real_override()
+    rehearsal.write_override()
     if json_:
         out.json({"images": rows, "override": str(rehearsal.OVERRIDE_PATH)})
         return

@@ -47,6 +47,9 @@ def compose_command(env: str, *, profiles: tuple[str, ...] = ()) -> list[str]:
         "-f", str(COMPOSE_DIR / "docker-compose.yaml"),
         "-f", str(COMPOSE_DIR / f"docker-compose.override.{env}.yaml"),
     ]
+    # The secrets, as the tool merges them (Environment.compose_files).
+    as_files = env_values(env).get("SENSITIVE_AS_FILES") == "true"
+    argv += ["-f", str(COMPOSE_DIR / f"docker-compose.secrets-{'files' if as_files else 'env'}.yaml")]
     for profile in profiles:
         argv += ["--profile", profile]
     return argv

@@ -323,3 +323,24 @@ def test_a_failed_or_missed_off_site_copy_is_alerted_and_a_success_is_not(tmp_pa
     plugin.deliver(Event(EventKind.OFFSITE_COPY_MISSED, "prod", "off-site copy overdue"))
     plugin.deliver(Event(EventKind.DRILL_FAILED, "prod", "restore drill failed"))
     assert [notify for _s, _t, notify in sender.sent] == ["failure", "warning", "failure"]
+
+
+def test_a_failed_smoke_hop_is_alerted_and_a_passing_run_is_not(tmp_path: Path) -> None:
+    from lakehouse_tasks.smoke import FAILED, PASSED, HopResult, SmokeReport
+    from lakehouse_tasks.smoke.runner import smoke_events
+
+    plugin, sender, _clock, _ = make_plugin(tmp_path, "json://127.0.0.1:1/a")
+    report = SmokeReport("staging", "lakehouse_smoke_x", rehearsal=False)
+    report.hops.append(HopResult("object-storage", ("minio",), PASSED, 0.1))
+    report.hops.append(
+        HopResult("spark", ("spark-master",), FAILED, 3.0, "no ALIVE worker is registered")
+    )
+    for event in smoke_events(report):
+        plugin.deliver(event)
+    assert len(sender.sent) == 1
+    scheme, title, notify = sender.sent[0]
+    assert (scheme, notify) == ("json", "failure") and "smoke.failed" in title
+    report.hops.pop()
+    for event in smoke_events(report):  # smoke.passed is info: below the default warning
+        plugin.deliver(event)
+    assert len(sender.sent) == 1

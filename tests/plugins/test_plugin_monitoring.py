@@ -64,8 +64,10 @@ def test_no_compose_file_when_monitoring_is_off() -> None:
 
 def test_rendered_compose_file_when_monitoring_is_on() -> None:
     files = manager().compose_files(env=environment("staging", ENABLE_MONITORING="true"))
-    assert len(files) == 1
-    rendered = files[0]
+    assert len(files) == 2
+    rendered, credentials = files
+    # Staging gives secrets as files: Grafana's credentials come from its secrets-files layer.
+    assert credentials.name == "monitoring.secrets-files.yaml"
     assert rendered.name == "monitoring.yaml" and rendered.is_absolute()
     assert rendered.is_relative_to(Path(os.environ["LAKEHOUSE_STATE_DIR"]))
     text = rendered.read_text()
@@ -76,7 +78,13 @@ def test_rendered_compose_file_when_monitoring_is_on() -> None:
 def test_rehearsal_override_follows_lakehouse_rehearsal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKEHOUSE_REHEARSAL", "1")
     files = manager().compose_files(env=environment("staging"))
-    assert [f.name for f in files] == ["monitoring.yaml", "monitoring.rehearsal.yaml"]
+    assert [f.name for f in files] == [
+        "monitoring.yaml", "monitoring.secrets-files.yaml", "monitoring.rehearsal.yaml"]
+
+
+def test_dev_gives_grafana_its_credentials_in_the_environment() -> None:
+    files = manager().compose_files(env=environment("dev", ENABLE_MONITORING="true"))
+    assert [f.name for f in files] == ["monitoring.yaml", "monitoring.secrets-env.yaml"]
 
 
 def test_render_escapes_dollar_and_is_idempotent(tmp_path: Path) -> None:
@@ -94,7 +102,9 @@ def test_render_escapes_dollar_and_is_idempotent(tmp_path: Path) -> None:
 def test_merged_with_the_base_stack(tmp_path: Path) -> None:
     rendered = monitoring.render_compose_file(tmp_path)
     config = compose_config(
-        REPO / "compose" / "docker-compose.yaml", rendered, env_file=REPO / "env" / "staging.env"
+        REPO / "compose" / "docker-compose.yaml", rendered,
+        PACKAGE_DIR / "compose" / "monitoring.secrets-files.yaml",
+        env_file=REPO / "env" / "staging.env",
     )
     services = config["services"]
     for name, port, image in (
@@ -142,7 +152,11 @@ def test_merged_with_the_base_stack(tmp_path: Path) -> None:
     assert data == {"prometheus-data", "grafana-data"}
     for volume in ("prometheus-data", "grafana-data"):
         assert not config["volumes"][volume].get("external")  # the core backup archives them
-    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_USER"] == "CHANGE_THIS"
+    grafana = services["grafana"]
+    assert "GF_SECURITY_ADMIN_USER" not in grafana["environment"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_USER__FILE"] == "/run/secrets/grafana_admin_user"
+    assert {s["source"] for s in grafana["secrets"]} == {"grafana_admin_user", "grafana_admin_password"}
+    assert Path(config["secrets"]["grafana_admin_password"]["file"]).name == "GRAFANA_ADMIN_PASSWORD"
 
 
 @needs_docker_cli

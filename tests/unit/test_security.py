@@ -18,6 +18,7 @@ from lakehouse_tasks.security import (
     CHECK_NNP,
     CHECK_PORTS,
     CHECK_ROOTFS,
+    CHECK_SECRETS,
     CHECK_USER,
     Finding,
     certificate_expiry,
@@ -122,8 +123,11 @@ def test_prod_warnings_are_only_documented_image_needs(prod_findings: list[Findi
         "airflow-webserver",
         "airflow-scheduler",
     }
+    # The two images whose CLI takes an admin password only as an argument (docs/SECURITY.md).
+    argv_secrets = {("airflow-init", CHECK_SECRETS), ("superset", CHECK_SECRETS)}
     assert warned == (
         {(s, CHECK_USER) for s in root_needed} | {(s, CHECK_ROOTFS) for s in writable}
+        | argv_secrets
     )
 
 
@@ -212,3 +216,17 @@ def test_image_repository() -> None:
     assert image_repository("quay.io/minio/minio:RELEASE.2025") == "quay.io/minio/minio"
     assert image_repository("localhost:5000/x/y:1") == "localhost:5000/x/y"
     assert image_repository("docker.io/library/nginx:1.27@sha256:abc") == "nginx"
+
+
+def test_staging_and_prod_report_a_secret_left_in_a_container_environment() -> None:
+    env = open_project("prod", strict=False, env_files=[]).env
+    secret = "Zq" + "9" * 30
+    env = type(env)(**{**env.__dict__, "values": {**env.values, "MINIO_ROOT_PASSWORD": secret}})
+    config = {"services": {"minio": {"image": "m", "environment": {"MINIO_ROOT_PASSWORD": secret}},
+                           "trino": {"image": "t", "secrets": [{"source": "x"}],
+                                     "environment": {"AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/x"}}}}
+    found = {(f.group, f.check.name): f.check for f in config_findings(config, env=env)}
+    assert found[("minio", CHECK_SECRETS)].status is Status.FAIL
+    assert "MINIO_ROOT_PASSWORD" in found[("minio", CHECK_SECRETS)].detail
+    assert secret not in found[("minio", CHECK_SECRETS)].detail
+    assert found[("trino", CHECK_SECRETS)].status is Status.PASS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,3 +245,42 @@ def test_unknown_target_is_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         backend_for("k8s")
     assert caught.value.exit_code == 2
+
+
+def test_compose_file_secrets_become_swarm_secrets_with_the_same_targets(tmp_path: Path) -> None:
+    """Staging and prod give services their secrets as compose file secrets: on swarm the
+    same files become (external, value-hashed) swarm secrets at the same /run/secrets path."""
+    (tmp_path / "MINIO_ROOT_PASSWORD").write_text("s3cr3t-value")
+    config = {
+        "name": "p",
+        "services": {
+            "minio": {
+                "image": "minio",
+                "environment": {"MINIO_ROOT_PASSWORD_FILE": "/run/secrets/minio_root_password"},
+                "secrets": [{"source": "minio_root_password", "target": "/run/secrets/minio_root_password"}],
+                "group_add": ["1000"],
+                "labels": {"io.lakehouse.layer": "1"},
+            }
+        },
+        "secrets": {"minio_root_password": {"file": str(tmp_path / "MINIO_ROOT_PASSWORD")}},
+    }
+    stack = swarm.build_stack_file(config, environment="staging", stack_name="s",
+                                   options=swarm.SwarmOptions(secrets=False))
+    (ref,) = stack.secrets
+    assert ref.value == "s3cr3t-value" and ref.service == "minio"
+    minio = stack.document["services"]["minio"]
+    assert minio["secrets"] == [{"source": ref.name, "target": "minio_root_password",
+                                 "uid": "0", "gid": "0", "mode": 0o444}]
+    assert minio["environment"] == {"MINIO_ROOT_PASSWORD_FILE": "/run/secrets/minio_root_password"}
+    assert stack.document["secrets"] == {ref.name: {"external": True, "name": ref.name}}
+    assert "s3cr3t-value" not in stack.text()
+
+
+def test_a_missing_secret_file_is_one_sentence(tmp_path: Path) -> None:
+    config = {
+        "services": {"minio": {"image": "minio", "secrets": ["x"], "labels": {}}},
+        "secrets": {"x": {"file": str(tmp_path / "absent")}},
+    }
+    with pytest.raises(ConfigError, match="cannot read the secret file"):
+        swarm.build_stack_file(config, environment="prod", stack_name="s",
+                               options=swarm.SwarmOptions())

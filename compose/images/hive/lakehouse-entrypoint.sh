@@ -1,6 +1,6 @@
 #!/bin/bash
 # Give Hive the metastore database password without putting it on a command line or in the
-# container's environment: read it from METASTORE_DB_PASSWORD_FILE (a compose secret in
+# container's configured environment (what `docker inspect` shows): read it from METASTORE_DB_PASSWORD_FILE (a compose secret in
 # staging and prod) or, in dev, from METASTORE_DB_PASSWORD, write it into a metastore-site.xml
 # that only this user can read, and put that directory on Hive's classpath. Then run the
 # image's own entrypoint unchanged.
@@ -33,5 +33,15 @@ XML
   export HADOOP_CLASSPATH="${conf}${HADOOP_CLASSPATH:+:${HADOOP_CLASSPATH}}"
 fi
 unset password escaped
+
+# S3 keys for Hadoop's EnvironmentVariableCredentialsProvider: from files when given.
+for name in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do
+  file_var="${name}_FILE"
+  if [[ -n "${!file_var:-}" ]]; then
+    export "${name}=$(<"${!file_var}")"
+    unset "${file_var}"
+  fi
+done
+unset name file_var
 
 exec /entrypoint.sh "$@"

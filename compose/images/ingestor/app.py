@@ -7,8 +7,10 @@
   standard library) under ``s3://<INGESTOR_BUCKET>/ingestor/``. An upload failure is logged and
   counted, never fatal: the batch stays on disk.
 
-Configuration (environment): S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_REGION, INGESTOR_BUCKET, INGESTOR_DATA_DIR, INGESTOR_INTERVAL_SECONDS, LOG_LEVEL.
+Configuration (environment): S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or
+AWS_ACCESS_KEY_ID_FILE / AWS_SECRET_ACCESS_KEY_FILE naming files that hold them, as compose
+secrets do in staging and prod), AWS_REGION, INGESTOR_BUCKET, INGESTOR_DATA_DIR,
+INGESTOR_INTERVAL_SECONDS, LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -72,13 +74,21 @@ def sign_v4_put(url: str, body: bytes, access_key: str, secret_key: str, region:
     return headers
 
 
+def secret(name: str) -> str:
+    """A secret from the file named by NAME_FILE, else from NAME."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().rstrip("\n")
+    return os.environ[name]
+
+
 def upload(name: str, body: bytes) -> None:
     """PUT one object into the ingest bucket on MinIO."""
     endpoint = os.environ.get("S3_ENDPOINT", "http://minio:9000").rstrip("/")
     bucket = os.environ.get("INGESTOR_BUCKET", "raw")
     url = f"{endpoint}/{bucket}/ingestor/{name}"
-    headers = sign_v4_put(url, body, os.environ["AWS_ACCESS_KEY_ID"],
-                          os.environ["AWS_SECRET_ACCESS_KEY"],
+    headers = sign_v4_put(url, body, secret("AWS_ACCESS_KEY_ID"),
+                          secret("AWS_SECRET_ACCESS_KEY"),
                           os.environ.get("AWS_REGION", "us-east-1"),
                           dt.datetime.now(dt.timezone.utc))
     headers.pop("host")

@@ -364,9 +364,12 @@ class ComposeBackend:
     ) -> WaitOutcome:
         """One-at-a-time updates where several Spark workers changed, then ``compose up`` in
         the background and the wait (:mod:`.deploy`)."""
+        from ...project import stamp_config_hashes
         from .deploy import missing_images, start_and_wait, up_arguments
         from .upgrade import report_containers, upgrade_step
 
+        # The tool's own config-hash label on every container (lakehouse_tasks.confighash).
+        stamp_config_hashes(project)
         stack = project.stack
         before, failed_roll = upgrade_step(project, targets, options.timeout, reporter)
         if failed_roll is not None:

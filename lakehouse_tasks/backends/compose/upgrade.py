@@ -3,9 +3,12 @@
 ``docker compose up -d`` already recreates only the services whose configuration changed: it
 labels every container with ``com.docker.compose.config-hash``, a hash of the service's merged
 configuration (image reference included), and recreates a container when that hash or the
-image id behind its reference differs. This module asks compose for the same per-service
-hashes (``docker compose config --hash '*'``) and compares them with the running containers,
-so ``deploy --dry-run`` can say what will be recreated, created or removed, and why.
+image id behind its reference differs. Compose has shipped versions where that label and
+``docker compose config --hash`` disagree (docker/compose#9211, #10907 with ``depends_on``),
+so this module compares the tool's own hash, stamped on every container as
+``io.lakehouse.config-hash`` (:mod:`lakehouse_tasks.confighash`), with the merged
+configuration; compose's hash is only the fallback for containers without the tool's label.
+``deploy --dry-run`` can so say what will be recreated, created or removed, and why.
 
 Replicated stateless services (the Spark workers) are not left to compose: when more than one
 member of a group changed, ``up`` would recreate them together and the cluster would lose every
@@ -20,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...confighash import LABEL as TOOL_HASH_LABEL
+from ...confighash import service_hashes
 from ...docker import ContainerState, Engine, container_states
 from ...errors import LakehouseError
 from ...outcomes import WaitOutcome
@@ -97,12 +102,16 @@ def diff_services(
     image_ids: Mapping[str, str | None],
     containers: Iterable[ContainerState],
     known: Iterable[str] = (),
+    tool_hashes: Mapping[str, str] | None = None,
 ) -> tuple[ServiceChange, ...]:
     """Compare the wanted services' configuration with the containers that exist.
 
     ``hashes``: per-service config hash; ``images``: per-service configured image reference;
     ``image_ids``: the local image id of each reference; ``known``: every service of the
-    configuration (a container of any other service is an orphan ``up`` removes).
+    configuration (a container of any other service is an orphan ``up`` removes);
+    ``tool_hashes``: the tool's own hash of each service (:mod:`lakehouse_tasks.confighash`),
+    compared with the container's ``io.lakehouse.config-hash`` label. Compose's hash is only
+    the fallback for containers created before the tool stamped its own.
     """
     by_service: dict[str, list[ContainerState]] = {}
     for state in containers:
@@ -124,11 +133,15 @@ def diff_services(
                 f"image {ref} now has id {_short(str(image_ids[ref]))} "
                 f"(container runs {_short(state.image_id)})"
             )
-        old, new = state.labels.get(CONFIG_HASH_LABEL, ""), hashes.get(service, "")
         # The image reference is part of the hash, so a new reference explains a new hash.
         renamed = bool(ref and state.image and state.image != ref)
+        stamped = state.labels.get(TOOL_HASH_LABEL, "")
+        if stamped and tool_hashes is not None:
+            old, new, what = stamped, tool_hashes.get(service, ""), "tool config hash"
+        else:
+            old, new, what = state.labels.get(CONFIG_HASH_LABEL, ""), hashes.get(service, ""), "config hash"
         if new and old != new and not renamed:
-            reasons.append(f"configuration changed (config hash {old[:8] or '-'} -> {new[:8]})")
+            reasons.append(f"configuration changed ({what} {old[:8] or '-'} -> {new[:8]})")
         changes.append(ServiceChange(service, "recreate" if reasons else "keep", tuple(reasons)))
     everything = set(known) | set(wanted)
     for service in sorted(by_service):
@@ -165,6 +178,7 @@ def plan_upgrade(project: Project, services: Sequence[str] = ()) -> UpgradePlan:
         image_ids=Engine().image_ids(images.values()),
         containers=container_states(project.compose),
         known=stack.services,
+        tool_hashes=service_hashes(project.compose.config()),
     )
     return UpgradePlan(changes, rolling_groups(changes, stack.active))
 

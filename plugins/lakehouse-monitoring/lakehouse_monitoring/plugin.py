@@ -139,6 +139,9 @@ def compose_files_for(env: Environment, rehearsal: bool = False) -> list[Path]:
     if not monitoring_enabled(env):
         return []
     files = [render_compose_file(rendered_dir(env), scrape_dir=serve_scrape_dir(env.root))]
+    # Grafana's credentials: as files where the environment wants secrets as files.
+    kind = "files" if env.flag("SENSITIVE_AS_FILES") else "env"
+    files.append(PACKAGE_DIR / "compose" / f"monitoring.secrets-{kind}.yaml")
     if rehearsal or rehearsal_requested(env):
         files.append(REHEARSAL_OVERRIDE)
     return files

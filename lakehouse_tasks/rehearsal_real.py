@@ -1,0 +1,295 @@
+"""The real-application rehearsal tier (issue 16): images that run the real software.
+
+Where the package registries reachable from this machine provide a service's real software,
+the rehearsal runs it instead of a busybox stand-in, inside an image that mirrors the upstream
+image's users, paths, entrypoint and healthcheck binaries, so the real compose files run
+unchanged:
+
+* ``lakehouse-rehearsal/spark`` - Apache Spark from the ``pyspark`` distribution on Debian's
+  OpenJDK 17, as uid 185 under ``/opt/spark`` (spark-master, spark-worker-1/2);
+* ``lakehouse-rehearsal/hive`` - a real Hive Metastore Thrift server, Hive 2.3.9 from
+  pyspark's jars, with Debian's PostgreSQL JDBC driver (hive-metastore; Hive 4.1 is pinned);
+* ``lakehouse-rehearsal/s3`` - moto's S3 server behind MinIO's ``minio server`` entrypoint
+  and an ``mc`` that really talks S3 (minio, minio-init).
+
+Both start from ``lakehouse-rehearsal/debian-base:<root hash>``, a debootstrapped Debian root
+(cached as a tar file like the postgres stand-in's), and install their packages with apt-get
+and pip during ``docker build`` (containers reach the registries here). Each image is tagged
+with the hash of its inputs (its directory under ``compose/standins/``, its pinned versions,
+the base root) and ``:rehearsal``; a build with nothing changed only looks the tag up.
+
+Select the tier with ``LAKEHOUSE_REHEARSAL_TIER=real`` next to ``--rehearsal``: the project
+then uses ``compose/rehearsal.real.yaml`` instead of ``compose/rehearsal.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import rehearsal as _r
+
+TIER_VARIABLE = "LAKEHOUSE_REHEARSAL_TIER"
+REAL_TIER = "real"
+QUICK_TIER = "quick"
+
+DEBIAN_BASE_IMAGE = f"{_r.REPOSITORY_PREFIX}/debian-base"
+REAL_OVERRIDE_PATH = _r.REPO_ROOT / "compose" / "rehearsal.real.yaml"
+
+#: Pinned versions of what each real image installs (build arguments, part of the hash).
+PYSPARK_VERSION = "3.5.6"  # = the compose files' apache/spark:3.5.6
+MOTO_VERSION = "5.2.5"
+
+#: kind -> (build arguments, what it is)
+REAL_KINDS: dict[str, dict[str, str]] = {
+    "spark": {"PYSPARK_VERSION": PYSPARK_VERSION},
+    "hive": {},  # built FROM the spark image: Hive 2.3.9's metastore from pyspark's jars
+    "s3": {"MOTO_VERSION": MOTO_VERSION},
+}
+#: kind -> the real kind whose image is its BASE (instead of the Debian root)
+REAL_BASES: dict[str, str] = {"hive": "spark"}
+#: kind -> files of the real stack's own images copied into its build context (and hashed)
+REAL_EXTRA_FILES: dict[str, list[Path]] = {
+    "hive": [_r.REPO_ROOT / "compose" / "images" / "hive" / "lakehouse-entrypoint.sh"],
+}
+REAL_IMAGES: dict[str, str] = {kind: f"{_r.REPOSITORY_PREFIX}/{kind}" for kind in REAL_KINDS}
+
+#: service -> real image kind. Every other service keeps its stand-in in the real tier.
+REAL_SERVICES: dict[str, str] = {
+    "minio": "s3",
+    "minio-init": "s3",
+    "hive-metastore": "hive",
+    "spark-master": "spark",
+    "spark-worker-1": "spark",
+    "spark-worker-2": "spark",
+}
+
+
+#: What runs in the real tier per service, for docs and for the smoke check's verdicts:
+#: "real", "real-other-version" or "stand-in".
+def service_fidelity(service: str, tier: str) -> str:
+    if tier != REAL_TIER:
+        return "real" if _r._SPECS.get(service, ("",))[0] == "postgres" else "stand-in"
+    if service in REAL_SERVICES:
+        return "real" if REAL_SERVICES[service] == "spark" else "real-other-version"
+    if _r._SPECS.get(service, ("",))[0] == "postgres":
+        return "real-other-version"  # PostgreSQL 15 for the pinned 16
+    return "stand-in"
+
+
+LAST_BUILD: dict[str, str] = {}
+
+
+def rehearsal_tier(environ: dict[str, str] | None = None) -> str:
+    """``real`` when LAKEHOUSE_REHEARSAL_TIER says so, else ``quick`` (the busybox tier)."""
+    value = (environ if environ is not None else os.environ).get(TIER_VARIABLE, "")
+    return REAL_TIER if value.strip().lower() == REAL_TIER else QUICK_TIER
+
+
+# --------------------------------------------------------------------------------------
+# hashes
+# --------------------------------------------------------------------------------------
+
+
+def _base_root_hash() -> str:
+    h = hashlib.sha256()
+    h.update(f"suite={_r.DEBIAN_SUITE};variant=minbase;debian-base-v1\0".encode())
+    h.update(" ".join(_r._read_packages(_r.STANDINS_DIR / "debian" / "packages.txt")).encode())
+    return h.hexdigest()[:16]
+
+
+def real_inputs_hash(kind: str) -> str:
+    """Short sha256 over every input of the real ``kind`` image."""
+    if kind not in REAL_KINDS:
+        raise KeyError(f"unknown real image kind {kind!r}; known: {sorted(REAL_KINDS)}")
+    directory = _r.STANDINS_DIR / kind
+    h = hashlib.sha256()
+    h.update(f"real-kind={kind}\0base={_base_root_hash()}\0".encode())
+    if kind in REAL_BASES:
+        h.update(f"base-image={real_inputs_hash(REAL_BASES[kind])}\0".encode())
+    for key, value in sorted(REAL_KINDS[kind].items()):
+        h.update(f"{key}={value}\0".encode())
+    for path in _r._files_under(directory):
+        _r._hash_update_file(h, path, path.relative_to(directory).as_posix())
+    for path in REAL_EXTRA_FILES.get(kind, []):
+        _r._hash_update_file(h, path, f"<extra>/{path.name}")
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------
+# builders
+# --------------------------------------------------------------------------------------
+
+
+def _base_root_tar(log: _r.Log) -> Path:
+    root_hash = _base_root_hash()
+    cache = _r._cache_dir()
+    tarball = cache / f"debian-root-{root_hash}.tar"
+    if tarball.is_file():
+        log(f"debian root: cached {tarball.name}")
+        return tarball
+    if os.geteuid() != 0:
+        raise _r.StandinBuildError("debootstrap needs root to build the Debian base root")
+    if shutil.which("debootstrap") is None:
+        raise _r.StandinBuildError("debootstrap is missing: apt-get install debootstrap")
+    packages = _r._read_packages(_r.STANDINS_DIR / "debian" / "packages.txt")
+    work = Path(tempfile.mkdtemp(prefix="debian-root-", dir=cache))
+    try:
+        rootfs = work / "rootfs"
+        log(f"debian root: debootstrap {_r.DEBIAN_SUITE} minbase + {','.join(packages)}")
+        _r._run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                _r.DEBIAN_SUITE,
+                str(rootfs),
+                _r.debian_mirror(),
+            ]
+        )
+        script = "apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log"
+        _r._run(["chroot", str(rootfs), "/bin/sh", "-c", script])
+        for sub in ("proc", "sys"):
+            subprocess.run(["umount", "-l", str(rootfs / sub)], capture_output=True)
+        partial = work / "root.tar"
+        _r._run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."])
+        partial.rename(tarball)
+        for old in cache.glob("debian-root-*.tar"):
+            if old != tarball:
+                old.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tarball
+
+
+def debian_base(log: _r.Log) -> str:
+    """``lakehouse-rehearsal/debian-base:<root hash>``, imported from the cached root."""
+    base = f"{DEBIAN_BASE_IMAGE}:{_base_root_hash()}"
+    if _r.image_id(base) is None:
+        tarball = _base_root_tar(log)
+        log(f"debian root: docker import -> {base}")
+        _r._run(
+            [
+                "docker",
+                "import",
+                "-c",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "-c",
+                'CMD ["/bin/bash"]',
+                str(tarball),
+                base,
+            ]
+        )
+        _r._untag_stale(DEBIAN_BASE_IMAGE, keep={base})
+    return base
+
+
+def build_ca_bundle() -> Path:
+    """The CA bundle this machine's pip trusts (``PIP_CERT``, ``SSL_CERT_FILE``, else the
+    system bundle): copied into each build context as ``build-ca.crt`` so that pip inside the
+    build trusts what the host trusts (a TLS-inspecting proxy's CA, for instance)."""
+    import ssl
+
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        os.environ.get("REQUESTS_CA_BUNDLE"),
+        ssl.get_default_verify_paths().cafile,
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise _r.StandinBuildError("no CA bundle found for pip: apt-get install ca-certificates")
+
+
+def _build_real(kind: str, ref: str, log: _r.Log) -> None:
+    if kind in REAL_BASES:
+        base = build_real_images(kinds=[REAL_BASES[kind]], log=log)[REAL_BASES[kind]]
+    else:
+        base = debian_base(log)
+    with tempfile.TemporaryDirectory(prefix=f"rehearsal-{kind}-") as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(_r.STANDINS_DIR / kind, context, symlinks=True)
+        shutil.copy(build_ca_bundle(), context / "build-ca.crt")
+        for extra in REAL_EXTRA_FILES.get(kind, []):
+            shutil.copy2(extra, context / extra.name)
+        _r._docker_build(context, ref, {"BASE": base, **REAL_KINDS[kind]})
+
+
+def build_real_images(
+    force: bool = False, kinds: Iterable[str] | None = None, log: _r.Log = print
+) -> dict[str, str]:
+    """Build the real-application images that are missing or whose inputs changed.
+
+    Returns kind -> ``lakehouse-rehearsal/<kind>:<hash>`` (also tagged ``:rehearsal``).
+    ``LAST_BUILD`` records "built" or "cached" per kind.
+    """
+    selected = list(kinds) if kinds is not None else list(REAL_KINDS)
+    result: dict[str, str] = {}
+    for kind in selected:
+        if kind not in REAL_KINDS:
+            raise KeyError(f"unknown real image kind {kind!r}; known: {sorted(REAL_KINDS)}")
+        ref = f"{REAL_IMAGES[kind]}:{real_inputs_hash(kind)}"
+        moving = f"{REAL_IMAGES[kind]}:{_r.MOVING_TAG}"
+        existing = _r.image_id(ref)
+        if existing and not force:
+            if _r.image_id(moving) != existing:
+                _r._tag(ref, moving)
+            LAST_BUILD[kind] = "cached"
+            log(f"{kind}: cached {ref}")
+        else:
+            log(f"{kind}: building {ref} (real application)")
+            _build_real(kind, ref, log)
+            _r._tag(ref, moving)
+            _r._untag_stale(REAL_IMAGES[kind], keep={ref, moving})
+            LAST_BUILD[kind] = "built"
+            log(f"{kind}: built {ref}")
+        result[kind] = ref
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# the real-tier override
+# --------------------------------------------------------------------------------------
+
+_REAL_HEADER = """\
+# The real-application rehearsal layer (LAKEHOUSE_REHEARSAL_TIER=real with --rehearsal):
+# used INSTEAD of compose/rehearsal.yaml.
+#
+# GENERATED from lakehouse_tasks/rehearsal_real.py (REAL_SERVICES); do not edit by hand:
+#   python -m lakehouse_tasks.rehearsal override
+#
+# Services with a real image only swap the image: their entrypoint, command, environment,
+# healthcheck, volumes and limits are exactly the real compose files'. Every other service
+# is on its stand-in, exactly as in compose/rehearsal.yaml.
+"""
+
+
+def render_real_override() -> str:
+    """The text of compose/rehearsal.real.yaml."""
+    lines = [_REAL_HEADER, "services:"]
+    for name, spec in _r.SERVICE_STANDINS.items():
+        if name in _r.PLUGIN_SERVICES or name in _r.OPTIONAL_SERVICES:
+            continue
+        if name in REAL_SERVICES:
+            lines.append(f"  {name}:")
+            lines.append(f"    image: {REAL_IMAGES[REAL_SERVICES[name]]}:{_r.MOVING_TAG}")
+            lines.append("    build: !reset null")
+            lines.append("    pull_policy: never")
+        else:
+            lines.extend(_r.service_override_lines(name, spec))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_real_override() -> bool:
+    text = render_real_override()
+    if REAL_OVERRIDE_PATH.exists() and REAL_OVERRIDE_PATH.read_text() == text:
+        return False
+    REAL_OVERRIDE_PATH.write_text(text)
+    return True
