@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,10 @@ from . import stacks
 from .stats import Figure, machine_info, ratios, result_document, results_table, summarize
 
 #: Figure groups ``--only`` accepts, in the order they run.
-GROUPS = ("startup", "health", "memory", "deploy", "backup", "offsite")
+GROUPS = ("startup", "health", "memory", "serve", "deploy", "backup", "offsite")
+
+#: Seconds between two refreshes of `invoke serve` (its default): a day is 17280 of them.
+SERVE_INTERVAL_S = 5
 
 HEALTH_SIZES = (16, 64, 128)
 
@@ -50,6 +53,7 @@ class Settings:
     heavy_runs: int  # runs of deploy, backup and restore
     data_bytes: int  # size of the volume and of the database backed up
     refreshes: int  # health --watch refreshes for the memory figure
+    serve_refreshes: int = 17280  # invoke serve refreshes: a day at one every 5 s
     sizes: tuple[int, ...] = HEALTH_SIZES
 
     @classmethod
@@ -60,6 +64,7 @@ class Settings:
                 heavy_runs=max(1, min(runs or 2, 2)),
                 data_bytes=100 * 1024**2,
                 refreshes=200,
+                serve_refreshes=2880,  # four hours
             )
         return cls(
             runs=runs or 7,
@@ -418,6 +423,132 @@ class Suite:
             )
         )
 
+    # ---- invoke serve --------------------------------------------------------------------
+    def serve(self) -> None:
+        """Memory of `invoke serve` over a day of refreshes, each with the requests of an open
+        page (/api/status every refresh, the page itself and /metrics every minute).
+
+        The first snapshot is a real one of a generated stack; each refresh after it is that
+        snapshot with new CPU and memory figures and the clock five seconds on, so a day of
+        refreshes runs in a minute or two (the docker calls of a snapshot are the health
+        figures' business). The slow sections (deploys, backups, events, plugins) are read
+        every 15 simulated seconds, as a real server reads them, from a state dir holding a
+        busy day of events.
+        """
+        import asyncio
+        import dataclasses
+        import random
+
+        from lakehouse_tasks.health import take_snapshot
+        from lakehouse_tasks.serve.app import Refresher, create_app
+        from lakehouse_tasks.serve.auth import Gate
+        from lakehouse_tasks.serve.samples import SampleStore
+
+        with self.project_named("serve") as name:
+            stack_file = self._start_generated(min(self.settings.sizes), name)
+            project = stacks.open_generated(self.root, stack_file, name)
+            first = take_snapshot(project, resources=True)
+        events = self.state_dir / "events.jsonl"
+        events.parent.mkdir(parents=True, exist_ok=True)
+        with events.open("a") as fh:
+            for i in range(2000):
+                at = first.time - _dt.timedelta(seconds=40 * i)
+                fh.write(json.dumps({"kind": "service.restarted", "environment": "dev",
+                    "service": "svc", "message": f"restarted {i}", "severity": "warning",
+                    "time": at.isoformat()}) + "\n")  # fmt: skip
+        rng = random.Random(20)
+        step = {"n": 0}
+
+        def take(_project: Any, **_kw: Any) -> Any:
+            step["n"] += 1
+            rows = tuple(
+                dataclasses.replace(r, cpu_percent=rng.uniform(0, 50), mem_used=rng.randrange(1 << 20, 1 << 30))
+                for r in first.rows
+            )  # fmt: skip
+            later = first.time + _dt.timedelta(seconds=SERVE_INTERVAL_S * step["n"])
+            return dataclasses.replace(first, rows=rows, time=later)
+
+        samples = SampleStore(self.state_dir / "serve" / f"{name}.samples.jsonl")
+        # The refresher's clock is the simulated one: the slow sections are read every 15 s
+        # of the simulated day, as a real server reads them.
+        refresher = Refresher(
+            project,
+            samples,
+            interval=SERVE_INTERVAL_S,
+            take=take,
+            clock=lambda: float(SERVE_INTERVAL_S * step["n"]),
+        )
+        app = create_app("dev", lambda: refresher.doc, Gate(None))
+
+        async def get(path: str) -> int:
+            status: dict[str, int] = {}
+            body = bytearray()
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: MutableMapping[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                elif message["type"] == "http.response.body":
+                    body.extend(message.get("body", b""))
+
+            scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+                     "query_string": b"", "headers": [], "scheme": "http", "http_version": "1.1",
+                     "server": ("127.0.0.1", 8790), "client": ("127.0.0.1", 5000), "root_path": ""}  # fmt: skip
+            await app(scope, receive, send)
+            return status["code"]
+
+        async def day() -> list[int]:
+            rss: list[int] = []
+            per_minute = 60 // SERVE_INTERVAL_S
+            for i in range(self.settings.serve_refreshes):
+                refresher.refresh()
+                assert await get("/api/status") == 200
+                if i % per_minute == 0:
+                    assert await get("/") == 200
+                    assert await get("/metrics") == 200
+                if i == self.settings.serve_refreshes // 100 or i % 500 == 0:
+                    gc.collect()
+                    rss.append(rss_bytes())
+            gc.collect()
+            rss.append(rss_bytes())
+            return rss
+
+        started = time.perf_counter()
+        rss = asyncio.run(day())
+        elapsed = time.perf_counter() - started
+        # Growth after the first 1% of refreshes: by then the imports, the first report and
+        # the allocator's arenas are in place, and what grows after is what a day would leak.
+        baseline = rss[1] if len(rss) > 2 else rss[0]
+        growth = (rss[-1] - baseline) / 1e6
+        log(
+            f"serve: {self.settings.serve_refreshes} refreshes, growth {growth:.2f} MB in {elapsed:.0f}s"
+        )
+        self.figures.append(
+            Figure(
+                id="serve-memory",
+                title=f"memory of `invoke serve` over {self.settings.serve_refreshes} refreshes "
+                f"({self.settings.serve_refreshes * SERVE_INTERVAL_S / 3600:.0f} h at one every "
+                f"{SERVE_INTERVAL_S} s)",
+                compared_with="its own RSS after the first 1% of the refreshes",
+                target_kind="max_value",
+                target=5.0,
+                unit="MB",
+                value=summarize([growth]),
+                extra={
+                    "rss_first_mb": rss[0] / 1e6,
+                    "rss_last_mb": rss[-1] / 1e6,
+                    "rss_max_mb": max(rss) / 1e6,
+                    "refreshes": self.settings.serve_refreshes,
+                    "seconds": elapsed,
+                    "samples_kept": len(samples),
+                    "rss_mb_series": [round(r / 1e6, 2) for r in rss],
+                    "services": len(first.rows),
+                },
+            )
+        )
+
     # ---- deploy and preflight -----------------------------------------------------------
     def _rehearsal(self, name: str) -> tuple[Path, Any]:
         from lakehouse_tasks.project import open_project
@@ -749,6 +880,8 @@ def run_suite(
                 with suite.project_named("memory") as name:
                     stack_file = suite._start_generated(min(settings.sizes), name)
                     suite.memory(stack_file, name)
+        if "serve" in groups:
+            suite.serve()
         if "deploy" in groups:
             suite.deploy()
         if "backup" in groups:

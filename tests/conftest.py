@@ -282,7 +282,16 @@ def real_app_stack(
     """ONE deployed dev stack on the real-application tier (LAKEHOUSE_REHEARSAL_TIER=real),
     shared by the tests that read it or break one service and restore it."""
     factory = RehearsalFactory(tmp_path_factory)
-    project = factory(env="dev", hint="realapp", LAKEHOUSE_REHEARSAL_TIER="real")
+    # Real JVMs (Spark, the metastore creating its schema) start in minutes, not seconds, on a
+    # loaded 2-core machine: a long start period costs nothing when they are quicker, since a
+    # check that passes inside it marks the container healthy at once.
+    project = factory(
+        env="dev",
+        hint="realapp",
+        LAKEHOUSE_REHEARSAL_TIER="real",
+        HEALTHCHECK_START_PERIOD="600s",
+        HIVE_METASTORE_START_PERIOD="600s",
+    )
     try:
         deploy_and_wait(project, timeout=900)
         yield project

@@ -70,11 +70,13 @@ class Refresher:
         interval: float = 5.0,
         take: Callable[..., HealthSnapshot] | None = None,
         slow_every: float = SLOW_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.project = project
         self.samples = samples
         self.interval = interval
         self.slow_every = slow_every
+        self._clock = clock
         self._take = take
         self._slow: dict[str, Any] = {}
         self._urls: dict[str, str] = {}
@@ -101,7 +103,7 @@ class Refresher:
             doc["errors"] = [f"health: {exc.message}"]
             self._doc = doc
             return doc
-        now = time.monotonic()
+        now = self._clock()
         if now - self._slow_at >= self.slow_every:
             self._slow = slow_sections(self.project, snapshot.time)
             self._urls = urls_by_service(self.project)

@@ -112,7 +112,7 @@ function link(url) {
 
 function drawPlot(svg, series, unit) {
   svg.replaceChildren();
-  const W = 420, H = 180, L = 44, R = 8, T = 8, B = 20;
+  const W = 420, H = 180, L = 56, R = 8, T = 8, B = 20;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const names = Object.keys(series).filter((k) => series[k].length);
   const legend = svg.nextElementSibling; if (legend) legend.replaceChildren();
@@ -167,11 +167,11 @@ function render(doc) {
 
   const smoke = doc.smoke || {};
   if (smoke.last) {
-    $("smoke-note").textContent = `${smoke.last.ok ? "passed" : "FAILED"} ${ago(smoke.last.time)}`;
+    $("smoke-note").textContent = `${smoke.last.ok ? "passed" : "FAILED"} ${ago(smoke.last.time)}` + (smoke.message ? ` (${smoke.message})` : "");
     $("smoke-note").className = smoke.last.ok ? "ok" : "bad";
-    table("smoke", [["name", "Hop"], ["ok", "Result", (v) => v ? "ok" : "failed", "status"],
+    table("smoke", [["name", "Hop"], ["verdict", "Result", null, "status"],
       ["duration_s", "Time", secs, "num"], ["detail", "Detail", null, "wrap"]], smoke.last.hops || [],
-      (tr, r) => { tr.className = r.ok ? "ok" : "bad"; });
+      (tr, r) => { tr.className = r.verdict === "passed" ? "ok" : (r.ok ? "warn" : "bad"); });
   } else { $("smoke-note").textContent = smoke.message || "no smoke run yet"; $("smoke-note").className = "muted"; $("smoke").replaceChildren(); }
 
   table("deploys", [["time", "When", ago], ["kind", "Kind"], ["result", "Result", null, "status"],
@@ -193,17 +193,22 @@ function render(doc) {
   $("schedule").className = sched.overdue ? "bad" : "ok";
   table("backups", [["id", "Local copy"], ["time", "Age", ago, "num"], ["size", "Size", bytes, "num"],
     ["duration_s", "Took", secs, "num"],
+    ["offsite", "Off-site", (v) => v ? `snapshot ${v.short_id || String(v.snapshot || "").slice(0, 8)}` : "-"],
     ["verified", "Last verify", (v) => v ? `${v.label} ${ago(v.time)}` : "never", "status"]],
     b.local || [], (tr, r) => { tr.className = !r.verified ? "warn" : (r.verified.ok ? "ok" : "bad"); });
   if (!(b.local || []).length) $("backups-note").textContent = "no local backup yet";
   else $("backups-note").textContent = `${b.count} local cop${b.count === 1 ? "y" : "ies"}`;
   const off = b.offsite || {};
-  $("offsite").textContent = (off.copies || []).length
-    ? off.copies.map((c) => `${c.id || c.snapshot || "copy"} ${bytes(c.size)} ${ago(c.time)}`).join("; ")
-    : (off.message || "no off-site copy yet");
+  const good = (off.copies || []).filter((c) => c.ok);
+  $("offsite").textContent = off.failure
+    ? `the last copy failed ${ago(off.failure.time)}: ${off.failure.error}`
+    : good.length
+      ? `${good.length} cop${good.length === 1 ? "y" : "ies"}, newest ${good[0].id} (snapshot ${good[0].snapshot}, ${bytes(good[0].size)}) ${ago(good[0].time)}` + (good[0].duration_s ? `, took ${secs(good[0].duration_s)}` : "")
+      : (off.message || "no off-site copy yet");
+  $("offsite").className = off.failure ? "bad" : (good.length ? "ok" : "muted");
   const drill = (b.drill || {}).last;
   $("drill").textContent = drill
-    ? `${drill.ok ? "passed" : "FAILED"} ${ago(drill.time)}, restore took ${secs(drill.restore_s)}`
+    ? `${drill.ok ? "passed" : "FAILED"} ${ago(drill.time)} (backup ${drill.backup}), restore took ${secs(drill.restore_s)}` + (drill.problem ? `: ${drill.problem}` : "")
     : ((b.drill || {}).message || "no restore drill yet");
   $("drill").className = drill ? (drill.ok ? "ok" : "bad") : "muted";
 

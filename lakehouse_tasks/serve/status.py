@@ -245,6 +245,10 @@ def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
     local = []
     for info in backups[:BACKUPS_KEPT]:
         verified = info.verified
+        try:  # the off-site plugin's key, which the core manifest type does not carry
+            offsite = json.loads((info.path / "manifest.json").read_text()).get("offsite")
+        except (OSError, ValueError, AttributeError):
+            offsite = None
         local.append(
             {
                 "id": info.id,
@@ -254,6 +258,7 @@ def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
                 "duration_s": round(info.manifest.duration_seconds, 1),
                 "tag": info.manifest.tag,
                 "online": info.manifest.online,
+                "offsite": offsite if isinstance(offsite, dict) else None,
                 "verified": None
                 if verified is None
                 else {
@@ -274,25 +279,144 @@ def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
         "count": len(backups),
         "last_verify": max(verifies, key=lambda v: str(v["time"])) if verifies else None,
         "schedule": {**schedule.to_dict(), "overdue": schedule.missed, "last_run": last_run},
-        "offsite": offsite_section(env),
+        "offsite": offsite_section(env, local),
         "drill": drill_section(env),
     }
 
 
-def offsite_section(env: Environment) -> dict[str, Any]:
-    """Off-site copies (issue 19, restic). Until that producer exists, it says none yet."""
-    return {"copies": [], "message": NO_OFFSITE}
+def offsite_section(env: Environment, local: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Off-site copies (issue 19, the ``lakehouse-offsite`` plugin), read from what it leaves
+    behind without asking the repository (a refresh must not reach the network): the
+    ``offsite`` key it writes into each copied backup's manifest, and its record of the last
+    copy, ``<state dir>/offsite-<env>.json`` (duration, bytes, the last failure)."""
+    from ..paths import state_dir
+
+    try:
+        record = json.loads((state_dir(env.root) / f"offsite-{env.name}.json").read_text())
+    except (OSError, ValueError):
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    last = record.get("last") or {}
+    copies = []
+    for backup in local:
+        offsite = backup.get("offsite")
+        if not offsite:
+            continue
+        copy = {
+            "id": backup["id"],
+            "snapshot": offsite.get("short_id") or str(offsite.get("snapshot", ""))[:8],
+            "repository": offsite.get("repository", ""),
+            "time": offsite.get("time") or backup["time"],
+            "size": backup["size"],
+            "ok": True,
+            "duration_s": last.get("seconds") if last.get("backup") == backup["id"] else None,
+        }
+        copies.append(copy)
+    failure = None
+    if record.get("failure") and str(record.get("last_failure", "")) > str(
+        record.get("last_success") or ""
+    ):
+        failure = {
+            "time": record.get("last_failure"),
+            "backup": record.get("failed_backup"),
+            "error": str(record.get("failure")),
+        }
+        # The newest attempt failed: /metrics reports it as the off-site result.
+        copies.insert(0, {"id": failure["backup"], "time": failure["time"], "ok": False,
+                          "size": 0, "duration_s": None, "snapshot": None})  # fmt: skip
+    message = "" if copies else (NO_OFFSITE if not failure else "the off-site copy failed")
+    return {
+        "copies": copies,
+        "last_success": record.get("last_success"),
+        "failure": failure,
+        "message": message,
+    }
 
 
 def drill_section(env: Environment) -> dict[str, Any]:
-    """The last restore drill and its measured restore time (issue 19)."""
-    return {"last": None, "message": NO_DRILL}
+    """The last restore drill and its measured restore time (``invoke backup.drill``)."""
+    from ..drill import load_last
+
+    last = load_last(env)  # type: ignore[arg-type]
+    if not last:
+        return {"last": None, "message": NO_DRILL}
+    return {
+        "last": {
+            "time": last.get("started"),
+            "ok": bool(last.get("ok")),
+            "backup": last.get("backup"),
+            "source": last.get("source"),
+            "restore_s": last.get("restore_seconds"),
+            "healthy_s": last.get("healthy_seconds"),
+            "total_s": last.get("total_seconds"),
+            "problem": last.get("problem") or "",
+        },
+        "message": "",
+    }
 
 
 # ---- smoke -----------------------------------------------------------------------------------
 def smoke_section(env: Environment) -> dict[str, Any]:
-    """The last smoke check, hop by hop (issue 16); "no smoke run yet" until one ran."""
-    return {"last": None, "message": NO_SMOKE}
+    """The last smoke check, hop by hop (``invoke smoke``, issue 16), read back from the events
+    it gives the event log: a passing run's ``smoke.passed`` carries its whole report; a failing
+    run leaves one ``smoke.failed`` per failed hop (same ``run_id``), the others passed.
+    "no smoke run yet" until one ran."""
+    from ..hooks.builtin.event_log import FILE_NAME
+    from ..paths import state_dir
+
+    found: list[dict[str, Any]] = []
+    run_id = None
+    for line in reversed(tail_lines(state_dir(env.root) / FILE_NAME)):
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(raw, dict) or raw.get("environment") != env.name:
+            continue
+        if raw.get("kind") not in ("smoke.passed", "smoke.failed"):
+            continue
+        details = raw.get("details") or {}
+        this_run = details.get("run_id")
+        if run_id is None:
+            run_id = this_run
+        elif this_run != run_id:
+            break
+        found.append(raw)
+        if raw.get("kind") == "smoke.passed":
+            break
+    if not found:
+        return {"last": None, "message": NO_SMOKE}
+    newest = found[0]
+    if newest.get("kind") == "smoke.passed":
+        hops = [
+            {
+                "name": h.get("hop"),
+                "ok": h.get("verdict") != "failed",
+                "verdict": h.get("verdict"),
+                "duration_s": h.get("seconds"),
+                "detail": h.get("detail") or h.get("cause") or "",
+            }
+            for h in (newest.get("details") or {}).get("hops") or []
+        ]
+        return {"last": {"time": newest.get("time"), "ok": True, "hops": hops}, "message": ""}
+    hops = []
+    for event in found:
+        details = event.get("details") or {}
+        name = details.get("hop") or details.get("cleanup") or "clean-up"
+        hops.append(
+            {
+                "name": name,
+                "ok": False,
+                "verdict": "failed",
+                "duration_s": details.get("seconds"),
+                "detail": str(event.get("message", "")),
+            }
+        )
+    return {
+        "last": {"time": newest.get("time"), "ok": False, "hops": hops},
+        "message": "the other hops of that run passed or were skipped",
+    }
 
 
 # ---- plugins and events ----------------------------------------------------------------------
@@ -452,6 +576,20 @@ def build_report(
 
 def report_document(report: StatusReport, env: Environment) -> dict[str, Any]:
     """The report as the API serves it: JSON-able and scrubbed of every secret value."""
+    from ..environment import MASK
     from ..ui import to_jsonable
 
-    return scrub_strings(to_jsonable(report.to_dict()), env.scrub)  # type: ignore[no-any-return]
+    # The secret values once per report, not once per string (a report has thousands).
+    secrets = sorted(env.secret_values, key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    doc = to_jsonable(report.to_dict())
+    plots = doc.pop("plots", {})  # numbers and service names only
+    scrubbed: dict[str, Any] = scrub_strings(doc, scrub)
+    scrubbed["plots"] = plots
+    return scrubbed

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from lakehouse_tasks.errors import ExitCode, LakehouseError
 from lakehouse_tasks.health import HealthSnapshot, ServiceHealth
-from lakehouse_tasks.serve import auth, status
+from lakehouse_tasks.serve import auth, metrics, status
 from lakehouse_tasks.serve.app import WRONG_TOKEN, Refresher, bind_socket, create_app
 from lakehouse_tasks.serve.auth import COOKIE_NAME, Gate
 from lakehouse_tasks.serve.samples import SampleStore
@@ -58,8 +58,12 @@ class FakeEnv:
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.values.get(name, default)
 
-    def scrub(self, text: str) -> str:
-        return text.replace(self.secret, "********")
+    @property
+    def secret_values(self) -> frozenset[str]:
+        return frozenset({self.secret})
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        return default
 
 
 class FakeProject:
@@ -446,3 +450,87 @@ def test_the_scrape_token_opens_metrics_and_nothing_else() -> None:
     assert c.get("/metrics", headers=bearer).status_code == 200
     assert c.get("/api/status", headers=bearer).status_code == 401
     assert c.get("/", headers=bearer).status_code == 303
+
+
+def test_offsite_copies_and_the_last_drill_come_from_their_state_files(
+    tmp_path: Path, state: Path
+) -> None:
+    env = FakeEnv(tmp_path, "x")
+    (state / "drills").mkdir(parents=True)
+    (state / "drills" / "dev-last.json").write_text(
+        json.dumps(
+            {
+                "started": "2026-12-01T11:00:00+00:00",
+                "ok": True,
+                "backup": "dev-1",
+                "restore_seconds": 42.5,
+                "problem": "",
+            }
+        )
+    )
+    (state / "offsite-dev.json").write_text(
+        json.dumps(
+            {
+                "last_success": "2026-12-01T10:01:00+00:00",
+                "last": {"backup": "dev-1", "seconds": 7.5},
+            }
+        )
+    )
+    local = [{"id": "dev-1", "time": "2026-12-01T10:00:00+00:00", "size": 900,
+              "offsite": {"short_id": "ab12cd34", "repository": "sftp:x", "time": "2026-12-01T10:01:00+00:00"}},
+             {"id": "dev-0", "time": "2026-12-01T09:00:00+00:00", "size": 800, "offsite": None}]  # fmt: skip
+    offsite = status.offsite_section(env, local)  # type: ignore[arg-type]
+    assert [(c["id"], c["snapshot"], c["duration_s"]) for c in offsite["copies"]] == [
+        ("dev-1", "ab12cd34", 7.5)
+    ]
+    drill = status.drill_section(env)["last"]  # type: ignore[arg-type]
+    assert drill["ok"] and drill["restore_s"] == 42.5 and drill["backup"] == "dev-1"
+    doc = {"environment": "dev", "backups": {"offsite": offsite, "drill": {"last": drill}}}
+    text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
+    assert 'lakehouse_last_backup_size_bytes{environment="dev",location="offsite"} 900.0' in text
+    assert 'lakehouse_last_drill_restore_seconds{environment="dev"} 42.5' in text
+
+
+def test_a_failed_offsite_copy_is_said_and_counts_as_failed(tmp_path: Path, state: Path) -> None:
+    env = FakeEnv(tmp_path, "x")
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "offsite-dev.json").write_text(
+        json.dumps(
+            {
+                "last_success": "2026-12-01T08:00:00+00:00",
+                "last_failure": "2026-12-01T10:00:00+00:00",
+                "failure": "The off-site repository R cannot be reached",
+                "failed_backup": "dev-2",
+            }
+        )
+    )
+    offsite = status.offsite_section(env, [])  # type: ignore[arg-type]
+    assert offsite["failure"]["error"].startswith("The off-site repository R cannot be reached")
+    doc = {"environment": "dev", "backups": {"offsite": offsite}}
+    text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
+    assert 'lakehouse_last_backup_success{environment="dev",location="offsite"} 0.0' in text
+
+
+def test_the_last_smoke_run_is_read_back_from_its_events(tmp_path: Path, state: Path) -> None:
+    env = FakeEnv(tmp_path, "x")
+    assert status.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
+
+    def event(kind: str, run: str, minute: int, **details: Any) -> dict[str, Any]:
+        return {"kind": kind, "environment": "dev", "time": f"2026-12-01T11:{minute:02d}:00+00:00",
+                "message": f"{kind} {details.get('hop', '')}", "details": {"run_id": run, **details}}  # fmt: skip
+
+    passed = event("smoke.passed", "r1", 0, hops=[
+        {"hop": "minio", "verdict": "passed", "seconds": 0.5},
+        {"hop": "trino", "verdict": "not rehearsed", "seconds": 0.0}])  # fmt: skip
+    write_jsonl(state / "events.jsonl", [passed])
+    last = status.smoke_section(env)["last"]  # type: ignore[arg-type]
+    assert last["ok"] and [(h["name"], h["ok"]) for h in last["hops"]] == [
+        ("minio", True), ("trino", True)]  # fmt: skip
+    write_jsonl(state / "events.jsonl", [
+        passed, event("smoke.failed", "r2", 5, hop="superset", seconds=1.0),
+        event("smoke.failed", "r2", 5, hop="trino", seconds=2.0)])  # fmt: skip
+    last = status.smoke_section(env)["last"]  # type: ignore[arg-type]
+    assert not last["ok"] and sorted(h["name"] for h in last["hops"]) == ["superset", "trino"]
+    doc = {"environment": "dev", "smoke": {"last": last}}
+    text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
+    assert 'lakehouse_smoke_hop_success{environment="dev",hop="superset"} 0.0' in text
