@@ -689,7 +689,7 @@ class Suite:
                 fresh = open_project(
                     "dev", rehearsal=True, env_files=[str(env_file)], strict=False, root=self.root
                 )
-                run_preflight(fresh, target="compose")
+                run_preflight(fresh)
                 preflight_t.append(time.perf_counter() - started)
                 order = [("tool", tool), ("raw", raw)]
                 for key, argv in order if i % 2 == 0 else order[::-1]:
@@ -740,13 +740,16 @@ class Suite:
 
         selection = backup_mod.plan(project)
         docker = [str(a) for a in project.compose.docker_cmd]
-        by_service = backup_mod.service_containers(project)
+        from lakehouse_tasks.backends.compose import ComposeBackend
+        from lakehouse_tasks.backends.compose.backend import service_containers
+
+        by_service = service_containers(project)
         users = sorted({s for key in selection.volumes for s in selection.users.get(key, ())})
         ids = [cid for s in users for cid in by_service.get(s, [])]
         q = shlex.quote
         steps = [f"{shlex.join(docker)} stop {' '.join(ids)} >/dev/null"] if ids else []
         for db in selection.databases:
-            container = backup_mod.container_of(project, db.service)
+            container = ComposeBackend().exec_target(project, db.service)
             steps.append(
                 f"{shlex.join(docker)} exec {q(container)} pg_dump -Fc -U {q(db.user)} "
                 f"-d {q(db.database)} > {q(str(raw_dir / (db.service + '.dump')))}"
@@ -842,6 +845,7 @@ class Suite:
     def backup(self) -> None:
         from lakehouse_tasks import backup as backup_mod
         from lakehouse_tasks import restore as restore_mod
+        from lakehouse_tasks.backends.compose import ComposeBackend
 
         volume_key, db_service = "minio-data", "metastore-db"
         with self.project_named("backup") as name:
@@ -851,7 +855,7 @@ class Suite:
             volume = project.stack.volumes[volume_key]
             image = backup_mod.tool_image(project, volume_key)
             db = next(d for d in backup_mod.databases(project) if d.service == db_service)
-            container = backup_mod.container_of(project, db_service)
+            container = ComposeBackend().exec_target(project, db_service)
             db_bytes = self._fill(project, volume, image, db, container)
             vol_bytes = self.settings.data_bytes
             log(f"backup: filled {vol_bytes / 1e6:.0f} MB volume, {db_bytes / 1e6:.0f} MB database")

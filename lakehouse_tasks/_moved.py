@@ -38,6 +38,10 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
         ("lakehouse_tasks.hooks.builtin.access_urls",),
         "plugins import public_host from lakehouse_tasks.plugin",
     ),
+    "lakehouse_tasks.upgrade": (
+        ("lakehouse_tasks.backends.compose.upgrade",),
+        "use lakehouse_tasks.backends.compose.upgrade (compose's config-hash comparison)",
+    ),
     "lakehouse_tasks.builtin.event_log": (
         ("lakehouse_tasks.hooks.builtin.event_log",),
         "use lakehouse_tasks.hooks.builtin.event_log",

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, compress
+from .backends import backend_of_record
+from .backends.compose import ComposeBackend
 from .docker import Engine, stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
@@ -47,6 +49,7 @@ from .paths import git_commit, state_dir
 from .ui import Output, Table, human_bytes
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .environment import Environment
     from .project import Project
 
@@ -364,102 +367,9 @@ def _docker(project: Project) -> list[str]:
     return project.compose.docker_cmd
 
 
-# Where the containers run: a compose project (``compose``) or a swarm stack (``swarm``), whose
-# containers are the services' tasks, found by the labels swarm puts on them. The stack keeps
-# compose's volume names, so everything that reads or writes volumes is the same for both.
-COMPOSE_TARGET = "compose"
-SWARM_TARGET = "swarm"
-#: How long a swarm service scaled to 0 gets for its tasks to stop, and a service scaled back
-#: for all its replicas to run again (healthy, when it has a healthcheck).
-SWARM_STOP_TIMEOUT_S = 120.0
-SWARM_START_TIMEOUT_S = 300.0
-#: How long a wave of restarted compose services gets to become healthy before the next.
-COMPOSE_START_TIMEOUT_S = 300.0
-
-
-def _swarm_containers(project: Project) -> list[tuple[str, str]]:
-    """Running task containers on the node we talk to (``docker exec`` reaches only those)."""
-    from .docker import stack_running_containers
-
-    return stack_running_containers(_docker(project), project.compose.project_name)
-
-
-def _swarm_views(project: Project) -> dict[str, Any]:
-    """The stack's services and their tasks on every node (read from a manager).
-
-    Scaling down and up prunes old tasks from the history between ``service ps`` and
-    ``inspect`` ("task ... not found"): such a read is retried, never taken as "no tasks"."""
-    from .swarm import read_stack
-
-    for attempt in range(5):
-        try:
-            return read_stack(_docker(project), project.compose.project_name)
-        except EngineError as exc:
-            if "not found" not in f"{exc.message} {exc.stderr}".lower() or attempt == 4:
-                raise
-            time.sleep(0.2)
-    raise AssertionError("unreachable")
-
-
-def _live_tasks(view: Any) -> int:
-    """Tasks of a service that run, or are meant to run and are on their way."""
-    return sum(
-        1
-        for t in view.tasks
-        if t.state == "running"
-        or (t.desired == "running" and t.state in ("assigned", "accepted", "preparing", "starting"))
-    )
-
-
-def service_containers(project: Project, *, running: bool = True) -> dict[str, list[str]]:
-    """Service -> ids of its containers (only the running ones when ``running``; lowest
-    replica number first), one-off ``compose run`` containers left out: what ``compose ps``
-    lists, read with one ``docker ps`` (about 20 ms, where ``compose ps`` takes 120 ms and
-    more)."""
-    from . import docker
-
-    found: dict[str, list[tuple[int, str]]] = {}
-    for row in docker.project_containers(project.compose.docker_cmd, project.compose.project_name):
-        if running and row.get("State") != "running":
-            continue
-        labels = docker._ps_labels(str(row.get("Labels", "")))
-        if labels.get("com.docker.compose.oneoff", "").lower() == "true":
-            continue
-        service = labels.get(docker._SERVICE_LABEL, "")
-        try:
-            number = int(labels.get("com.docker.compose.container-number", "1"))
-        except ValueError:
-            number = 1
-        if service:
-            found.setdefault(service, []).append((number, str(row["ID"])))
-    return {s: [cid for _n, cid in sorted(rows)] for s, rows in found.items()}
-
-
-def running_containers(project: Project) -> dict[str, list[str]]:
-    """Service -> ids of its running containers (:func:`service_containers`)."""
-    return service_containers(project, running=True)
-
-
-def running_services(project: Project, target: str = COMPOSE_TARGET) -> list[str]:
-    if target == SWARM_TARGET:
-        views = _swarm_views(project)
-        return sorted(n for n, v in views.items() if any(t.state == "running" for t in v.tasks))
-    return sorted(running_containers(project))
-
-
-def container_of(project: Project, service: str, target: str = COMPOSE_TARGET) -> str:
-    """The id of the running container of ``service`` (on swarm: a running task of the
-    service on the node we talk to)."""
-    if target == SWARM_TARGET:
-        out = [cid for name, cid in _swarm_containers(project) if name == service]
-    else:
-        out = running_containers(project).get(service, [])
-    if not out:
-        raise LakehouseError(
-            f"Service {service!r} of {project.env.name!r} has no running container; deploy "
-            f"the stack (or start {service}) first, or leave its data out with --only."
-        )
-    return out[0]
+def running_services(project: Project, backend: Backend) -> list[str]:
+    """The services with a running container on ``backend`` (sorted)."""
+    return backend.running_services(project)
 
 
 _TAR_PROBE: dict[str, bool] = {}
@@ -533,9 +443,9 @@ def volume_sizes(project: Project, names: Mapping[str, str]) -> dict[str, int]:
     return sizes
 
 
-def database_size(project: Project, db: Database, target: str = COMPOSE_TARGET) -> int:
+def database_size(project: Project, db: Database, backend: Backend) -> int:
     out = Engine().run(
-        "exec", container_of(project, db.service, target), "psql", "-U", db.user,
+        "exec", backend.exec_target(project, db.service), "psql", "-U", db.user,
         "-d", db.database, "-tAc", "SELECT pg_database_size(current_database())",
     )  # fmt: skip
     try:
@@ -715,7 +625,9 @@ def _state_root(project: Project) -> Path:
     return state_dir(project.env.root)
 
 
-def recover_interrupted(project: Project, out: Output | None = None) -> list[str]:
+def recover_interrupted(
+    project: Project, out: Output | None = None, backend: Backend | None = None
+) -> list[str]:
     """Start again the services that a killed backup or restore left stopped.
 
     Reads the state files written before services are stopped; a file whose writer is still
@@ -739,10 +651,12 @@ def recover_interrupted(project: Project, out: Output | None = None) -> list[str
                     "stopped; starting them again."
                 )
             try:
-                _start_services(
+                # The record names the target it was written for, so a swarm backup killed
+                # under a compose deploy is recovered on swarm (records from before the
+                # backends have "compose" or "swarm" too).
+                backend_of_record(data.get("target"), backend).start(
                     project,
                     services,
-                    str(data.get("target") or COMPOSE_TARGET),
                     {str(k): int(v) for k, v in (data.get("replicas") or {}).items()},
                 )
                 restarted.extend(services)
@@ -761,161 +675,6 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
-def _swarm_name(project: Project, service: str) -> str:
-    return f"{project.compose.project_name}_{service}"
-
-
-def _stop_services(project: Project, services: Sequence[str], target: str) -> None:
-    """compose: :func:`_stop_compose_services`; swarm: scale each service to 0 and wait until
-    none of its tasks runs any more (their volumes are then quiet)."""
-    if target != SWARM_TARGET:
-        _stop_compose_services(project, services)
-        return
-    from .docker import service_scale
-
-    service_scale(_docker(project), {_swarm_name(project, s): 0 for s in services})
-    deadline = time.monotonic() + SWARM_STOP_TIMEOUT_S
-    while True:
-        views = _swarm_views(project)
-        left = sorted(s for s in services if s in views and _live_tasks(views[s]))
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            raise LakehouseError(
-                f"{', '.join(left)} still running {int(SWARM_STOP_TIMEOUT_S)}s after being "
-                "scaled to 0; check `docker service ps` on the stack."
-            )
-        time.sleep(0.5)
-
-
-def _start_services(
-    project: Project, services: Sequence[str], target: str, replicas: Mapping[str, int]
-) -> set[str]:
-    """compose: :func:`_start_compose_services`; swarm: scale each service back to its
-    recorded replica count (1 when none was recorded) and wait until that many tasks run (a
-    task with a healthcheck runs once healthy). Unlike ``compose start`` the scale returns at
-    once, and the next step (a restore after its safety backup, another backup) must see the
-    service running again, or it would not stop it.
-
-    Returns the services a probe of their own healthcheck found healthy on the way (compose),
-    which a later wait need not probe again."""
-    if target != SWARM_TARGET:
-        return _start_compose_services(project, services)
-    from .docker import service_scale
-
-    wanted = {s: max(1, replicas.get(s, 1)) for s in services}
-    service_scale(_docker(project), {_swarm_name(project, s): n for s, n in wanted.items()})
-    deadline = time.monotonic() + SWARM_START_TIMEOUT_S
-    while True:
-        views = _swarm_views(project)
-        late = sorted(
-            s
-            for s, n in wanted.items()
-            if s in views and sum(1 for t in views[s].tasks if t.state == "running") < n
-        )
-        if not late:
-            return set()
-        if time.monotonic() > deadline:
-            raise LakehouseError(
-                f"{', '.join(late)} did not run again {int(SWARM_START_TIMEOUT_S)}s after being "
-                "scaled back; check `docker service ps` on the stack."
-            )
-        time.sleep(0.5)
-
-
-def _stop_compose_services(project: Project, services: Sequence[str]) -> None:
-    """Stop the running containers of ``services`` with one ``docker stop``: the CLI stops
-    them side by side, each with the grace period and stop signal compose gave it
-    (``stop_grace_period``, ``stop_signal``). ``compose stop`` stops them layer by layer in
-    reverse dependency order, which only matters while the rest of the stack keeps serving;
-    here every user of the data stops for the same maintenance, and what they depend on (the
-    databases, the object store) keeps running. Three layers of stand-ins stopped in 0.8 s
-    with ``compose stop`` (the same with a ``docker stop`` per layer), in 0.35 s so."""
-    from . import docker
-
-    by_service = running_containers(project)
-    ids = [cid for s in services for cid in by_service.get(s, ())]
-    if ids:
-        docker.run([*project.compose.docker_cmd, "stop", *ids], what="docker stop")
-
-
-def _start_waves(project: Project, services: Sequence[str]) -> list[list[str]]:
-    """``services`` in the stack's dependency order (``startup_layers`` restricted to them);
-    a name the configuration does not know goes in the last wave."""
-    wanted = set(services)
-    try:
-        layers = project.stack.startup_layers()
-    except ValueError:  # a dependency cycle: compose would refuse it too; start all at once
-        layers = []
-    waves = [[s for s in layer if s in wanted] for layer in layers]
-    waves = [w for w in waves if w]
-    placed = {s for w in waves for s in w}
-    rest = sorted(wanted - placed)
-    if rest:
-        waves.append(rest)
-    return waves
-
-
-def _docker_start(project: Project, ids: Sequence[str]) -> None:
-    """``docker start`` of one wave's containers, one call per container run side by side
-    (``docker start a b c`` starts them one after the other, about 0.25 s each)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import docker
-
-    def start(cid: str) -> None:
-        docker.run([*project.compose.docker_cmd, "start", cid], what="docker start")
-
-    if len(ids) == 1:
-        start(ids[0])
-        return
-    with ThreadPoolExecutor(max_workers=min(len(ids), 8)) as pool:
-        for _ in pool.map(start, ids):  # re-raises the first failure, after all have run
-            pass
-
-
-def _start_compose_services(
-    project: Project, services: Sequence[str], timeout: float = COMPOSE_START_TIMEOUT_S
-) -> set[str]:
-    """Start the stopped containers of ``services`` again: ``docker start`` wave by wave in
-    dependency order, and between waves a wait until the wave is healthy in which a service
-    still ``starting`` is probed at once with its own healthcheck (``docker exec``).
-
-    ``compose start`` honours the same ``depends_on`` chain but waits, layer by layer, for
-    the engine's first healthcheck, one ``interval`` after each start (15 s in dev); that
-    wait was most of a database restore (docs/PERFORMANCE.md). The last wave is not waited
-    for (neither did ``compose start``). A wave that does not become healthy by ``timeout``
-    does not leave the later waves stopped: they are started, then the error is raised.
-    Returns the services found healthy by a probe between waves."""
-    if not services:
-        return set()
-    from .restore import wait_healthy  # restore imports this module
-
-    by_service = service_containers(project, running=False)
-    try:
-        active = set(project.stack.active)
-    except (LakehouseError, AttributeError):
-        active = set()
-    waves = _start_waves(project, services)
-    failure: LakehouseError | None = None
-    confirmed: set[str] = set()
-    for index, wave in enumerate(waves):
-        ids = [cid for s in wave for cid in by_service.get(s, ())]
-        if ids:
-            _docker_start(project, ids)
-        waited = [s for s in wave if s in active and by_service.get(s)]
-        if failure is None and index < len(waves) - 1 and waited:
-            try:
-                confirmed |= wait_healthy(
-                    project, waited, timeout=timeout, what="starting them again"
-                )
-            except LakehouseError as exc:
-                failure = exc
-    if failure is not None:
-        raise failure
-    return confirmed
-
-
 class Stopped(list[str]):
     """The services a :func:`services_stopped` block stopped. Once the block has ended,
     ``confirmed`` names those a probe of their own healthcheck found healthy while they were
@@ -932,21 +691,19 @@ def services_stopped(
     services: Iterable[str],
     *,
     reason: str = "backup",
-    target: str = COMPOSE_TARGET,
+    backend: Backend | None = None,
 ) -> Iterator[Stopped]:
     """Stop the running ``services`` for the duration of the block and start them again
     afterwards: on success, on failure, on Ctrl-C and on SIGTERM. The set (with the target
     and, on swarm, each service's replica count) is recorded in a state file first so
     :func:`recover_interrupted` can finish the job after a SIGKILL."""
-    running = set(running_services(project, target))
+    backend = backend or ComposeBackend()
+    running = set(running_services(project, backend))
     chosen = Stopped(sorted(s for s in set(services) if s in running))
     if not chosen:
         yield chosen
         return
-    replicas: dict[str, int] = {}
-    if target == SWARM_TARGET:
-        views = _swarm_views(project)
-        replicas = {s: views[s].replicas if s in views else 1 for s in chosen}
+    replicas = backend.replicas(project, chosen)
     state = _state_root(project) / (
         f"stopped-{project.compose.project_name}-{os.getpid()}-{time.monotonic_ns()}.json"
     )
@@ -956,7 +713,7 @@ def services_stopped(
                 "project": project.compose.project_name,
                 "environment": project.env.name,
                 "services": chosen,
-                "target": target,
+                "target": backend.name,
                 "replicas": replicas,
                 "pid": os.getpid(),
                 "reason": reason,
@@ -968,11 +725,11 @@ def services_stopped(
     with contextlib.suppress(ValueError):  # not the main thread: no handler, Ctrl-C only
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        _stop_services(project, chosen, target)
+        backend.stop(project, chosen)
         yield chosen
     finally:
         try:
-            chosen.confirmed = _start_services(project, chosen, target, replicas)
+            chosen.confirmed = backend.start(project, chosen, replicas)
             state.unlink(missing_ok=True)
         finally:
             if previous is not None:
@@ -1045,12 +802,12 @@ def dump_database(
     db: Database,
     workdir: Path,
     advance: Any,
-    target: str = COMPOSE_TARGET,
+    backend: Backend,
 ) -> Artefact:
     name = f"postgres/{db.service}.dump"
     path = workdir / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    container = container_of(project, db.service, target)
+    container = backend.exec_target(project, db.service)
     result = stream_to_file(
         [
             *_docker(project),
@@ -1116,11 +873,11 @@ def archive_volume(
 
 
 def estimate(
-    project: Project, selection: BackupPlan, target: str = COMPOSE_TARGET
+    project: Project, selection: BackupPlan, backend: Backend
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Uncompressed bytes per volume key and per database service."""
     vols = volume_sizes(project, selection.volumes) if selection.volumes else {}
-    dbs = {d.service: database_size(project, d, target) for d in selection.databases}
+    dbs = {d.service: database_size(project, d, backend) for d in selection.databases}
     return vols, dbs
 
 
@@ -1139,11 +896,11 @@ def _new_workdir(dest: Path, env_name: str, tag: str | None) -> tuple[str, Path]
 
 
 def _check_databases_running(
-    project: Project, selection: BackupPlan, target: str = COMPOSE_TARGET
+    project: Project, selection: BackupPlan, backend: Backend
 ) -> None:
     if not selection.databases:
         return
-    running = set(running_services(project, target))
+    running = set(running_services(project, backend))
     down = [d.service for d in selection.databases if d.service not in running]
     if down:
         raise LakehouseError(
@@ -1161,13 +918,13 @@ def create_backup(
     tag: str | None = None,
     online: bool = False,
     out: Output | None = None,
-    target: str = COMPOSE_TARGET,
+    backend: Backend | None = None,
 ) -> BackupManifest:
     """Back up ``project`` into ``dest`` and return the manifest of the complete backup.
 
-    ``target``: where the stack runs, a compose project or (``swarm``) a swarm stack of the
-    same name (dumps through ``docker exec`` into a running task, services stopped by
-    scaling them to 0 and back).
+    ``backend``: where the stack runs (default compose); a swarm stack of the same name is
+    dumped through ``docker exec`` into a running task, its services stopped by scaling them
+    to 0 and back.
 
     Refuses (exit 7) before writing anything when the destination lacks space; fails with the
     failing command's error otherwise. Emits BACKUP_SUCCEEDED or BACKUP_FAILED.
@@ -1175,14 +932,15 @@ def create_backup(
     out = out or Output()
     tag = check_tag(tag)
     started = time.monotonic()
-    recover_interrupted(project, out)
+    backend = backend or ComposeBackend()
+    recover_interrupted(project, out, backend)
     dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
     selection = plan(project, only)
     env_name = project.env.name
     workdir: Path | None = None
     try:
-        _check_databases_running(project, selection, target)
-        vol_sizes, db_sizes = estimate(project, selection, target)
+        _check_databases_running(project, selection, backend)
+        vol_sizes, db_sizes = estimate(project, selection, backend)
         check_free_space(dest_path, sum(vol_sizes.values()) + sum(db_sizes.values()))
         ident, workdir = _new_workdir(dest_path, env_name, tag)
         out.info(f"Backing up {env_name!r} into {dest_path / ident}")
@@ -1205,7 +963,7 @@ def create_backup(
                     db,
                     workdir,
                     progress.start(f"dump {db.service}", db_sizes.get(db.service)),
-                    target,
+                    backend,
                 )
                 for db in selection.databases
             ]
@@ -1221,7 +979,7 @@ def create_backup(
                             "--online: volumes are archived while their services write to "
                             "them; the copy may be inconsistent (fuzzy)."
                         )
-                    with services_stopped(project, stop, reason="backup", target=target):
+                    with services_stopped(project, stop, reason="backup", backend=backend):
                         archives = [
                             pool.submit(
                                 archive_volume,
@@ -1350,31 +1108,6 @@ def check_checksums(info: BackupInfo, out: Output | None = None) -> list[dict[st
     return rows
 
 
-def verify_backup(
-    info: BackupInfo,
-    *,
-    deep: bool = False,
-    project: Project | None = None,
-    out: Output | None = None,
-) -> VerifyResult:
-    """Check a backup's checksums (and with ``deep`` that every dump restores and every
-    archive reads). Records the outcome in ``verified.json``; raises exit 6 on a mismatch."""
-    out = out or Output()
-    result = VerifyResult(backup=info.id, deep=deep)
-    try:
-        result.artefacts = check_checksums(info, out)
-        if deep:
-            from .restore import deep_check
-
-            deep_check(info, project, out, result.artefacts)
-    except LakehouseError as exc:
-        _write_json(
-            info.path / VERIFIED,
-            VerifyRecord(_dt.datetime.now(_dt.UTC), deep, False, exc.message).to_dict(),
-        )
-        raise
-    _write_json(info.path / VERIFIED, VerifyRecord(_dt.datetime.now(_dt.UTC), deep, True).to_dict())
-    return result
 
 
 # ---- rendering ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The terminal view of a deploy: the per-service progress table and the live reporter.
 
 Kept out of :mod:`lakehouse_tasks.tasks.deploy` because the reporter subclasses
-:class:`lakehouse_tasks.deploy.Reporter`, and the task modules import no domain module at
+:class:`lakehouse_tasks.outcomes.Reporter`, and the task modules import no domain module at
 import time (CLI start-up, docs/PERFORMANCE.md).
 """
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .deploy import Reporter, ServiceProgress
+from .outcomes import Reporter, ServiceProgress
 from .stack import LAYER_NAMES
 from .ui import Output, Table, human_duration
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .backends.compose import ComposeBackend
 from .backup import (
     KIND_DUMP,
     KIND_VOLUME,
@@ -48,7 +49,6 @@ from .backup import (
     BackupManifest,
     VerifyRecord,
     check_checksums,
-    container_of,
     default_dest,
     find_backup,
     list_backups,
@@ -396,7 +396,7 @@ def _compare_databases(copy: Project, info: BackupInfo, result: DrillResult) -> 
     for art in info.manifest.artefacts:
         if art.kind != KIND_DUMP:
             continue
-        cid = container_of(copy, art.source)
+        cid = ComposeBackend().exec_target(copy, art.source)
         expected = dump_row_counts(copy.compose.docker_cmd, cid, info.path / art.name)
         actual = table_row_counts(cid, art.user, art.database)
         wrong = sorted(
@@ -451,8 +451,10 @@ def run_drill(
     timeout: float = HEALTH_TIMEOUT_S,
 ) -> DrillResult:
     """Run one restore drill of ``project``'s environment (see the module docstring)."""
-    from .restore import restore_backup, wait_healthy
+    from .restore import restore_backup
 
+    # The copy is a compose project on this engine, whatever the environment's own target.
+    backend = ComposeBackend()
     out = out or Output()
     env = project.env
     started = time.monotonic()
@@ -471,7 +473,7 @@ def run_drill(
             copy = copy_project(project, work)
             out.info(f"Drill: starting an isolated copy {copy.compose.project_name} (no ports)")
             copy.compose.compose("up", "-d", "--quiet-pull")
-            wait_healthy(
+            backend.wait_healthy(
                 copy, sorted(copy.stack.services), timeout=timeout, what="starting the copy"
             )
             t0 = time.monotonic()
@@ -484,13 +486,14 @@ def run_drill(
                 allow_other_env=True,
                 dest=work,
                 out=out,
+                backend=backend,
                 # the volumes as restored, before the copy's services write to them again
                 inspect_restored=lambda: volume_problems.extend(
                     _compare_volumes(copy, info, result)
                 ),
             )
             result.restore_seconds = time.monotonic() - t0
-            wait_healthy(
+            backend.wait_healthy(
                 copy, sorted(copy.stack.services), timeout=timeout, what="the drill's restore"
             )
             result.healthy_seconds = time.monotonic() - t0

@@ -26,6 +26,7 @@ from .stack import PublishedPort, Stack
 from .ui import human_bytes
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .environment import Environment
     from .project import Project
 
@@ -35,7 +36,6 @@ CERT_MIN_DAYS = 14
 DEFAULT_MIN_FREE_DISK_GB = 10.0
 GIB = 1024**3
 
-Target = str  # "compose" | "swarm"
 
 
 def _version(t: tuple[int, ...]) -> str:
@@ -162,18 +162,18 @@ def resource_checks(
     stack: Stack,
     info: EngineInfo,
     *,
-    target: Target = "compose",
+    hard_reservations: bool = False,
     schema: Schema | None = None,
 ) -> list[Check]:
     """The merged config's limits and reservations against the host's CPUs and memory.
 
     A CPU limit above the host's CPU count always fails: the engine refuses to create the
     container. Memory over the host and reservations that do not fit only warn on compose
-    (compose enforces no CPU reservation and memory reservations are soft) but fail on swarm,
-    which schedules by reservations and refuses what no node can hold.
+    (compose enforces no CPU reservation and memory reservations are soft) but fail with
+    ``hard_reservations`` (swarm, which schedules by reservations and refuses what no node can
+    hold).
     """
-    swarm = target == "swarm"
-    soft = failed if swarm else warned
+    soft = failed if hard_reservations else warned
     checks: list[Check] = []
     cpus, memory = info.cpus, info.memory_bytes
     host = f"host has {cpus} CPUs and {human_bytes(memory)}"
@@ -523,17 +523,16 @@ def plugin_checks(project: Project) -> list[Check]:
 def run_preflight(
     project: Project,
     *,
-    target: Target = "compose",
+    backend: Backend | None = None,
     pull_check: bool = False,
     engine: Engine | None = None,
 ) -> list[Check]:
     """Every preflight check of ``project``, in a stable order; nothing is changed.
 
-    ``target`` is ``"compose"`` or ``"swarm"`` (swarm enforces reservations). A failed engine
-    check skips what needs the engine (shown as ``skip``).
+    ``backend`` is where the stack goes (default compose): its ``hard_reservations`` (swarm)
+    turns reservations that do not fit into failures. A failed engine check skips what needs
+    the engine (shown as ``skip``).
     """
-    if target not in ("compose", "swarm"):
-        raise ConfigError(f"Unknown preflight target {target!r}; use compose or swarm.")
     from concurrent.futures import ThreadPoolExecutor
 
     engine = engine or Engine(docker_cmd=project.compose.docker_cmd)
@@ -565,7 +564,12 @@ def run_preflight(
         else:
             stack = project.stack
             images_job = pool.submit(engine.image_ids, stack.images().values())
-            checks += resource_checks(stack, info, target=target, schema=project.env.schema)
+            checks += resource_checks(
+                stack,
+                info,
+                hard_reservations=bool(backend and backend.hard_reservations),
+                schema=project.env.schema,
+            )
             checks += port_checks(stack, project.compose.project_name, bindings_job.result())
             present = images_job.result()
 

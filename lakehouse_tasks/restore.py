@@ -20,8 +20,6 @@ Order of a restore (each step can refuse before anything is changed, until step 
 
 from __future__ import annotations
 
-import secrets
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,18 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .backends.compose import ComposeBackend
 from .backup import (
-    COMPOSE_TARGET,
     KIND_DUMP,
     KIND_VOLUME,
-    SWARM_TARGET,
     BackupInfo,
     Database,
     _Progress,
     _throwaway,
     check_checksums,
     check_free_space,
-    container_of,
     create_backup,
     database_size,
     databases,
@@ -54,15 +50,14 @@ from .backup import (
     volume_users,
 )
 from .compress import decompress_argv
-from .docker import ContainerEvents, Engine, pipe_commands, probe_passes, stream_from_file
+from .docker import Engine, pipe_commands, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event
-from .probes import record as probe_record
-from .schema import parse_duration
 from .ui import Output, Table
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .project import Project
 
 #: How long restored services get to become healthy.
@@ -105,119 +100,12 @@ def restore_table(result: RestoreResult) -> Table:
 
 
 # ---- deep verification ----------------------------------------------------------------------
-def _postgres_image(info: BackupInfo, source: str, project: Project | None) -> str:
-    candidates = []
-    recorded = (info.manifest.images.get(source) or {}).get("image")
-    if recorded:
-        candidates.append(str(recorded))
-    if project is not None:
-        candidates.extend(d.image for d in databases(project))
-    present = Engine().image_ids(candidates)
-    for image in dict.fromkeys(candidates):
-        if present.get(image):
-            return image
-    raise LakehouseError(
-        f"No PostgreSQL image to test-restore {source}'s dump is present locally; deploy the "
-        "stack once so its images exist, then verify again."
-    )
 
 
-def _wait_pg_ready(cid: str, user: str, db: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            Engine().run("exec", cid, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", db)
-            return
-        except EngineError:
-            if time.monotonic() > deadline:
-                raise LakehouseError(
-                    "The throw-away PostgreSQL container did not become ready in "
-                    f"{int(timeout)}s; check `docker logs {cid[:12]}`.",
-                    ExitCode.INTEGRITY_FAILED,
-                ) from None
-            time.sleep(0.5)
 
 
-def _count_tables(cid: str, user: str, db: str) -> int:
-    out = Engine().run(
-        "exec", cid, "psql", "-U", user, "-d", db, "-tAc",
-        "SELECT count(*) FROM pg_catalog.pg_tables "
-        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
-    )  # fmt: skip
-    return int(out.strip().splitlines()[-1])
 
 
-def _count_entries(path: Path, compression: str) -> int:
-    """Read a volume archive to its end; the number of its entries."""
-    if compression in ("gzip", "none"):
-        with tarfile.open(path, mode="r|gz" if compression == "gzip" else "r|") as archive:
-            return sum(1 for _ in archive)
-    import subprocess
-
-    with open(path, "rb") as fh:
-        proc = subprocess.Popen(
-            decompress_argv(compression), stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert proc.stdout is not None
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                entries = sum(1 for _ in archive)
-        finally:
-            proc.stdout.close()
-            _out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise OSError(err.decode(errors="replace").strip() or f"exit code {proc.returncode}")
-    return entries
-
-
-def deep_check(
-    info: BackupInfo, project: Project | None, out: Output, rows: list[dict[str, Any]]
-) -> None:
-    """Read every archive to its end and restore every dump into a throw-away PostgreSQL
-    container of the stack's own image; raise exit 6 naming the artefact that fails."""
-    by_name = {r["artefact"]: r for r in rows}
-    for art in info.manifest.artefacts:
-        path = info.path / art.name
-        if art.kind == KIND_VOLUME:
-            try:
-                entries = _count_entries(path, art.compression)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise LakehouseError(
-                    f"Backup {info.id} is corrupted: archive {art.name} cannot be read ({exc}).",
-                    ExitCode.INTEGRITY_FAILED,
-                ) from None
-            by_name[art.name]["deep"] = f"reads ({entries} entries)"
-        elif art.kind == KIND_DUMP:
-            image = _postgres_image(info, art.source, project)
-            user, db = "verify", "verify"
-            out.info(f"Test-restoring {art.name} into a throw-away {image} container")
-            cid = Engine().run(
-                "run", "-d", "--network", "none",
-                "--label", "io.lakehouse.purpose=backup-verify",
-                "-e", f"POSTGRES_PASSWORD={secrets.token_hex(16)}",
-                "-e", f"POSTGRES_USER={user}", "-e", f"POSTGRES_DB={db}", image,
-            ).strip()  # fmt: skip
-            try:
-                _wait_pg_ready(cid, user, db)
-                try:
-                    stream_from_file(
-                        [*Engine().docker_cmd, "exec", "-i", cid, "pg_restore", "-U", user,
-                         "-d", db, "--no-owner", "--no-privileges", "--exit-on-error"],
-                        path,
-                        what=f"pg_restore of {art.name}",
-                    )  # fmt: skip
-                except EngineError as exc:
-                    raise LakehouseError(
-                        f"Backup {info.id}: dump {art.name} does not restore: {exc.message}",
-                        ExitCode.INTEGRITY_FAILED,
-                    ) from None
-                tables = _count_tables(cid, user, db)
-            finally:
-                try:
-                    Engine().run("rm", "-f", "-v", cid)
-                except EngineError:
-                    out.warn(f"could not remove the throw-away container {cid[:12]}")
-            by_name[art.name]["deep"] = f"restores ({tables} tables)"
 
 
 # ---- restore --------------------------------------------------------------------------------
@@ -310,7 +198,7 @@ def restore_volume(
     art: Any,
     advance: Any,
     asides: dict[str, str],
-    target: str = COMPOSE_TARGET,
+    backend: Backend,
 ) -> str:
     key = art.source
     volume = project.stack.volumes.get(key)
@@ -320,18 +208,8 @@ def restore_volume(
             "not define; leave it out with --only."
         )
     image = tool_image(project, key)
-    if volume not in existing_volumes(project) and target == SWARM_TARGET:
-        # What a task of the stack would create: a local volume with the stack's label.
-        from .docker import STACK_NAMESPACE_LABEL
-
-        Engine().run(
-            "volume", "create", "--label",
-            f"{STACK_NAMESPACE_LABEL}={project.compose.project_name}", volume,
-        )  # fmt: skip
-    elif volume not in existing_volumes(project):
-        project.compose.compose(
-            "create", *volume_users(project).get(key, ()), what="compose create"
-        )
+    if volume not in existing_volumes(project):
+        backend.create_volume(project, key, volume)
     else:
         aside = _aside_name(volume, info.id)
         Engine().run("volume", "create", "--label", f"{ASIDE_LABEL}={volume}", aside)
@@ -374,7 +252,7 @@ def restore_database(
     info: BackupInfo,
     art: Any,
     advance: Any,
-    target: str = COMPOSE_TARGET,
+    backend: Backend,
 ) -> None:
     """Restore ``art`` into a new database beside the current one, then swap them.
 
@@ -384,7 +262,7 @@ def restore_database(
     half-made copy and leaves the current database as it was. The rename is instantaneous;
     the drop of the old one is the DROP the plain drop-and-recreate did first.
     """
-    container = container_of(project, db.service, target)
+    container = backend.exec_target(project, db.service)
     staging_db = staging_name(db.database)
     name, staging, owner = _quoted(db.database), _quoted(staging_db), _quoted(db.user)
 
@@ -432,126 +310,6 @@ def restore_database(
         ) from None
 
 
-def wait_healthy(
-    project: Project,
-    services: Sequence[str],
-    timeout: float = HEALTH_TIMEOUT_S,
-    target: str = COMPOSE_TARGET,
-    what: str = "the restore",
-    confirmed: Iterable[str] = (),
-) -> set[str]:
-    """Return once every service is healthy (or running without a healthcheck); on swarm,
-    once every replica of each service runs the current spec and is healthy.
-
-    On compose a service still ``starting`` is probed with its own healthcheck
-    (:func:`_probe_starting`); ``confirmed`` names services such a probe passed already, and
-    the services probed healthy (these included) are returned."""
-    probed: set[str] = set(confirmed)
-    if not services:
-        return probed
-    if target == SWARM_TARGET:
-        from .swarm import take_snapshot
-    else:
-        from .health import take_snapshot
-
-    deadline = time.monotonic() + timeout
-    # On compose the engine's events wake the wait the moment a container turns healthy
-    # (instead of up to 2 s later); a swarm's tasks are polled.
-    events = (
-        ContainerEvents(project.compose.docker_cmd, project.compose.project_name)
-        if target != SWARM_TARGET
-        else None
-    )
-    try:
-        while True:
-            snapshot = take_snapshot(project, resources=False, services=list(services))
-            if snapshot.ok:
-                return probed
-            if target != SWARM_TARGET:
-                probed |= _probe_starting(project, snapshot.rows, probed)
-                # a probe stands in for the engine's first check only while the container
-                # still runs and the engine has not judged it: one that died or turned
-                # unhealthy since is waited for like any other
-                if all(
-                    r.ok
-                    or (r.service in probed and r.state == "running" and r.health == "starting")
-                    for r in snapshot.rows
-                ):
-                    return probed
-            if time.monotonic() > deadline:
-                bad = ", ".join(f"{r.service} ({r.status})" for r in snapshot.problems)
-                raise LakehouseError(
-                    f"After {what} {bad} did not become healthy in {int(timeout)}s; "
-                    "check `invoke health` and the service logs.",
-                    ExitCode.DEPLOY_FAILED,
-                )
-            if events is not None:
-                events.wait(2)
-            else:
-                time.sleep(2)
-    finally:
-        if events is not None:
-            events.close()
-
-
-def _probe_starting(project: Project, rows: Sequence[Any], done: set[str]) -> set[str]:
-    """The services still ``starting`` whose own healthcheck passes when run now.
-
-    The engine runs a container's first probe one ``interval`` after the start (15 s in dev,
-    30 s by default) and offers no way to ask for it sooner; a restore that waits for it
-    spent most of its time idle (docs/PERFORMANCE.md). Running the same configured test in
-    the container (``docker exec``, its timeout) is the probe the engine would run: one pass
-    is what turns the engine's status to healthy too. The probes of all such containers run
-    side by side; a service passes when the probe of each of its starting containers does.
-    """
-    probes: list[tuple[str, str, list[str], float]] = []
-    for row in rows:
-        if row.service in done or row.ok or row.health != "starting" or not row.container_id:
-            continue
-        svc = project.stack.services.get(row.service)
-        check = svc.healthcheck if svc is not None else None
-        if check is None or check.disabled or not check.test:
-            continue
-        kind, args = check.test[0], list(check.test[1:])
-        if kind == "CMD-SHELL":
-            argv = ["/bin/sh", "-c", " ".join(args)]
-        elif kind == "CMD":
-            argv = args
-        else:
-            continue
-        try:
-            seconds = parse_duration(check.timeout) if check.timeout else 30.0
-        except (LakehouseError, ValueError):
-            seconds = 30.0
-        probes.append((row.service, row.container_id, argv, seconds))
-    if not probes:
-        return set()
-
-    def probe(item: tuple[str, str, list[str], float]) -> bool:
-        _service, cid, argv, seconds = item
-        return probe_passes(_docker(project), cid, argv, timeout=seconds)
-
-    if len(probes) == 1:
-        results = [probe(probes[0])]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(len(probes), 8)) as pool:
-            results = list(pool.map(probe, probes))
-    failed = {item[0] for item, ok in zip(probes, results, strict=True) if not ok}
-    started = {row.container_id: row.started_at for row in rows}
-    # health counts these passes too, until the engine runs its own first check
-    probe_record(
-        project,
-        [
-            (item[1], started.get(item[1], ""))
-            for item, ok in zip(probes, results, strict=True)
-            if ok
-        ],
-    )
-    return {item[0] for item in probes} - failed
-
-
 def check_restorable(
     project: Project,
     info: BackupInfo,
@@ -559,6 +317,7 @@ def check_restorable(
     only: Iterable[str] | None = None,
     allow_other_env: bool = False,
     out: Output | None = None,
+    backend: Backend | None = None,
 ) -> None:
     """Everything a restore checks before it asks or changes anything: every checksum (exit 6,
     naming the artefact), the environment (exit 7 unless ``allow_other_env``), the ``only``
@@ -579,7 +338,9 @@ def check_restorable(
     hasher = threading.Thread(target=hash_all, name="checksums", daemon=True)
     hasher.start()
     try:
-        _check_restore_space(project, info, _selected(info, only, project))
+        _check_restore_space(
+            project, info, _selected(info, only, project), backend or ComposeBackend()
+        )
     except BaseException:
         hasher.join()
         if failed:
@@ -595,7 +356,9 @@ def check_restorable(
         )
 
 
-def _check_restore_space(project: Project, info: BackupInfo, arts: Sequence[Any]) -> None:
+def _check_restore_space(
+    project: Project, info: BackupInfo, arts: Sequence[Any], backend: Backend
+) -> None:
     """The engine's data root must hold, beside what is there: each restored volume's content
     (its old content is copied aside until the end) and a copy of each restored database (it
     is loaded beside the current one)."""
@@ -611,11 +374,12 @@ def _check_restore_space(project: Project, info: BackupInfo, arts: Sequence[Any]
     current = volume_sizes(project, keys) if keys else {}
     needed = sum(current.values()) + sum(a.raw_size for a in archives)
     by_service = {d.service: d for d in databases(project)}
-    running = set(running_services(project)) if dumps else set()
+    # The databases are counted where they run: on swarm, in the stack's tasks.
+    running = set(running_services(project, backend)) if dumps else set()
     for art in dumps:
         db = by_service.get(art.source)
         if db is not None and db.service in running:
-            needed += database_size(project, db)
+            needed += database_size(project, db, backend)
     docker_root = Path(Engine().info().docker_root_dir)
     check_free_space(docker_root, needed, what="restore")
 
@@ -630,7 +394,7 @@ def restore_backup(
     dest: Path | None = None,
     out: Output | None = None,
     checked: bool = False,
-    target: str = COMPOSE_TARGET,
+    backend: Backend | None = None,
     inspect_restored: Callable[[], None] | None = None,
 ) -> RestoreResult:
     """Restore ``info`` into ``project`` (the caller has confirmed; ``checked``: and has run
@@ -640,11 +404,14 @@ def restore_backup(
     a restored volume are still stopped (``backup.drill`` checksums the volumes there, before
     a service writes to them again)."""
     out = out or Output()
+    backend = backend or ComposeBackend()
     started = time.monotonic()
     env_name = project.env.name
-    recover_interrupted(project, out)
+    recover_interrupted(project, out, backend)
     if not checked:
-        check_restorable(project, info, only=only, allow_other_env=allow_other_env, out=out)
+        check_restorable(
+            project, info, only=only, allow_other_env=allow_other_env, out=out, backend=backend
+        )
     arts = _selected(info, only, project)
     dbs = {d.service: d for d in databases(project)}
     dumps = [a for a in arts if a.kind == KIND_DUMP]
@@ -660,7 +427,7 @@ def restore_backup(
         only_sel = sorted({a.source for a in arts})
         out.info("Taking a safety backup of the current state first")
         manifest = create_backup(
-            project, dest=dest, only=only_sel, tag="pre-restore", out=out, target=target
+            project, dest=dest, only=only_sel, tag="pre-restore", out=out, backend=backend
         )
         result.safety_backup = manifest.id
 
@@ -674,16 +441,16 @@ def restore_backup(
     try:
         with (
             _Progress(out) as progress,
-            services_stopped(project, stop, reason="restore", target=target) as stopped,
+            services_stopped(project, stop, reason="restore", backend=backend) as stopped,
         ):
             result.services = list(stopped)
             for art in archives:
                 advance = progress.start(f"restore {art.source}", art.size)
-                volume = restore_volume(project, info, art, advance, asides, target)
+                volume = restore_volume(project, info, art, advance, asides, backend)
                 result.restored.append({"artefact": art.name, "target": volume, "status": "ok"})
             for art in dumps:
                 advance = progress.start(f"restore {art.source}", art.size)
-                restore_database(project, dbs[art.source], info, art, advance, target)
+                restore_database(project, dbs[art.source], info, art, advance, backend)
                 result.restored.append(
                     {
                         "artefact": art.name,
@@ -696,14 +463,15 @@ def restore_backup(
         # What was stopped (and started again) and the databases: `stop` also names services
         # of the configuration that are not running (an inactive Spark worker), which a
         # snapshot would refuse as unknown.
-        wait_healthy(
+        backend.wait_healthy(
             project,
             sorted(set(result.services) | {a.source for a in dumps}),
-            target=target,
+            timeout=HEALTH_TIMEOUT_S,
+            what="the restore",
             confirmed=stopped.confirmed,
         )
     except BaseException as exc:
-        _roll_back(project, asides, out, target)
+        _roll_back(project, asides, out, backend)
         if isinstance(exc, (Exception, KeyboardInterrupt)):
             reason = exc.message if isinstance(exc, LakehouseError) else type(exc).__name__
             emit_event(
@@ -734,7 +502,7 @@ def restore_backup(
 
 
 def _roll_back(
-    project: Project, asides: dict[str, str], out: Output, target: str = COMPOSE_TARGET
+    project: Project, asides: dict[str, str], out: Output, backend: Backend
 ) -> None:
     """Put each volume's pre-restore content back (services are stopped around it)."""
     if not asides:
@@ -743,7 +511,7 @@ def _roll_back(
     by_volume = {v: k for k, v in project.stack.volumes.items()}
     stop = {s for v in asides for s in users.get(by_volume.get(v, ""), ())}
     try:
-        with services_stopped(project, stop, reason="restore rollback", target=target):
+        with services_stopped(project, stop, reason="restore rollback", backend=backend):
             for volume, aside in asides.items():
                 image = tool_image(project, by_volume.get(volume))
                 _clear_volume(project, image, volume)

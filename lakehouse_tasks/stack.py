@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
 from .schema import parse_size
 
 ONESHOT_LABEL = "io.lakehouse.oneshot"
@@ -266,3 +267,36 @@ class Stack:
 
     def images(self) -> dict[str, str]:
         return {n: s.image for n, s in self.active.items()}
+
+
+# ---- choosing services -------------------------------------------------------------------
+def parse_services(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``a,b`` (or repeated values) as a tuple of names."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        names.extend(n.strip() for n in str(item).split(",") if n.strip())
+    return tuple(dict.fromkeys(names))
+
+
+def with_dependencies(stack: Stack, names: Sequence[str]) -> list[str]:
+    """The named services and everything they depend on (all active services when empty)."""
+    if not names:
+        return sorted(stack.active)
+    unknown = [n for n in names if n not in stack.services]
+    if unknown:
+        raise ConfigError(
+            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"known services: {', '.join(sorted(stack.services))}."
+        )
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(d for d in stack.services[name].depends_on if d in stack.services)
+    return sorted(seen)

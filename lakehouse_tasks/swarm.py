@@ -33,30 +33,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import docker
-from .deploy import (
+from .errors import ConfigError, ExitCode, LakehouseError
+from .health import HealthProbe, HealthSnapshot, ServiceHealth, access_urls
+from .outcomes import (
     CRASH_LOOP_RESTARTS,
-    DeployResult,
     Reporter,
     ServiceFailure,
     ServiceProgress,
-    parse_services,
-    with_dependencies,
+    TeardownResult,
+    WaitOutcome,
 )
-from .errors import ConfigError, ExitCode, LakehouseError
-from .events import EventKind
-from .health import HealthProbe, HealthSnapshot, ServiceHealth, access_urls
-from .hooks.emit import emit
-from .hooks.manager import get_plugin_manager
-from .lock import environment_lock
-from .stack import ONESHOT_LABEL, Service, Stack
-from .teardown import TeardownResult
+from .stack import ONESHOT_LABEL, Service, Stack, parse_services, with_dependencies
 
 if TYPE_CHECKING:
     from .project import Project
 
-COMPOSE_TARGET = "compose"
-SWARM_TARGET = "swarm"
-TARGETS = (COMPOSE_TARGET, SWARM_TARGET)
 
 #: Compose file format the generated stack files declare (``docker stack deploy`` reads 3.x).
 STACK_FILE_VERSION = "3.9"
@@ -162,19 +153,6 @@ PENDING_TASK_STATES = frozenset(
 )
 FAILED_TASK_STATES = frozenset({"failed", "rejected", "orphaned"})
 ROLLBACK_STATES = frozenset({"rollback_started", "rollback_completed", "rollback_paused"})
-
-
-# ---- target ---------------------------------------------------------------------------------
-def resolve_target(flag: str | None = None) -> str:
-    """``--target``, else ``$DEPLOY_TARGET``, else compose; anything else is exit 2."""
-    raw = flag if flag not in (None, "") else os.environ.get("DEPLOY_TARGET", "")
-    target = (raw or COMPOSE_TARGET).strip().lower()
-    if target not in TARGETS:
-        raise ConfigError(
-            f"Unknown deploy target {raw!r}; use --target compose or --target swarm "
-            "(or set DEPLOY_TARGET)."
-        )
-    return target
 
 
 # ---- translation ----------------------------------------------------------------------------
@@ -951,7 +929,9 @@ class _Watch:
 
     before: dict[str, tuple[str, str]]  # service -> (update state, started) before the deploy
     tasks: dict[str, str] = field(default_factory=dict)  # task id -> last state seen
-    rolled_back: set[str] = field(default_factory=set)
+    #: service -> swarm's message, for each update swarm rolled back (the lifecycle emits the
+    #: ROLLBACK events: a backend never calls hooks).
+    rolled_back: dict[str, str] = field(default_factory=dict)
 
 
 def judge_service(view: ServiceView | None, watch: _Watch) -> tuple[str, bool, str]:
@@ -1051,14 +1031,7 @@ def wait_for_services(
             status, done, failure = judge_service(views.get(name), watch)
             row = rows[name]
             if status == "rolled back" and name not in watch.rolled_back:
-                watch.rolled_back.add(name)
-                emit(
-                    project,
-                    EventKind.ROLLBACK,
-                    f"swarm rolled back the update of {name}: {views[name].update_message}",
-                    service=name,
-                    stack=stack,
-                )
+                watch.rolled_back[name] = views[name].update_message
                 say(f"{name}: update failed, swarm rolled it back ({views[name].update_message})")
             if row.status != status or row.failure != failure:
                 row.status, row.failure = status, failure
@@ -1109,27 +1082,61 @@ def _failure_details(
     return out
 
 
-def deploy(
+def deploy_targets(project: Project, services: Sequence[str]) -> tuple[list[str], bool]:
+    """(the services a deploy changes, whether it is an update of a live stack).
+
+    Without ``services``: every active service. With ``services`` on a stack that exists: a
+    rolling update of just those (swarm leaves the others alone); on a new stack, those
+    services and what they depend on."""
+    requested = list(parse_services(services))
+    existing = read_stack(project.compose.docker_cmd, stack_name(project))
+    update_only = bool(requested) and bool(existing)
+    return (requested if update_only else with_dependencies(project.stack, requested)), update_only
+
+
+def check_ready(project: Project, services: Sequence[str]) -> list[str]:
+    """What must hold before anything is checked or changed: a swarm manager, no compose
+    project of the environment on this host, and every image on this node. Returns the
+    services the deploy changes (:func:`deploy_targets`)."""
+    env = project.env
+    docker_cmd = project.compose.docker_cmd
+    require_swarm_manager(docker_cmd)
+    if docker.project_containers(docker_cmd, project.compose.project_name):
+        raise LakehouseError(
+            f"{env.name} is running under compose on this host (project "
+            f"{project.compose.project_name}); tear it down first (`invoke teardown --env "
+            f"{env.name}`) or deploy the stack under another COMPOSE_PROJECT_NAME.",
+            ExitCode.DEPLOY_FAILED,
+        )
+    stack = project.stack
+    targets, _update_only = deploy_targets(project, services)
+    missing = missing_images(docker_cmd, {stack.services[n].image for n in targets})
+    if missing:
+        raise LakehouseError(
+            f"These images are not on this node: {', '.join(missing)}; build or load them "
+            "(docker stack deploy runs with --resolve-image never), then deploy again.",
+            ExitCode.DEPLOY_FAILED,
+        )
+    return targets
+
+
+def apply_stack(
     project: Project,
+    targets: Sequence[str],
     *,
-    services: Sequence[str] = (),
-    timeout: float = 600.0,
+    update_only: bool,
+    prune: bool,
+    timeout: float,
     options: SwarmOptions | None = None,
-    skip_preflight: bool = False,
-    command: str = "invoke deploy --target swarm",
     reporter: Reporter | None = None,
     workdir: Path | None = None,
-) -> DeployResult:
-    """Deploy (or update) the environment as a swarm stack and wait until it is healthy.
+) -> WaitOutcome:
+    """Deploy (or update) ``targets`` as a swarm stack and wait until they are healthy.
 
-    Without ``services``: every active service, step by step in dependency order (see the
-    module docstring), the last step with ``--prune``. With ``services`` on a stack that
-    exists: a rolling update of just those services (a stack file holding only them, no
-    prune: swarm leaves the others alone); on a new stack, those services and what they
-    depend on. A service whose update never becomes healthy is rolled back by swarm
-    (``failure_action: rollback``): the result then fails (exit 4) and a ROLLBACK event is
-    emitted.
-    """
+    A full deploy goes step by step in dependency order (see the module docstring), the last
+    step with ``--prune`` when ``prune``. A service whose update never becomes healthy is
+    rolled back by swarm (``failure_action: rollback``): the outcome then fails and names it
+    in ``rolled_back``."""
     reporter = reporter or Reporter()
     options = options or options_for(project)
     env = project.env
@@ -1138,181 +1145,97 @@ def deploy(
     docker_cmd = project.compose.docker_cmd
     started = time.monotonic()
     notes: list[str] = []
-    requested = list(parse_services(services))
-    with environment_lock(env.root, env.name, command, notify=reporter.warn):
-        require_swarm_manager(docker_cmd)
-        if docker.project_containers(docker_cmd, project.compose.project_name):
-            raise LakehouseError(
-                f"{env.name} is running under compose on this host (project "
-                f"{project.compose.project_name}); tear it down first (`invoke teardown --env "
-                f"{env.name}`) or deploy the stack under another COMPOSE_PROJECT_NAME.",
-                ExitCode.DEPLOY_FAILED,
-            )
-        existing = read_stack(docker_cmd, name)
-        update_only = bool(requested) and bool(existing)
-        targets = requested if update_only else with_dependencies(stack, requested)
-        missing = missing_images(docker_cmd, {stack.services[n].image for n in targets})
-        if missing:
-            raise LakehouseError(
-                f"These images are not on this node: {', '.join(missing)}; build or load them "
-                "(docker stack deploy runs with --resolve-image never), then deploy again.",
-                ExitCode.DEPLOY_FAILED,
-            )
-        if skip_preflight:
-            reporter.warn("preflight skipped (--skip-preflight)")
-        else:
-            from .deploy import run_preflight_or_fail
-
-            _preflight_swarm(project, reporter, run_preflight_or_fail)
-        if any(is_stateful(stack.services[n]) for n in targets):
-            note = ensure_storage_node(docker_cmd, label_node=options.label_node)
-            notes.append(note)
-            reporter.step(note)
-        full = project_stack_file(project, options=options)
-        for line in full.notes:
-            reporter.warn(line)
-        created = ensure_secrets(
-            docker_cmd, name, [s for s in full.secrets if s.service in targets]
+    if any(is_stateful(stack.services[n]) for n in targets):
+        note = ensure_storage_node(docker_cmd, label_node=options.label_node)
+        notes.append(note)
+        reporter.step(note)
+    full = project_stack_file(project, options=options)
+    for line in full.notes:
+        reporter.warn(line)
+    created = ensure_secrets(docker_cmd, name, [s for s in full.secrets if s.service in targets])
+    if created:
+        notes.append(f"created {len(created)} swarm secret(s)")
+    existing = read_stack(docker_cmd, name)
+    rows = {
+        n: ServiceProgress(
+            service=n, layer=stack.services[n].layer, oneshot=stack.services[n].oneshot
         )
-        if created:
-            notes.append(f"created {len(created)} swarm secret(s)")
-        manager = get_plugin_manager()
-        manager.pre_deploy(project=project, services=targets)
-        emit(
-            project,
-            EventKind.DEPLOY_STARTED,
-            f"swarm deploy of {env.name} started",
-            services=targets,
-        )
-
-        rows = {
-            n: ServiceProgress(
-                service=n, layer=stack.services[n].layer, oneshot=stack.services[n].oneshot
+        for n in targets
+    }
+    watch = _Watch(before={n: (v.update_state, v.update_started) for n, v in existing.items()})
+    for view in existing.values():
+        for task in view.tasks:
+            watch.tasks[task.id] = task.state
+    deadline = started + timeout
+    steps = [sorted(targets)] if update_only else deploy_steps(stack, targets)
+    failures: list[tuple[str, str]] = []
+    timed_out = False
+    with tempfile.TemporaryDirectory(prefix="lakehouse-swarm-", dir=workdir) as tmp:
+        deployed: list[str] = []
+        for index, step in enumerate(steps, 1):
+            deployed += step
+            last_prune = prune and index == len(steps)
+            stack_file = project_stack_file(project, options=options, services=deployed)
+            path = stack_file.write(Path(tmp), f"stack-{index}.yaml")
+            verb = "updating" if update_only else f"step {index}/{len(steps)}"
+            reporter.step(
+                f"{verb}: docker stack deploy {', '.join(step)}"
+                + (" --prune" if last_prune else "")
             )
-            for n in targets
-        }
-        watch = _Watch(before={n: (v.update_state, v.update_started) for n, v in existing.items()})
-        for view in existing.values():
-            for task in view.tasks:
-                watch.tasks[task.id] = task.state
-        deadline = started + timeout
-        steps = [sorted(targets)] if update_only else deploy_steps(stack, targets)
-        failures: list[tuple[str, str]] = []
-        timed_out = False
-        with tempfile.TemporaryDirectory(prefix="lakehouse-swarm-", dir=workdir) as tmp:
-            deployed: list[str] = []
-            for index, step in enumerate(steps, 1):
-                deployed += step
-                last = index == len(steps)
-                prune = last and not requested
-                stack_file = project_stack_file(project, options=options, services=deployed)
-                path = stack_file.write(Path(tmp), f"stack-{index}.yaml")
-                verb = "updating" if update_only else f"step {index}/{len(steps)}"
-                reporter.step(
-                    f"{verb}: docker stack deploy {', '.join(step)}" + (" --prune" if prune else "")
-                )
-                try:
-                    docker.stack_deploy(docker_cmd, name, path, prune=prune, scrub=env.scrub)
-                except LakehouseError as exc:
-                    failures = [(step[0], exc.message)]
-                    break
-                failures, timed_out = wait_for_services(
-                    project,
-                    deployed,
-                    watch=watch,
-                    rows=rows,
-                    deadline=deadline,
-                    started=started,
-                    reporter=reporter,
-                    notes=notes,
-                )
-                if failures:
-                    break
-        reporter.finish()
-        views = read_stack(docker_cmd, name)
-        result = DeployResult(
-            environment=env.name,
-            kind="update" if update_only else "deploy",
-            ok=not failures,
-            elapsed=time.monotonic() - started,
-            services=list(rows.values()),
-            timed_out=timed_out,
-            notes=notes,
-        )
-        if failures:
-            result.failures = _failure_details(project, failures, views)
-            emit(
+            try:
+                docker.stack_deploy(docker_cmd, name, path, prune=last_prune, scrub=env.scrub)
+            except LakehouseError as exc:
+                failures = [(step[0], exc.message)]
+                break
+            failures, timed_out = wait_for_services(
                 project,
-                EventKind.DEPLOY_FAILED,
-                result.summary,
-                operation=result.kind,
-                target="swarm",
+                deployed,
+                watch=watch,
+                rows=rows,
+                deadline=deadline,
+                started=started,
+                reporter=reporter,
+                notes=notes,
             )
-            return result
-        result.access = [{"name": u.name, "url": u.url} for u in _access(project)]
-        emit(project, EventKind.DEPLOY_SUCCEEDED, result.summary, target="swarm", stack=name)
-        manager.post_deploy(project=project, result=result)
-        return result
+            if failures:
+                break
+    reporter.finish()
+    return WaitOutcome(
+        ok=not failures,
+        rows=list(rows.values()),
+        failures=failures,
+        timed_out=timed_out,
+        elapsed=time.monotonic() - started,
+        kind="update" if update_only else "deploy",
+        notes=notes,
+        rolled_back=sorted(watch.rolled_back.items()),
+    )
 
 
-def _access(project: Project) -> list[Any]:
-    try:
-        return list(get_plugin_manager().access_urls(env=project.env))
-    except Exception:
-        return []
-
-
-def _preflight_swarm(project: Project, reporter: Reporter, fallback: Any) -> None:
-    """The preflight checks with swarm's rules (reservations are enforced there)."""
-    from .checks import Status
-
-    try:
-        from .preflight import run_preflight
-    except ImportError:
-        reporter.warn("preflight skipped: preflight module unavailable")
-        return
-    checks = run_preflight(project, target=SWARM_TARGET)
-    failed = [c for c in checks if c.status == Status.FAIL]
-    for check in checks:
-        if check.status == Status.WARN:
-            reporter.warn(f"preflight: {check.name}: {check.detail}")
-    if failed:
-        listed = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        raise LakehouseError(
-            f"Preflight failed for {project.env.name} on swarm, nothing was deployed: {listed}; "
-            "fix these (or pass --skip-preflight if you know better).",
-            ExitCode.PREFLIGHT_FAILED,
-        )
-    reporter.step(f"preflight passed ({len(checks)} checks)")
+def failure_details(project: Project, failures: Sequence[tuple[str, str]]) -> list[ServiceFailure]:
+    """Each failing service with its tasks' last errors and its last log lines."""
+    views = read_stack(project.compose.docker_cmd, stack_name(project))
+    return _failure_details(project, failures, views)
 
 
 # ---- teardown -------------------------------------------------------------------------------
-def teardown(
+def remove_stack(
     project: Project,
     *,
     remove_volumes: bool = False,
-    yes: bool = False,
     timeout: float = 120.0,
     notify: Callable[[str], None] = lambda _text: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TeardownResult:
     """``docker stack rm``, then wait until the stack's services, containers and networks are
     gone; the tool's secrets of the stack are removed; volumes only with ``remove_volumes``
-    (after the same confirmation as compose teardown)."""
+    (the lifecycle has confirmed and checked the prod rules)."""
     docker_cmd = project.compose.docker_cmd
     name = stack_name(project)
     volume_names = sorted(
         {project.stack.volumes.get(v, v) for s in project.stack.active.values() for v in s.volumes}
     )
     before = docker.existing_volumes(docker_cmd, volume_names)
-    if remove_volumes and before:
-        from .confirm import confirm_destructive
-
-        confirm_destructive(
-            f"remove every volume of {project.env.name} ({', '.join(before)})",
-            project.env.name,
-            yes=yes,
-        )
     notify(f"docker stack rm {name}")
     if docker.stack_services(docker_cmd, name):
         docker.stack_rm(docker_cmd, name)
@@ -1337,7 +1260,7 @@ def teardown(
         notify(f"secrets still in use, kept: {', '.join(kept)}")
     if remove_volumes and before:
         docker.remove_volumes(docker_cmd, before)
-    result = TeardownResult(
+    return TeardownResult(
         environment=project.env.name,
         project_name=name,
         remove_volumes=remove_volumes,
@@ -1345,11 +1268,3 @@ def teardown(
         volumes_after=docker.existing_volumes(docker_cmd, volume_names),
         containers_left=containers,
     )
-    emit(
-        project,
-        EventKind.TEARDOWN,
-        f"swarm stack {name} removed" + (" with its volumes" if remove_volumes else ""),
-        stack=name,
-    )
-    get_plugin_manager().post_teardown(project=project, result=result)
-    return result

@@ -5,8 +5,8 @@ Fixtures defined here are available to any test suite that installs lakehouse-op
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,3 +194,110 @@ def free_ports(count: int) -> list[int]:
 def free_port() -> int:
     """One free TCP port (see :func:`free_ports`)."""
     return free_ports(1)[0]
+
+
+# ---- a fake deployment target ----------------------------------------------------------------
+@dataclass
+class FakeBackend:
+    """A :class:`~lakehouse_tasks.backends.base.Backend` without an engine, for unit tests of
+    the lifecycle (and of plugins that observe it): it records each call in ``calls`` and
+    answers from its fields. ``name`` picks the rules it plays (``"swarm"``: no history, hard
+    reservations, ``--pull`` refused); ``fail`` makes ``apply`` fail naming those services."""
+
+    name: str = "compose"
+    running: list[str] = field(default_factory=list)
+    fail: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def keeps_history(self) -> bool:
+        return self.name == "compose"
+
+    @property
+    def hard_reservations(self) -> bool:
+        return self.name != "compose"
+
+    @property
+    def unsupported_flags(self) -> Mapping[str, str]:
+        from .backends import backend_named
+
+        return backend_named(self.name).unsupported_flags if self.name != "fake" else {}
+
+    # lifecycle
+    def ready(self, project: Project, services: Sequence[str]) -> list[str]:
+        self.calls.append(("ready", list(services)))
+        return sorted(services or project.stack.active)
+
+    def preview(self, project: Project, options: Any) -> Any:
+        self.calls.append(("preview", options))
+        return {"dry_run": True}
+
+    def apply(self, project: Project, services: Sequence[str], options: Any, reporter: Any) -> Any:
+        from .outcomes import ServiceProgress, WaitOutcome
+
+        self.calls.append(("apply", list(services)))
+        rows = [ServiceProgress(s, 1, False, "healthy", done=s not in self.fail) for s in services]
+        failures = [(s, "unhealthy") for s in services if s in self.fail]
+        return WaitOutcome(ok=not failures, rows=rows, failures=failures)
+
+    def failure_details(self, project: Project, failures: Sequence[tuple[str, str]]) -> list[Any]:
+        from .outcomes import ServiceFailure
+
+        return [ServiceFailure(service=s, reason=r) for s, r in failures]
+
+    def remove(self, project: Project, *, volumes: bool, notify: Callable[[str], None]) -> Any:
+        from .outcomes import TeardownResult
+
+        self.calls.append(("remove", volumes))
+        before = list(self.volumes)
+        if volumes:
+            self.volumes.clear()
+        return TeardownResult(
+            environment=project.env.name,
+            project_name=project.compose.project_name,
+            remove_volumes=volumes,
+            volumes_before=before,
+            volumes_after=list(self.volumes),
+        )
+
+    # inspection and data protection
+    def snapshot(self, project: Project, *, resources: bool = True, services: Any = None) -> Any:
+        self.calls.append(("snapshot", services))
+        raise NotImplementedError("FakeBackend takes no health snapshots")
+
+    def running_services(self, project: Project) -> list[str]:
+        return sorted(self.running)
+
+    def exec_target(self, project: Project, service: str) -> str:
+        return f"fake-{service}"
+
+    def replicas(self, project: Project, services: Sequence[str]) -> dict[str, int]:
+        return {s: 1 for s in services} if self.name != "compose" else {}
+
+    def stop(self, project: Project, services: Sequence[str]) -> None:
+        self.calls.append(("stop", list(services)))
+        self.running = [s for s in self.running if s not in services]
+
+    def start(
+        self, project: Project, services: Sequence[str], replicas: Mapping[str, int]
+    ) -> set[str]:
+        self.calls.append(("start", list(services)))
+        self.running = sorted(set(self.running) | set(services))
+        return set()
+
+    def wait_healthy(
+        self,
+        project: Project,
+        services: Sequence[str],
+        *,
+        timeout: float = 0.0,
+        what: str = "",
+        confirmed: Iterable[str] = (),
+    ) -> set[str]:
+        self.calls.append(("wait_healthy", list(services)))
+        return set(confirmed)
+
+    def create_volume(self, project: Project, key: str, volume: str) -> None:
+        self.calls.append(("create_volume", volume))
+        self.volumes.append(volume)

@@ -69,11 +69,11 @@ def create(
     target: str | None = None,
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.zst) of an environment."""
+    from ..backends import backend_for
     from ..backup import create_backup, manifest_table
-    from ..swarm import resolve_target
     from ..ui import Output
 
-    where = resolve_target(target)
+    backend = backend_for(target)
     project = project_from_flags(env, rehearsal, env_file)
     out = Output(json_mode=json_)
     manifest = create_backup(
@@ -83,7 +83,7 @@ def create(
         tag=tag,
         online=online,
         out=out,
-        target=where,
+        backend=backend,
     )
     final = _dest(project, dest) / manifest.id
     if json_:
@@ -205,9 +205,10 @@ def verify(
 ) -> None:
     """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch), or
     with --offsite check the off-site repository."""
-    from ..backup import find_backup, verify_backup
+    from ..backup import find_backup
     from ..errors import LakehouseError
     from ..ui import Output, Table
+    from ..verify import verify_backup
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)

@@ -18,40 +18,20 @@ from ._base import (
 # Domain modules load inside the task bodies, so `invoke --list` does not pay for them
 # (docs/PERFORMANCE.md, CLI start-up).
 if TYPE_CHECKING:
-    from ..deploy import DeployPlan, DeployResult
+    from ..deploy import DeployResult
     from ..ui import Output
-    from ..upgrade import UpgradePlan
 
 
-def render_plan(out: Output, plan: DeployPlan, upgrade: UpgradePlan | None = None) -> None:
+def render_preview(out: Output, preview: Any) -> None:
+    """``--dry-run``: the backend's preview as text, or its JSON."""
     if out.json_mode:
-        extra = {"containers": upgrade.to_dict() if upgrade else None}
-        out.json({"dry_run": True, **plan.to_dict(), **extra})
+        out.json(preview.to_dict())
         return
-    out.line(f"Deploy plan for {plan.environment} (project {plan.project_name}); nothing changed.")
-    out.line("Compose files: " + ", ".join(plan.compose_files))
-    out.line("Profiles: " + (", ".join(plan.profiles) or "none"))
-    out.line("Services: " + (", ".join(plan.services) or "none"))
-    out.line("One-shots: " + (", ".join(plan.oneshots) or "none"))
-    out.line("Volumes: " + (", ".join(plan.volumes) or "none"))
-    out.line("Layers: " + "  ->  ".join(", ".join(layer) for layer in plan.layers))
-    out.line("Steps:")
-    for i, step in enumerate(plan.steps, 1):
-        out.line(f"  {i}. {step}")
-    out.line("Commands:")
-    for command in plan.commands:
-        out.line(f"  {command}")
-    if upgrade is None:
-        out.line("Changes: unknown (the running containers could not be read)")
-        return
-    if not upgrade.changed:
-        out.line("Changes: none; every container matches the configuration")
-    else:
-        out.line("Changes:")
-        for change in upgrade.changed:
-            out.line(f"  {change.action} {change.service}: {'; '.join(change.reasons)}")
-    for group in upgrade.rolling:
-        out.line(f"Rolling update, one at a time: {' -> '.join(group)}")
+    if getattr(preview, "warning", ""):
+        out.warn(preview.warning)
+    lines = preview.lines() if hasattr(preview, "lines") else preview.text().splitlines()
+    for line in lines:
+        out.line(line)
 
 
 def render_result(out: Output, result: DeployResult) -> None:
@@ -145,15 +125,16 @@ def deploy(
 
     With --smoke, a successful deploy is followed by `invoke smoke` (exit 8 when a hop fails).
     """
-    from .. import swarm
-    from ..deploy import DeployOptions, parse_services, plan_deploy, resolve_timeout
+    from ..backends import backend_for
+    from ..backends.base import refuse_unsupported
+    from ..deploy import DeployOptions, parse_services, resolve_timeout
     from ..deploy import deploy as run_deploy
     from ..deploy_view import TerminalReporter
-    from ..errors import LakehouseError
     from ..ui import Output
-    from ..upgrade import plan_upgrade
 
     name = default_env(env)
+    backend = backend_for(target)
+    refuse_unsupported(backend, pull=pull, label_node=label_node)
     project = project_from_flags(env, rehearsal, env_file)
     options = DeployOptions(
         services=parse_services(services),
@@ -162,39 +143,18 @@ def deploy(
         skip_preflight=skip_preflight,
         pull=pull,
         command=" ".join(["invoke", "deploy", *sys.argv[2:]])[:200],
+        label_node=label_node,
     )
     out = Output(json_mode=json_)
-    # The second backend (lakehouse_tasks/swarm.py, docs/SCALING.md).
-    if swarm.resolve_target(target) == swarm.SWARM_TARGET:
-        swarm_options = swarm.options_for(project, label_node=label_node)
-        if dry_run:
-            out.line(swarm.project_stack_file(project, options=swarm_options).text())
-            return
-        result = swarm.deploy(
-            project,
-            services=options.services,
-            timeout=options.timeout,
-            skip_preflight=skip_preflight,
-            options=swarm_options,
-            command=options.command,
-            reporter=TerminalReporter(out, f"Deploying {name} to swarm"),
-        )
-        _finish(out, result)
-        return
     if dry_run:
-        try:
-            upgrade: UpgradePlan | None = plan_upgrade(project, options.services)
-        except LakehouseError as exc:
-            out.warn(f"cannot compare with the running containers: {exc.message}")
-            upgrade = None
-        render_plan(out, plan_deploy(project, options), upgrade)
+        render_preview(out, backend.preview(project, options))
         return
     if project.rehearsal:
         from .rehearsal import ensure_standins
 
         ensure_standins(log=out.info)
-    reporter = TerminalReporter(out, f"Deploying {name}")
-    result = run_deploy(project, options, reporter=reporter)
+    reporter = TerminalReporter(out, f"Deploying {name} ({backend.name})")
+    result = run_deploy(project, options, backend=backend, reporter=reporter)
     if not smoke or not result.ok:
         _finish(out, result)
         return

@@ -80,14 +80,9 @@ def check_status(project: Project, out: Output) -> list[dict[str, Any]]:
     the last restore drill: a ``warn`` is printed as a warning, a pass as an info line."""
     from ..checks import Check, Status
     from ..drill import last_drill_check
+    from ..hooks.manager import get_plugin_manager
 
-    checks: list[Check] = []
-    try:
-        from ..hooks.manager import get_plugin_manager
-
-        checks.extend(get_plugin_manager().status_checks(env=project.env))
-    except ImportError:
-        pass
+    checks: list[Check] = list(get_plugin_manager().status_checks(env=project.env))
     drill = last_drill_check(project.env)
     if drill is not None:
         checks.append(drill)
@@ -211,9 +206,9 @@ def health(
     missing or exited unexpectedly. An overdue daily backup is a warning (exit 1 only with
     --strict-backups).
     """
-    from .. import swarm
+    from ..backends import backend_for
     from ..errors import ConfigError, ExitCode, LakehouseError
-    from ..health import publish, render_health_table, take_snapshot
+    from ..health import publish, render_health_table
     from ..schedule import backup_schedule_status
     from ..ui import Output
 
@@ -223,9 +218,8 @@ def health(
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
     names = service_names(service)
-    # The second backend (lakehouse_tasks/swarm.py): the same rows, table, JSON and exits.
-    swarm_target = swarm.resolve_target(target) == swarm.SWARM_TARGET
-    take = swarm.take_snapshot if swarm_target else None
+    # Every target gives the same rows, table, JSON and exit codes.
+    backend = backend_for(target)
     if interval is not None and deep:
         raise ConfigError("--deep runs the smoke check once: use it without --watch.")
     if interval is not None:
@@ -237,7 +231,7 @@ def health(
             resources=not no_resources,
             services=names,
             detailed=detailed,
-            take=take,
+            take=backend.snapshot,
         )
         if last is None:  # Ctrl-C: a watch ends cleanly
             return
@@ -248,9 +242,7 @@ def health(
         except (OSError, LakehouseError):
             backups = None
     else:
-        snapshot = (take or take_snapshot)(
-            project, resources=not no_resources, services=names or None
-        )
+        snapshot = backend.snapshot(project, resources=not no_resources, services=names or None)
         publish(project, snapshot, [])
         backups = check_backup_schedule(project, out)
         extra = check_status(project, out)

@@ -61,7 +61,8 @@ def exit_code_for(checks: Sequence[Check]) -> int:
 @lakehouse_task(
     help={
         "pull_check": "also ask the registry whether every image can be pulled (needs network)",
-        "target": "compose (default) or swarm: swarm enforces reservations, so they fail there",
+        "target": "compose (default, or $DEPLOY_TARGET) or swarm: swarm enforces reservations, so they "
+        "fail there",
     }
 )
 def preflight(
@@ -69,12 +70,13 @@ def preflight(
     env: str | None = None,
     json_: bool = False,
     pull_check: bool = False,
-    target: str = "compose",
+    target: str | None = None,
     rehearsal: bool = False,
     env_file: list[str] | None = None,
 ) -> None:
     """Check the host before a deploy: engine, disk, CPU/memory, ports, config, images, secrets
     file permissions and certificates. Exits 0 when nothing fails, 3 when something does."""
+    from ..backends import backend_for
     from ..checks import Check, Status
     from ..errors import ConfigError, ExitCode
     from ..preflight import preflight_failed, run_preflight
@@ -82,24 +84,25 @@ def preflight(
 
     name = default_env(env)
     out = Output(json_mode=json_)
+    backend = backend_for(target)
     try:
         # Not strict: placeholders and weak secrets become a failed check, not an abort.
         project = project_from_flags(env, rehearsal, env_file, strict=False)
     except ConfigError as exc:
         checks = [Check("environment", Status.FAIL, exc.message, "fix the environment as it says")]
     else:
-        checks = run_preflight(project, target=target, pull_check=pull_check)
+        checks = run_preflight(project, backend=backend, pull_check=pull_check)
     if json_:
         out.json(
             {
                 "environment": name,
-                "target": target,
+                "target": backend.name,
                 "ok": not preflight_failed(checks),
                 "checks": [ch.to_dict() for ch in checks],
             }
         )
     else:
-        out.table(render_checks_table(checks, title=f"Preflight of {name} ({target})"))
+        out.table(render_checks_table(checks, title=f"Preflight of {name} ({backend.name})"))
     code = exit_code_for(checks)
     if code:
         failing = [ch for ch in checks if ch.status == Status.FAIL]

@@ -38,19 +38,26 @@ def restore(
     target: str | None = None,
 ) -> None:
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
+    from ..backends import backend_for
     from ..backup import default_dest, find_or_fetch_backup
     from ..confirm import confirm_destructive
     from ..restore import check_restorable, restore_backup, restore_table
-    from ..swarm import resolve_target
     from ..ui import Output
 
-    where = resolve_target(target)
+    backend = backend_for(target)
 
     project = project_from_flags(env, rehearsal, env_file)
     dest_path = Path(dest).expanduser().absolute() if dest else default_dest(project.env)
     out = Output(json_mode=json_)
     info = find_or_fetch_backup(project.env, dest_path, backup, out)
-    check_restorable(project, info, only=only or None, allow_other_env=allow_other_env, out=out)
+    check_restorable(
+        project,
+        info,
+        only=only or None,
+        allow_other_env=allow_other_env,
+        out=out,
+        backend=backend,
+    )
     confirm_destructive(
         f"replace the data of {project.env.name} with backup {info.id}",
         project.env.name,
@@ -65,7 +72,7 @@ def restore(
         dest=dest_path,
         out=out,
         checked=True,
-        target=where,
+        backend=backend,
     )
     if json_:
         out.json(result.to_dict())

@@ -45,16 +45,12 @@ def smoke_table(report: SmokeReport) -> Any:
 
 def run_and_publish(project: Project, only: list[str] | None = None) -> SmokeReport:
     """Run the smoke check and give its events to the plugins."""
+    from ..hooks.emit import emit_event
     from ..smoke.runner import run_smoke, smoke_events
 
     report = run_smoke(project, only=only or ())
-    try:
-        from ..hooks.manager import get_plugin_manager
-    except ImportError:
-        return report
-    manager = get_plugin_manager()
     for event in smoke_events(report):
-        manager.emit(event, env=project.env)
+        emit_event(event, project.env)
     return report
 
 

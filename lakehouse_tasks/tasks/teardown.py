@@ -30,26 +30,24 @@ def teardown(
     target: str | None = None,
 ) -> None:
     """Stop and remove an environment's containers and networks; volumes only when asked."""
-    from .. import swarm
+    from ..backends import backend_for
     from ..errors import ExitCode, LakehouseError
     from ..teardown import teardown as run_teardown
     from ..ui import Output
 
     name = default_env(env)
+    backend = backend_for(target)
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)
-    # The second backend (lakehouse_tasks/swarm.py): docker stack rm, volumes kept unless asked.
-    if swarm.resolve_target(target) == swarm.SWARM_TARGET:
-        result = swarm.teardown(project, remove_volumes=remove_volumes, yes=yes, notify=out.info)
-    else:
-        result = run_teardown(
-            project,
-            remove_volumes=remove_volumes,
-            backup=backup,
-            yes=yes,
-            force_without_backup=force_without_backup,
-            notify=out.info,
-        )
+    result = run_teardown(
+        project,
+        backend=backend,
+        remove_volumes=remove_volumes,
+        backup=backup,
+        yes=yes,
+        force_without_backup=force_without_backup,
+        notify=out.info,
+    )
     if json_:
         out.json(result.to_dict())
     else:

@@ -23,14 +23,13 @@ import pytest
 from invoke import Context, Exit
 
 from lakehouse_tasks import backup as backup_mod
+from lakehouse_tasks.backends.compose import ComposeBackend
 from lakehouse_tasks.backup import (
     create_backup,
     find_backup,
     has_data,
     list_backups,
     recover_interrupted,
-    running_services,
-    verify_backup,
 )
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.project import Project, open_project
@@ -38,6 +37,7 @@ from lakehouse_tasks.restore import restore_backup
 from lakehouse_tasks.tasks.backup import verify as verify_task
 from lakehouse_tasks.tasks.restore import restore as restore_task
 from lakehouse_tasks.ui import Output
+from lakehouse_tasks.verify import verify_backup
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -208,7 +208,7 @@ def test_round_trip_restores_every_row_and_file(stack: dict[str, Any]) -> None:
         ("volume-archive", "work-data"),
     }
     # every service runs again after the consistent (stopped) archive
-    assert set(running_services(project)) == {"db-a", "db-b", "store", "worker", "client", "viewer"}
+    assert set(ComposeBackend().running_services(project)) == {"db-a", "db-b", "store", "worker", "client", "viewer"}
     info = find_backup(stack["dest"], manifest.id)
     on_disk = json.loads((info.path / "manifest.json").read_text())
     assert on_disk["environment"] == "dev" and on_disk["tag"] == "roundtrip"
@@ -238,7 +238,7 @@ def _state_or_none(project: Project) -> Any:
 
 
 def _started_at(project: Project, service: str) -> str:
-    cid = backup_mod.container_of(project, service)
+    cid = ComposeBackend().exec_target(project, service)
     out = subprocess.run(
         ["docker", "inspect", "--format", "{{.State.StartedAt}}", cid],
         capture_output=True, text=True, check=True,
@@ -269,7 +269,7 @@ def test_a_database_restore_restarts_its_client_and_leaves_the_rest_running(
     assert {s: after[s] for s in ("viewer", "worker", "db-b")} == {
         s: before[s] for s in ("viewer", "worker", "db-b")
     }
-    assert {"client", "viewer", "worker", "db-b"} <= set(running_services(project))
+    assert {"client", "viewer", "worker", "db-b"} <= set(ComposeBackend().running_services(project))
 
 
 def test_a_dump_that_does_not_load_leaves_the_current_database_as_it_was(
@@ -292,7 +292,7 @@ def test_a_dump_that_does_not_load_leaves_the_current_database_as_it_was(
     assert _psql(project, "db-b", "SELECT string_agg(v::text, ',') FROM keep").strip() == "7"
     names = _psql(project, "db-b", "SELECT string_agg(datname, ',') FROM pg_database")
     assert "appb" in names.split(",") and "__restoring" not in names
-    assert "client" in running_services(project)  # started again after the failure
+    assert "client" in ComposeBackend().running_services(project)  # started again after the failure
 
 
 def test_flipped_byte_is_refused_by_verify_and_restore(stack: dict[str, Any]) -> None:
@@ -360,7 +360,7 @@ def test_killed_backup_leaves_nothing_complete_and_services_come_back(
             assert proc.poll() is None, "the backup ended before it could be killed"
             assert time.monotonic() < deadline, "the backup never started an archive"
             time.sleep(0.2)
-        assert "store" not in running_services(project)
+        assert "store" not in ComposeBackend().running_services(project)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -371,7 +371,7 @@ def test_killed_backup_leaves_nothing_complete_and_services_come_back(
 
     restarted = recover_interrupted(project)
     assert set(restarted) == {"store", "worker"}
-    assert set(running_services(project)) >= {"store", "worker"}
+    assert set(ComposeBackend().running_services(project)) >= {"store", "worker"}
 
 
 def test_an_old_gzip_backup_still_restores(

@@ -123,12 +123,17 @@ def secrets_to_look_for(project: Any) -> list[str]:
     return sorted(v for v in project.env.secret_values if v not in names)
 
 
-def status_cell(page: Any, service: str) -> Any:
-    return page.locator(f'tr.service[data-service="{service}"] td.status')
-
-
-def colour(locator: Any) -> str:
-    return str(locator.evaluate("node => getComputedStyle(node).color"))
+def shown_status(page: Any, service: str) -> tuple[str, str]:
+    """The status text and its colour, read in one go: the table is rebuilt at every refresh,
+    so two separate reads could see two different tables (or a detached cell)."""
+    text, color = page.evaluate(
+        """service => {
+            const cell = document.querySelector(`tr.service[data-service="${service}"] td.status`);
+            return [cell.textContent, getComputedStyle(cell).color];
+        }""",
+        service,
+    )
+    return str(text), str(color)
 
 
 def shoot(page: Any, name: str) -> None:
@@ -151,9 +156,9 @@ def test_the_page_shows_every_service_the_plots_and_no_secret(
         )
         assert shown == active
         for service in active:
-            cell = status_cell(page, service)
-            assert cell.inner_text() in ("healthy", "exited (0)"), service
-            assert colour(cell) == GREEN, service
+            text, color = shown_status(page, service)
+            assert text in ("healthy", "exited (0)"), service
+            assert color == GREEN, service
         assert "healthy" in page.locator("#summary").inner_text()
         # An access URL is a link a person can click.
         links = page.locator('tr.service[data-service="minio"] a').evaluate_all(
@@ -240,7 +245,7 @@ def test_a_stopped_service_turns_red_within_one_refresh(
             ".textContent === 'healthy'",
             timeout=60_000,
         )
-        assert colour(status_cell(page, "minio")) == GREEN
+        assert shown_status(page, "minio") == ("healthy", GREEN)
         subprocess.run(["docker", "stop", "-t", "1", container], check=True, capture_output=True)
         stopped = time.time()
         # The first report taken after the stop already shows it ...
@@ -256,8 +261,7 @@ def test_a_stopped_service_turns_red_within_one_refresh(
             "() => document.querySelector('tr.service[data-service=\"minio\"]').classList.contains('bad')",
             timeout=(doc["refresh_s"] + 3) * 1000,
         )
-        assert colour(status_cell(page, "minio")) == RED
-        assert status_cell(page, "minio").inner_text() == "exited"
+        assert shown_status(page, "minio") == ("exited", RED)
         assert page.locator("#summary").inner_text().startswith("DEGRADED")
         shoot(page, "status-page-degraded.png")
         page.close()

@@ -20,7 +20,7 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,11 @@ from invoke import Context
 
 from lakehouse_tasks import backup as backup_mod
 from lakehouse_tasks import docker, swarm
+from lakehouse_tasks.backends.swarm import SwarmBackend
+from lakehouse_tasks.deploy import DeployOptions
+from lakehouse_tasks.deploy import deploy as run_deploy
 from lakehouse_tasks.project import open_project
+from lakehouse_tasks.teardown import teardown as run_teardown
 from lakehouse_tasks.testing import write_env
 from tests.conftest import unique_project_name
 from tests.engine.test_swarm_engine import remove_stack
@@ -70,6 +74,30 @@ volumes:
   db-data: {}
   store-data: {}
 """
+
+
+def deploy_on_swarm(
+    project: Any,
+    *,
+    services: Sequence[str] = (),
+    timeout: float = 600.0,
+    reporter: Any = None,
+    skip_preflight: bool = True,
+    skip_backup: bool = True,
+) -> Any:
+    """The lifecycle deploy on the swarm backend (``deploy --target swarm``)."""
+    options = DeployOptions(
+        services=tuple(services),
+        timeout=timeout,
+        skip_preflight=skip_preflight,
+        skip_backup=skip_backup,
+    )
+    return run_deploy(project, options, backend=SwarmBackend(), reporter=reporter)
+
+
+def teardown_on_swarm(project: Any, **kwargs: Any) -> Any:
+    """The lifecycle teardown on the swarm backend (``teardown --target swarm``)."""
+    return run_teardown(project, backend=SwarmBackend(), **kwargs)
 
 
 @pytest.fixture
@@ -151,7 +179,7 @@ def test_backup_and_restore_with_target_swarm(
     project = data_stack()
     timings: dict[str, float] = {}
     started = time.monotonic()
-    first = swarm.deploy(project, skip_preflight=True, timeout=180)
+    first = deploy_on_swarm(project, skip_preflight=True, timeout=180)
     assert first.ok, first.summary
     timings["deploy"] = time.monotonic() - started
 
@@ -177,9 +205,9 @@ def test_backup_and_restore_with_target_swarm(
 
     # Wipe: the stack and its volumes go, the stack comes back empty.
     started = time.monotonic()
-    torn = swarm.teardown(project, remove_volumes=True, yes=True)
+    torn = teardown_on_swarm(project, remove_volumes=True, yes=True)
     assert torn.ok and not torn.volumes_after
-    again = swarm.deploy(data_stack(), skip_preflight=True, timeout=180)
+    again = deploy_on_swarm(data_stack(), skip_preflight=True, timeout=180)
     assert again.ok, again.summary
     timings["wipe+redeploy"] = time.monotonic() - started
     assert "kept" not in _psql(stack, "SELECT string_agg(tablename, ',') FROM pg_tables")
@@ -225,7 +253,7 @@ def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     options = swarm.options_for(project)
     assert options.secrets
     started = time.monotonic()
-    result = swarm.deploy(project, skip_preflight=True, timeout=180)
+    result = deploy_on_swarm(project, skip_preflight=True, timeout=180)
     took = time.monotonic() - started
     assert result.ok, result.summary
 
@@ -259,7 +287,7 @@ def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
     assert data_stack.password not in _exec(db, "env")
 
-    torn = swarm.teardown(project, remove_volumes=True, yes=True)
+    torn = teardown_on_swarm(project, remove_volumes=True, yes=True)
     assert torn.ok
     assert docker.stack_secrets(["docker"], stack) == []
     print(f"\nswarm prod secrets: deploy {took:.1f}s, {len(created)} secrets, removed by teardown")

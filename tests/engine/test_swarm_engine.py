@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,12 @@ import pytest
 from invoke import Context, Exit
 
 from lakehouse_tasks import docker, swarm
-from lakehouse_tasks.deploy import Reporter
+from lakehouse_tasks.backends.swarm import SwarmBackend
+from lakehouse_tasks.deploy import DeployOptions, Reporter
+from lakehouse_tasks.deploy import deploy as run_deploy
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.project import open_project
+from lakehouse_tasks.teardown import teardown as run_teardown
 from lakehouse_tasks.testing import RecordingPlugin, write_env
 from tests.conftest import free_port, unique_project_name
 
@@ -41,6 +44,30 @@ FAST_HEALTH = {
     "HEALTHCHECK_RETRIES": "3",
     "HEALTHCHECK_TIMEOUT": "2s",
 }
+
+
+def deploy_on_swarm(
+    project: Any,
+    *,
+    services: Sequence[str] = (),
+    timeout: float = 600.0,
+    reporter: Any = None,
+    skip_preflight: bool = True,
+    skip_backup: bool = True,
+) -> Any:
+    """The lifecycle deploy on the swarm backend (``deploy --target swarm``)."""
+    options = DeployOptions(
+        services=tuple(services),
+        timeout=timeout,
+        skip_preflight=skip_preflight,
+        skip_backup=skip_backup,
+    )
+    return run_deploy(project, options, backend=SwarmBackend(), reporter=reporter)
+
+
+def teardown_on_swarm(project: Any, **kwargs: Any) -> Any:
+    """The lifecycle teardown on the swarm backend (``teardown --target swarm``)."""
+    return run_teardown(project, backend=SwarmBackend(), **kwargs)
 
 
 def _docker(*args: str) -> str:
@@ -88,7 +115,7 @@ def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
     try:
         started = time.monotonic()
         steps = Steps()
-        result = swarm.deploy(project, skip_preflight=True, timeout=300, reporter=steps)
+        result = deploy_on_swarm(project, skip_preflight=True, timeout=300, reporter=steps)
         took = time.monotonic() - started
         assert result.ok, result.summary
         deploy_lines = [line for line in steps.lines if line.startswith("step ")]
@@ -116,7 +143,7 @@ def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
         kinds = [e.kind for e in recorder.events]
         assert EventKind.DEPLOY_STARTED in kinds and EventKind.DEPLOY_SUCCEEDED in kinds
 
-        torn = swarm.teardown(project, remove_volumes=False)
+        torn = teardown_on_swarm(project, remove_volumes=False)
         assert torn.ok and torn.volumes_kept and not torn.volumes_removed
         assert not docker.stack_services(["docker"], name)
         assert not docker.stack_containers(["docker"], name)
@@ -210,7 +237,7 @@ def test_rolling_update_serves_every_request(web_stack: Any) -> None:
     """The update itself is always checked; the zero-failure check needs swarm's routing mesh
     (IPVS), which the project's test machines lack (no ip_vs module: the published port and
     the service VIP never answer); there the poller part is skipped, saying so."""
-    first = swarm.deploy(web_stack(), skip_preflight=True, timeout=120)
+    first = deploy_on_swarm(web_stack(), skip_preflight=True, timeout=120)
     assert first.ok, first.summary
     mesh = _serving(web_stack.port)
 
@@ -221,7 +248,7 @@ def test_rolling_update_serves_every_request(web_stack: Any) -> None:
     steps = Steps()
     started = time.monotonic()
     try:
-        result = swarm.deploy(
+        result = deploy_on_swarm(
             web_stack(WEB_VERSION="2"),
             services=["web"],
             skip_preflight=True,
@@ -265,12 +292,12 @@ def test_never_healthy_update_is_rolled_back_with_event_and_exit_4(
 ) -> None:
     recorder = RecordingPlugin()
     lakehouse_plugins(recorder)
-    first = swarm.deploy(web_stack(), skip_preflight=True, timeout=120)
+    first = deploy_on_swarm(web_stack(), skip_preflight=True, timeout=120)
     assert first.ok, first.summary
 
     steps = Steps()
     started = time.monotonic()
-    result = swarm.deploy(
+    result = deploy_on_swarm(
         web_stack(WEB_FAULT="never-healthy"),
         services=["web"],
         skip_preflight=True,
@@ -371,7 +398,7 @@ def test_rolling_update_serves_every_request_over_dnsrr(
         return project
 
     try:
-        first = swarm.deploy(make(), skip_preflight=True, timeout=120)
+        first = deploy_on_swarm(make(), skip_preflight=True, timeout=120)
         assert first.ok, first.summary
         subprocess.run(
             ["docker", "run", "-d", "--name", client, "--network", f"{name}_default",
@@ -385,7 +412,7 @@ def test_rolling_update_serves_every_request_over_dnsrr(
 
         steps = Steps()
         started = time.monotonic()
-        result = swarm.deploy(
+        result = deploy_on_swarm(
             make(WEB_VERSION="2"), services=["web"], skip_preflight=True, timeout=180,
             reporter=steps,
         )  # fmt: skip

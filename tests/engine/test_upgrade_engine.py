@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from invoke import Context
 
+from lakehouse_tasks.backends.compose.upgrade import plan_upgrade
 from lakehouse_tasks.deploy import deploy_stack
 from lakehouse_tasks.health import parse_engine_time
 from lakehouse_tasks.project import Project, open_project
 from lakehouse_tasks.tasks.deploy import deploy as deploy_task
 from lakehouse_tasks.testing import write_env
-from lakehouse_tasks.upgrade import plan_upgrade
 from tests.conftest import remove_project, unique_project_name
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

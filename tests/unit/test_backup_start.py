@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import backup, docker, restore
+from lakehouse_tasks import docker
+from lakehouse_tasks.backends.compose import ComposeBackend
+from lakehouse_tasks.backends.compose import backend as compose
 from lakehouse_tasks.errors import LakehouseError
 
 LAYERS = [["db", "minio"], ["metastore"], ["spark", "trino"], ["ui"]]
@@ -42,12 +44,12 @@ def world(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         calls.append(("wait", tuple(services)))
         return set(services)
 
-    monkeypatch.setattr(restore, "wait_healthy", wait)
+    monkeypatch.setattr(compose, "wait_healthy", wait)
     return SimpleNamespace(project=project, calls=calls)
 
 
 def test_waves_follow_the_dependency_order_restricted_to_the_stopped(world: Any) -> None:
-    assert backup._start_waves(world.project, ["ui", "trino", "metastore", "gone"]) == [
+    assert compose.start_waves(world.project, ["ui", "trino", "metastore", "gone"]) == [
         ["metastore"],
         ["trino"],
         ["ui"],
@@ -56,9 +58,7 @@ def test_waves_follow_the_dependency_order_restricted_to_the_stopped(world: Any)
 
 
 def test_docker_start_wave_by_wave_waiting_between_waves_only(world: Any) -> None:
-    confirmed = backup._start_services(
-        world.project, ["ui", "spark", "trino", "metastore"], "compose", {}
-    )
+    confirmed = ComposeBackend().start(world.project, ["ui", "spark", "trino", "metastore"], {})
     # what the waits between waves found healthy; the last wave was not waited for
     assert confirmed == {"metastore", "spark", "trino"}
     # the containers of one wave start side by side: their order within the wave is free
@@ -80,9 +80,9 @@ def test_a_wave_that_stays_unhealthy_still_starts_the_later_waves(
         world.calls.append(("wait", tuple(services)))
         raise LakehouseError("metastore did not become healthy")
 
-    monkeypatch.setattr(restore, "wait_healthy", never)
+    monkeypatch.setattr(compose, "wait_healthy", never)
     with pytest.raises(LakehouseError, match="did not become healthy"):
-        backup._start_services(world.project, ["ui", "metastore"], "compose", {})
+        ComposeBackend().start(world.project, ["ui", "metastore"], {})
     assert world.calls == [
         ("docker", ("start", "id-metastore")),
         ("wait", ("metastore",)),
@@ -103,7 +103,7 @@ def test_stopping_is_one_docker_stop_of_every_running_container_of_the_services(
     ]
     monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
     rows[1]["State"] = "exited"
-    backup._stop_services(world.project, ["ui", "spark", "trino", "metastore"], "compose")
+    ComposeBackend().stop(world.project, ["ui", "spark", "trino", "metastore"])
     assert world.calls == [
         ("docker", ("stop", "id-ui", "id-trino", "id-metastore")),
     ]
@@ -124,11 +124,11 @@ def test_running_containers_leave_out_stopped_and_one_off_containers(
     ]
     monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
     world.project.env = SimpleNamespace(name="dev")
-    assert backup.running_containers(world.project) == {"worker": ["w1", "w2"]}
-    assert backup.running_services(world.project) == ["worker"]
-    assert backup.container_of(world.project, "worker") == "w1"
+    assert compose.running_containers(world.project) == {"worker": ["w1", "w2"]}
+    assert ComposeBackend().running_services(world.project) == ["worker"]
+    assert ComposeBackend().exec_target(world.project, "worker") == "w1"
     with pytest.raises(LakehouseError, match="no running container"):
-        backup.container_of(world.project, "db")
+        ComposeBackend().exec_target(world.project, "db")
 
 
 def test_a_one_off_container_of_a_service_is_not_started_again(
@@ -143,5 +143,5 @@ def test_a_one_off_container_of_a_service_is_not_started_again(
         },
     ]
     monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
-    backup._start_services(world.project, ["ui"], "compose", {})
+    ComposeBackend().start(world.project, ["ui"], {})
     assert world.calls == [("docker", ("start", "id-ui"))]

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks import backup, docker
+from lakehouse_tasks.backends.compose import backend as compose
+from lakehouse_tasks.backends.swarm import SwarmBackend
+from lakehouse_tasks.backends.swarm import backend as swarm
 
 
 class _Task(SimpleNamespace):
@@ -42,12 +45,12 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
                                       ["running"] * n or ["shutdown"])  # fmt: skip
 
     monkeypatch.setattr(docker, "service_scale", scale)
-    monkeypatch.setattr(backup, "_swarm_views", lambda _p: world.views)
+    monkeypatch.setattr(swarm, "stack_views", lambda _p: world.views)
     return world
 
 
 def test_services_stopped_scales_to_zero_and_back_recording_replicas(fake: Any) -> None:
-    with backup.services_stopped(fake.project, ["web"], target="swarm") as stopped:
+    with backup.services_stopped(fake.project, ["web"], backend=SwarmBackend()) as stopped:
         assert stopped == ["web"]
         states = list((Path(fake.project.env.root) / "state").glob("stopped-stk-*.json"))
         data = json.loads(states[0].read_text())
@@ -73,7 +76,7 @@ def test_an_old_state_file_without_target_means_compose(
 ) -> None:
     started: list[tuple[str, ...]] = []
     monkeypatch.setattr(
-        backup, "_start_compose_services", lambda _p, services: started.append(("start", *services))
+        compose, "start_services", lambda _p, services: started.append(("start", *services))
     )
     state = Path(fake.project.env.root) / "state" / "stopped-stk-1-2.json"
     state.parent.mkdir(parents=True, exist_ok=True)

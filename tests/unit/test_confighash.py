@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from lakehouse_tasks.upgrade import CONFIG_HASH_LABEL, diff_services
 
 from lakehouse_tasks.confighash import (
     INPUTS_KEY,
@@ -17,7 +18,6 @@ from lakehouse_tasks.confighash import (
     write_labels,
 )
 from lakehouse_tasks.docker import ContainerState
-from lakehouse_tasks.upgrade import CONFIG_HASH_LABEL, diff_services
 
 
 def _container(service: str, labels: dict[str, str]) -> ContainerState:

@@ -8,21 +8,19 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.deploy import (
-    DeployOptions,
+from lakehouse_tasks.backends.compose.deploy import (
     classify_compose_error,
     judge,
     plan_deploy,
-    resolve_timeout,
     service_of_container,
     up_arguments,
-    with_dependencies,
 )
+from lakehouse_tasks.deploy import DeployOptions, resolve_timeout
 from lakehouse_tasks.errors import ConfigError
 from lakehouse_tasks.health import ServiceHealth
 from lakehouse_tasks.lock import lock_path
 from lakehouse_tasks.project import open_project
-from lakehouse_tasks.stack import Stack
+from lakehouse_tasks.stack import Stack, with_dependencies
 from lakehouse_tasks.testing import write_env
 
 CONFIG: dict[str, Any] = {

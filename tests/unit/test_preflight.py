@@ -101,27 +101,27 @@ def test_cpu_limit_above_host_fails_naming_the_service() -> None:
     assert "trino" in failing[0].hint
 
 
-@pytest.mark.parametrize(("target", "expected"), [("compose", Status.WARN), ("swarm", Status.FAIL)])
+@pytest.mark.parametrize(("hard", "expected"), [(False, Status.WARN), (True, Status.FAIL)])
 def test_memory_oversubscription_warns_on_compose_fails_on_swarm(
-    target: str, expected: Status
+    hard: bool, expected: Status
 ) -> None:
     s = stack(a=svc(memory="6G"), b=svc(memory="6G"))
-    assert statuses(resource_checks(s, info(memory=8 * GIB), target=target)) == {
+    assert statuses(resource_checks(s, info(memory=8 * GIB), hard_reservations=hard)) == {
         "memory limits total": expected
     }
 
 
-@pytest.mark.parametrize(("target", "expected"), [("compose", Status.WARN), ("swarm", Status.FAIL)])
-def test_reservations_that_do_not_fit(target: str, expected: Status) -> None:
+@pytest.mark.parametrize(("hard", "expected"), [(False, Status.WARN), (True, Status.FAIL)])
+def test_reservations_that_do_not_fit(hard: bool, expected: Status) -> None:
     s = stack(a=svc(res_cpus=3, res_memory="5G"), b=svc(res_cpus=3, res_memory="5G"))
-    got = statuses(resource_checks(s, info(cpus=4, memory=8 * GIB), target=target))
+    got = statuses(resource_checks(s, info(cpus=4, memory=8 * GIB), hard_reservations=hard))
     assert got == {"memory reservations": expected, "cpu reservations": expected}
 
 
-@pytest.mark.parametrize(("target", "expected"), [("compose", Status.WARN), ("swarm", Status.FAIL)])
-def test_single_memory_limit_above_host(target: str, expected: Status) -> None:
+@pytest.mark.parametrize(("hard", "expected"), [(False, Status.WARN), (True, Status.FAIL)])
+def test_single_memory_limit_above_host(hard: bool, expected: Status) -> None:
     got = statuses(
-        resource_checks(stack(big=svc(memory="16G")), info(memory=8 * GIB), target=target)
+        resource_checks(stack(big=svc(memory="16G")), info(memory=8 * GIB), hard_reservations=hard)
     )
     assert got["memory limit (big)"] == expected
 

@@ -33,7 +33,7 @@ def test_checksums_run_while_the_space_is_measured(monkeypatch: pytest.MonkeyPat
         # only returns if the space check is running at the same time
         assert measuring.wait(timeout=5), "the checksums waited for the space check"
 
-    def space(_project: Any, _info: Any, _arts: Any) -> None:
+    def space(_project: Any, _info: Any, _arts: Any, _backend: Any) -> None:
         measuring.set()
 
     monkeypatch.setattr(restore, "check_checksums", checksums)
@@ -47,7 +47,7 @@ def test_a_corrupted_backup_is_reported_before_a_lack_of_space(
     def checksums(_info: Any, _out: Any) -> None:
         raise LakehouseError("Backup dev-1 is corrupted", ExitCode.INTEGRITY_FAILED)
 
-    def space(_project: Any, _info: Any, _arts: Any) -> None:
+    def space(_project: Any, _info: Any, _arts: Any, _backend: Any) -> None:
         raise RefusedError("not enough free space")
 
     monkeypatch.setattr(restore, "check_checksums", checksums)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import restore
+from lakehouse_tasks.backends.compose import backend as compose
 from lakehouse_tasks.health import HealthSnapshot, ServiceHealth
 from lakehouse_tasks.stack import Healthcheck
 
@@ -44,7 +44,7 @@ class _NoEvents:
 def probes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
     monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: _starting())
-    monkeypatch.setattr(restore, "ContainerEvents", _NoEvents)
+    monkeypatch.setattr(compose, "ContainerEvents", _NoEvents)
     return seen
 
 
@@ -55,25 +55,25 @@ def test_a_starting_service_whose_healthcheck_passes_ends_the_wait_at_once(
         probes.append([container, *argv, f"timeout={timeout:g}"])
         return True
 
-    monkeypatch.setattr(restore, "probe_passes", passes)
-    restore.wait_healthy(_project(("CMD-SHELL", "mc ready local")), ["minio"])
+    monkeypatch.setattr(compose, "probe_passes", passes)
+    compose.wait_healthy(_project(("CMD-SHELL", "mc ready local")), ["minio"])
     assert probes == [["c1", "/bin/sh", "-c", "mc ready local", "timeout=5"]]
 
 
 def test_a_failing_healthcheck_keeps_the_wait_going(
     probes: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: False)
+    monkeypatch.setattr(compose, "probe_passes", lambda *a, **k: False)
     with pytest.raises(AssertionError, match="should not sleep"):
-        restore.wait_healthy(_project(("CMD", "curl", "-f", "http://x/")), ["minio"])
+        compose.wait_healthy(_project(("CMD", "curl", "-f", "http://x/")), ["minio"])
 
 
 def test_a_service_confirmed_by_an_earlier_probe_is_not_probed_again(
     probes: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: probes.append(a) or False)
+    monkeypatch.setattr(compose, "probe_passes", lambda *a, **k: probes.append(a) or False)
     project = _project(("CMD", "curl", "-f", "http://x/"))
-    assert restore.wait_healthy(project, ["minio"], confirmed={"minio"}) == {"minio"}
+    assert compose.wait_healthy(project, ["minio"], confirmed={"minio"}) == {"minio"}
     assert probes == []
 
 
@@ -91,9 +91,9 @@ def test_probes_of_several_services_run_and_only_the_passing_ones_count(
         ServiceHealth(service=s, container_id=f"c-{s}", state="running", health="starting")
         for s in "abc"
     ]
-    monkeypatch.setattr(restore, "probe_passes", lambda _cmd, cid, _argv, **_k: cid != "c-b")
-    assert restore._probe_starting(project, rows, done=set()) == {"a", "c"}
-    assert restore._probe_starting(project, rows, done={"a"}) == {"c"}
+    monkeypatch.setattr(compose, "probe_passes", lambda _cmd, cid, _argv, **_k: cid != "c-b")
+    assert compose.probe_starting(project, rows, done=set()) == {"a", "c"}
+    assert compose.probe_starting(project, rows, done={"a"}) == {"c"}
 
 
 def test_a_confirmed_service_that_died_since_is_still_waited_for(
@@ -104,6 +104,6 @@ def test_a_confirmed_service_that_died_since_is_still_waited_for(
         "lakehouse_tasks.health.take_snapshot",
         lambda *a, **k: HealthSnapshot(environment="dev", project="lh-wait", rows=(died,)),
     )
-    monkeypatch.setattr(restore, "probe_passes", lambda *a, **k: True)
+    monkeypatch.setattr(compose, "probe_passes", lambda *a, **k: True)
     with pytest.raises(AssertionError, match="should not sleep"):
-        restore.wait_healthy(_project(("CMD", "ready")), ["minio"], confirmed={"minio"})
+        compose.wait_healthy(_project(("CMD", "ready")), ["minio"], confirmed={"minio"})

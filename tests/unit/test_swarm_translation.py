@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks import swarm
+from lakehouse_tasks.backends import backend_for
 from lakehouse_tasks.errors import ConfigError
 
 CONFIG: dict[str, Any] = {
@@ -236,13 +237,13 @@ def test_target_resolution(
     flag: str | None, env: str, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEPLOY_TARGET", env)
-    assert swarm.resolve_target(flag) == expected
+    assert backend_for(flag).name == expected
 
 
 def test_unknown_target_is_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEPLOY_TARGET", raising=False)
     with pytest.raises(ConfigError) as caught:
-        swarm.resolve_target("k8s")
+        backend_for("k8s")
     assert caught.value.exit_code == 2
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from lakehouse_tasks.docker import ContainerState
-from lakehouse_tasks.upgrade import (
+from lakehouse_tasks.backends.compose.upgrade import (
     CONFIG_HASH_LABEL,
     ServiceChange,
     compare_containers,
@@ -11,6 +10,7 @@ from lakehouse_tasks.upgrade import (
     parse_config_hashes,
     rolling_groups,
 )
+from lakehouse_tasks.docker import ContainerState
 
 
 def _state(

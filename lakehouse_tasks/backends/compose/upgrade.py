@@ -23,13 +23,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .confighash import LABEL as TOOL_HASH_LABEL
-from .confighash import service_hashes
-from .docker import ContainerState, Engine, container_states
+from ...confighash import LABEL as TOOL_HASH_LABEL
+from ...confighash import service_hashes
+from ...docker import ContainerState, Engine, container_states
+from ...errors import LakehouseError
+from ...outcomes import WaitOutcome
+from ...stack import with_dependencies
 
 if TYPE_CHECKING:
-    from .deploy import Reporter, WaitOutcome
-    from .project import Project
+    from ...outcomes import Reporter
+    from ...project import Project
 
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 #: Groups of interchangeable services that must never all be down at once, in update order.
@@ -165,8 +168,6 @@ def rolling_groups(
 
 def plan_upgrade(project: Project, services: Sequence[str] = ()) -> UpgradePlan:
     """What the next deploy of ``project`` recreates, creates and removes (reads only)."""
-    from .deploy import with_dependencies
-
     stack = project.stack
     wanted = with_dependencies(stack, services)
     images = {name: stack.services[name].image for name in wanted}
@@ -240,13 +241,13 @@ def roll_group(
     Stops at the first member that does not become healthy (its outcome is returned), so at
     most one member of the group is ever down.
     """
-    from .deploy import WaitOutcome, _start_and_wait
+    from .deploy import start_and_wait
 
     outcome: WaitOutcome | None = None
     for service in group:
         reporter.step(f"rolling update: {service} ({group.index(service) + 1}/{len(group)})")
         old_id = container_ids(project).get(service)
-        outcome = _start_and_wait(
+        outcome = start_and_wait(
             project,
             # Not --no-deps: a container created with it (compose 2.26) carries a hash the
             # deploy's full ``up`` does not match, so it would be recreated a second time.
@@ -265,3 +266,38 @@ def roll_group(
     if outcome is None:
         raise ValueError("roll_group needs at least one service")
     return outcome
+
+
+def upgrade_step(
+    project: Project, services: Sequence[str], timeout: float, reporter: Reporter
+) -> tuple[dict[str, str] | None, WaitOutcome | None]:
+    """Before ``up``: the containers' ids (to report what was recreated) and, when several
+    Spark workers changed, their one-at-a-time update (its outcome when it failed)."""
+    try:
+        before = container_ids(project)
+        plan = plan_upgrade(project, services) if before else None
+    except LakehouseError as exc:
+        reporter.warn(f"could not compare the configuration with the containers: {exc.message}")
+        return None, None
+    for group in plan.rolling if plan else ():
+        reporter.step(f"updating {', '.join(group)} one at a time (rolling)")
+        outcome = roll_group(project, group, timeout=timeout, reporter=reporter)
+        if not outcome.ok:
+            return before, outcome
+    return before, None
+
+
+def report_containers(
+    project: Project, outcome: WaitOutcome, before: Mapping[str, str] | None, reporter: Reporter
+) -> None:
+    """Which services were recreated, created or removed (container ids before vs after)."""
+    if before is None:
+        return
+    try:
+        outcome.containers = compare_containers(before, container_ids(project))
+    except LakehouseError:
+        return
+    recreated = outcome.containers.get("recreated", [])
+    note = "recreated: " + (", ".join(recreated) if recreated else "none")
+    outcome.notes.append(note)
+    reporter.step(note)

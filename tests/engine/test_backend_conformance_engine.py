@@ -1,0 +1,148 @@
+"""Backend conformance: the same lifecycle, with the same rules, on compose and on swarm.
+
+One test, parametrized over the two backends, against the real engine (a single-node swarm
+for the swarm half): deploy a postgres stand-in with a named volume and a busybox stand-in
+with a named volume as ``prod``; the health snapshot is healthy; volume removal is refused
+without a fresh backup (the prod rule); rows are written, a second deploy takes the automatic
+pre-deploy backup; a backup is taken, the data changed, the backup restored and the rows are
+back; teardown with ``--remove-volumes`` then passes the rule and removes the volumes. Every
+event reaches the plugins with the resolved environment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakehouse_tasks.backends import backend_named
+from lakehouse_tasks.backup import create_backup, list_backups
+from lakehouse_tasks.deploy import DeployOptions, deploy
+from lakehouse_tasks.errors import RefusedError
+from lakehouse_tasks.events import EventKind
+from lakehouse_tasks.project import open_project
+from lakehouse_tasks.restore import restore_backup
+from lakehouse_tasks.teardown import teardown
+from lakehouse_tasks.testing import RecordingPlugin, write_env
+from tests.conftest import unique_project_name
+from tests.engine.test_swarm_data_engine import COMPOSE
+from tests.engine.test_swarm_engine import remove_stack
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+
+@pytest.fixture(params=["compose", "swarm"])
+def world(
+    request: pytest.FixtureRequest,
+    lakehouse_project: Path,
+    standin_images: dict[str, str],
+    lakehouse_plugins: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    name = str(request.param)
+    if name == "swarm":
+        request.getfixturevalue("single_node_swarm")
+    project_name = unique_project_name(f"conf{name}")
+    monkeypatch.delenv("LAKEHOUSE_REHEARSAL", raising=False)
+    monkeypatch.delenv("DEPLOY_TARGET", raising=False)
+    (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
+    write_env(
+        lakehouse_project,
+        "prod",
+        {
+            "COMPOSE_PROJECT_NAME": project_name,
+            "PG_IMAGE": standin_images["postgres"],
+            "BB_IMAGE": standin_images["busybox"],
+            "DB_PASSWORD": "conformance-password-0123456789",
+            "BACKUP_DIR": str(lakehouse_project / "backups"),
+        },
+    )
+    recorder = RecordingPlugin()
+    lakehouse_plugins(("recorder", recorder))
+
+    def project() -> Any:
+        opened = open_project("prod", root=lakehouse_project, strict=False)
+        opened.rehearsal = True  # a labelled single node, no reservations on swarm
+        return opened
+
+    try:
+        yield type(
+            "World",
+            (),
+            {
+                "backend": backend_named(name),
+                "project": staticmethod(project),
+                "recorder": recorder,
+                "root": lakehouse_project,
+            },
+        )
+    finally:
+        if name == "swarm":
+            remove_stack(project_name)
+        else:
+            subprocess.run(
+                ["docker", "compose", "-p", project_name, "down", "-v", "--remove-orphans"],
+                capture_output=True,
+                cwd=lakehouse_project,
+            )
+
+
+def _psql(world: Any, sql: str) -> str:
+    project = world.project()
+    cid = world.backend.exec_target(project, "metastore-db")
+    proc = subprocess.run(
+        ["docker", "exec", cid, "psql", "-U", "hive", "-d", "metastore", "-tAc", sql],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_the_same_lifecycle_and_rules_on_every_backend(world: Any) -> None:
+    backend = world.backend
+    options = DeployOptions(skip_preflight=True, timeout=240)
+
+    first = deploy(world.project(), options, backend=backend)
+    assert first.ok, first.summary
+    assert "backup skipped: the stack holds no data yet" in first.notes
+    assert (first.record is not None) == backend.keeps_history
+
+    snapshot = backend.snapshot(world.project(), resources=False)
+    assert snapshot.ok, [(r.service, r.status) for r in snapshot.rows]
+    assert {r.service for r in snapshot.rows} == {"metastore-db", "store"}
+
+    # prod: the volumes may not go without a backup younger than 24 h
+    with pytest.raises(RefusedError, match="it has no backup"):
+        teardown(world.project(), backend=backend, remove_volumes=True, yes=True)
+    assert set(backend.running_services(world.project())) == {"metastore-db", "store"}
+
+    _psql(world, "CREATE TABLE kept (id int PRIMARY KEY)")
+    _psql(world, "INSERT INTO kept SELECT generate_series(1, 100)")
+
+    # a deploy of a stack holding data backs it up first
+    second = deploy(world.project(), options, backend=backend)
+    assert second.ok, second.summary
+    assert any(n.startswith("backup taken before deploy: ") for n in second.notes), second.notes
+
+    manifest = create_backup(world.project(), backend=backend, tag="conformance")
+    _psql(world, "DELETE FROM kept WHERE id > 10")
+    assert _psql(world, "SELECT count(*) FROM kept") == "10"
+    backups, _ = list_backups(world.root / "backups", "prod")
+    info = next(b for b in backups if b.id == manifest.id)
+    result = restore_backup(world.project(), info, backend=backend, safety_backup=False)
+    assert {r["status"] for r in result.restored} == {"ok"}
+    assert _psql(world, "SELECT count(*) FROM kept") == "100"
+
+    torn = teardown(world.project(), backend=backend, remove_volumes=True, yes=True)
+    assert torn.ok, torn.to_dict()
+    assert torn.backup.startswith("fresh backup ") and torn.volumes_removed
+
+    events = world.recorder.called("event")
+    kinds = [c.kwargs["event"].kind for c in events]
+    assert kinds.count(EventKind.DEPLOY_SUCCEEDED) == 2
+    assert EventKind.BACKUP_SUCCEEDED in kinds and EventKind.RESTORE_SUCCEEDED in kinds
+    assert kinds[-1] == EventKind.TEARDOWN
+    assert all(c.kwargs["env"] is not None and c.kwargs["env"].name == "prod" for c in events)

@@ -1,0 +1,80 @@
+"""The package's shape: no import circles (the layers themselves are import-linter contracts,
+`lint-imports` in scripts/test, written in pyproject.toml)."""
+
+from __future__ import annotations
+
+import grimp
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), over runtime imports."""
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return found
+
+
+#: Circles that landed with issue 16's new modules (each closed by an import inside a
+#: function), listed by name so that no other circle can appear; they are still to be opened.
+KNOWN_CIRCLES = [
+    ["lakehouse_tasks.rehearsal", "lakehouse_tasks.rehearsal_real"],
+    ["lakehouse_tasks.smoke.hops", "lakehouse_tasks.smoke.runner"],
+]
+
+
+def test_no_import_circles_among_the_package_modules() -> None:
+    # Imports inside functions count (grimp reads them too); annotations-only ones do not.
+    graph = grimp.build_graph("lakehouse_tasks", exclude_type_checking_imports=True)
+    assert [c for c in _cycles(graph) if c not in KNOWN_CIRCLES] == []
+
+
+def test_no_module_guards_a_sibling_import_with_except_import_error() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "lakehouse_tasks"
+    guarded = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Try):
+                continue
+            relative = any(
+                isinstance(n, ast.ImportFrom) and n.level > 0
+                for b in node.body
+                for n in ast.walk(b)
+            )
+            catches = any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers
+            )
+            if relative and catches:
+                guarded.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert guarded == []
