@@ -207,11 +207,11 @@ def test_health_agrees_with_a_wait_that_probed_healthy(
     """What the restore's wait calls healthy (the service's own healthcheck, run at once with
     docker exec), `health` calls healthy at that moment too, although the engine's first check
     is a minute away; a restart since makes the engine's word count again."""
-    from lakehouse_tasks.restore import wait_healthy
+    from lakehouse_tasks.backends.compose import ComposeBackend
 
     project = synthetic(2, interval="60s")
     services = ["svc00", "svc01"]
-    probed = wait_healthy(project, services, timeout=60)
+    probed = ComposeBackend().wait_healthy(project, services, timeout=60)
     assert probed == set(services)
     snap = take_snapshot(project, resources=False, services=services)
     assert [r.health for r in snap.rows] == ["healthy", "healthy"]
