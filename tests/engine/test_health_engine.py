@@ -28,10 +28,14 @@ from tests.conftest import unique_project_name  # noqa: E402  (this session's pr
 
 
 def remove_project(name: str) -> None:
-    """Remove what ``compose down`` missed: containers and volumes of this project only."""
+    """Remove what ``compose down`` missed: containers, volumes and networks of this project
+    only (on a loaded engine ``down`` of a 64-service project can give up on its network)."""
     label = f"label=com.docker.compose.project={name}"
-    for kind, rm in (("ps", ["rm", "-f", "-v"]), ("volume", ["volume", "rm", "-f"])):
-        args = ["ps", "-a"] if kind == "ps" else ["volume", "ls"]
+    for args, rm in (
+        (["ps", "-a"], ["rm", "-f", "-v"]),
+        (["volume", "ls"], ["volume", "rm", "-f"]),
+        (["network", "ls"], ["network", "rm"]),
+    ):
         ids = subprocess.run(
             ["docker", *args, "--filter", label, "-q"], capture_output=True, text=True
         ).stdout.split()
