@@ -198,7 +198,11 @@ def test_plots_carry_cpu_and_memory_per_service_and_backup_runs() -> None:
     assert [p[1] for p in plots["deploy_duration_s"]] == [30.0]
 
 
-def test_no_smoke_run_and_no_offsite_copy_are_said_in_words(tmp_path: Path) -> None:
+def test_no_smoke_run_and_no_offsite_copy_are_said_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its own state dir: engine tests of this session may have logged dev smoke runs already
+    monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     env = FakeEnv(tmp_path, "x")
     assert status.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
     assert status.offsite_section(env)["message"] == "no off-site copy yet"  # type: ignore[arg-type]
