@@ -48,6 +48,7 @@ from .backup import (
     BackupInfo,
     BackupManifest,
     VerifyRecord,
+    _pid_alive,
     check_checksums,
     default_dest,
     find_backup,
@@ -89,16 +90,6 @@ def _record(env: Environment) -> Path:
 
 def last_path(env: Environment) -> Path:
     return _drill_dir(env) / f"{env.name}-last.json"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
