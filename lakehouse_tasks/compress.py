@@ -11,8 +11,12 @@ added. A backup names its compression per artefact in the manifest; restores rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -53,3 +57,35 @@ def decompress_argv(compression: str) -> list[str]:
             )
         return [path, *ZSTD.decompress[1:]]
     raise ValueError(f"no external decompressor for {compression!r}")
+
+
+@contextlib.contextmanager
+def open_tar_stream(path: str | os.PathLike[str], compression: str) -> Iterator[tarfile.TarFile]:
+    """A volume archive opened as a tar stream, whatever it was compressed with.
+
+    gzip and plain tar are read by :mod:`tarfile` itself; zstd through the ``zstd`` program, so
+    the archive is decompressed on its own core while the caller hashes or counts members. A
+    decompressor that fails raises :class:`OSError` with its message after the stream is read.
+    """
+    if compression in ("gzip", "none"):
+        with tarfile.open(path, mode="r|gz" if compression == "gzip" else "r|") as archive:
+            yield archive
+        return
+    with open(path, "rb") as fh:
+        proc = subprocess.Popen(
+            decompress_argv(compression), stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                yield archive
+        finally:
+            proc.stdout.close()
+            _out, err = proc.communicate()
+    if proc.returncode not in (0, None) and not _killed_by_close(proc.returncode):
+        raise OSError(err.decode(errors="replace").strip() or f"exit code {proc.returncode}")
+
+
+def _killed_by_close(returncode: int) -> bool:
+    """zstd stopped by a closed pipe (the reader stopped early on purpose)."""
+    return returncode in (-13, 141)

@@ -22,7 +22,7 @@ from .backup import (
     check_checksums,
     databases,
 )
-from .compress import decompress_argv
+from .compress import open_tar_stream
 from .docker import Engine, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError
 from .ui import Output
@@ -100,25 +100,8 @@ def _count_tables(cid: str, user: str, db: str) -> int:
 
 def _count_entries(path: Path, compression: str) -> int:
     """Read a volume archive to its end; the number of its entries."""
-    if compression in ("gzip", "none"):
-        with tarfile.open(path, mode="r|gz" if compression == "gzip" else "r|") as archive:
-            return sum(1 for _ in archive)
-    import subprocess
-
-    with open(path, "rb") as fh:
-        proc = subprocess.Popen(
-            decompress_argv(compression), stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert proc.stdout is not None
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                entries = sum(1 for _ in archive)
-        finally:
-            proc.stdout.close()
-            _out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise OSError(err.decode(errors="replace").strip() or f"exit code {proc.returncode}")
-    return entries
+    with open_tar_stream(path, compression) as archive:
+        return sum(1 for _ in archive)
 
 
 def deep_check(

@@ -332,6 +332,9 @@ def test_a_drill_restores_into_an_isolated_copy_and_leaves_nothing_behind(
     assert live_containers(stack) == live_before
     evidence = json.loads(Path(result.evidence).read_text())
     assert evidence["ok"] and evidence["backup"] == manifest.id
+    # the smoke test ran against the copy (no published ports there: those hops are skipped)
+    assert evidence["smoke"].startswith("smoke dev: ") and evidence["smoke_counts"]
+    assert evidence["smoke_counts"]["failed"] == 0
     assert "alice-secret-pw" not in Path(result.evidence).read_text()
     assert PASSWORD not in Path(result.evidence).read_text()
 

@@ -4,9 +4,14 @@ lock, the health line of the last drill."""
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import hashlib
+import importlib
 import io
 import json
+import shutil
+import subprocess
+import sys
 import tarfile
 import types
 from pathlib import Path
@@ -15,23 +20,99 @@ import pytest
 
 from lakehouse_tasks import drill
 from lakehouse_tasks.errors import LakehouseError
+from lakehouse_tasks.smoke.model import FAILED, PASSED, SKIPPED, HopResult, SmokeReport
+
+FILES = {"./a.txt": b"hello\n", "./sub/b.bin": bytes(range(256)) * 5000}
 
 
-def test_archive_checksums_are_the_files_sha256_by_relative_path(tmp_path: Path) -> None:
-    archive = tmp_path / "v.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, data in {"./a.txt": b"hello\n", "./sub/b.bin": bytes(range(256)) * 5000}.items():
+def _tar_bytes() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in FILES.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
         folder = tarfile.TarInfo("./sub")
         folder.type = tarfile.DIRTYPE
         tar.addfile(folder)
-    sums = drill.archive_checksums(archive)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_archive_checksums_are_the_files_sha256_by_relative_path(
+    tmp_path: Path, compression: str
+) -> None:
+    """Whatever the backup compressed its archive with (zstd is the default where the program
+    exists; the first drill read every archive as gzip and failed on zstd ones)."""
+    raw = _tar_bytes()
+    archive = tmp_path / "v.tar"
+    if compression == "gzip":
+        archive.write_bytes(gzip.compress(raw))
+    elif compression == "zstd":
+        if shutil.which("zstd") is None:
+            pytest.skip("no zstd program on this machine")
+        archive.write_bytes(
+            subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+        )
+    else:
+        archive.write_bytes(raw)
+    sums = drill.archive_checksums(archive, compression)
     assert sums == {
         "a.txt": hashlib.sha256(b"hello\n").hexdigest(),
         "sub/b.bin": hashlib.sha256(bytes(range(256)) * 5000).hexdigest(),
     }
+
+
+def test_a_truncated_zstd_archive_is_an_error_not_a_short_list(tmp_path: Path) -> None:
+    if shutil.which("zstd") is None:
+        pytest.skip("no zstd program on this machine")
+    packed = subprocess.run(
+        ["zstd", "-q", "-c"], input=_tar_bytes(), capture_output=True, check=True
+    ).stdout
+    archive = tmp_path / "v.tar.zst"
+    archive.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises((OSError, tarfile.TarError)):
+        drill.archive_checksums(archive, "zstd")
+
+
+def _report(verdicts: dict[str, str]) -> SmokeReport:
+    return SmokeReport(
+        environment="dev",
+        run_id="r1",
+        rehearsal=True,
+        hops=[
+            HopResult(
+                name=n,
+                services=(n,),
+                verdict=v,
+                seconds=0.1,
+                cause="it broke" if v == FAILED else "",
+            )
+            for n, v in verdicts.items()
+        ],
+    )
+
+
+def test_the_drill_records_the_smoke_summary_and_fails_on_a_failed_hop(monkeypatch) -> None:
+    reports = {"ok": _report({"postgres": PASSED, "trino": SKIPPED}), "bad": None}
+    reports["bad"] = _report({"postgres": PASSED, "trino": FAILED})
+    module = types.ModuleType("fake_smoke")
+    module.run_smoke = lambda copy: reports[copy]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_smoke", module)
+    monkeypatch.setattr(drill, "SMOKE_SEAM", "fake_smoke:run_smoke")
+
+    result = drill.DrillResult(environment="dev", backup="b", copy_project="c")
+    assert drill._smoke("ok", result) == []  # type: ignore[arg-type]
+    assert result.smoke == "smoke dev: 1 passed, 0 failed, 0 not rehearsed, 1 skipped"
+    assert result.smoke_counts[SKIPPED] == 1
+
+    assert drill._smoke("bad", result) == ["smoke hop trino failed: it broke"]  # type: ignore[arg-type]
+    assert "1 failed" in result.smoke
+
+
+def test_the_default_smoke_seam_is_the_real_smoke_runner() -> None:
+    module_name, _, func = drill.SMOKE_SEAM.partition(":")
+    assert callable(getattr(importlib.import_module(module_name), func))
 
 
 @pytest.mark.parametrize(
