@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
+from lakehouse_tasks.smoke.context import Services
 from lakehouse_tasks.smoke.hms import MetastoreClient
-from lakehouse_tasks.smoke.runner import RUN_PREFIX, Services
+from lakehouse_tasks.smoke.runner import RUN_PREFIX
 
 pytestmark = pytest.mark.engine
 
@@ -72,8 +73,8 @@ def wait_healthy(project: Any, service: str, timeout: float = 300) -> None:
 
 
 def s3(project: Any) -> Any:
+    from lakehouse_tasks.smoke.context import SmokeContext
     from lakehouse_tasks.smoke.hops import s3_client
-    from lakehouse_tasks.smoke.runner import SmokeContext
 
     ctx = SmokeContext("dev", project.env.get, services(project), "x")
     return s3_client(ctx)

@@ -17,16 +17,9 @@ import pytest
 
 from lakehouse_tasks.smoke import FAILED, NOT_REHEARSED, PASSED, SKIPPED, HopFailure
 from lakehouse_tasks.smoke import hops as H
+from lakehouse_tasks.smoke.context import Hop, ServiceInfo, Services, SmokeContext
 from lakehouse_tasks.smoke.hms import MetastoreClient, ThriftError
-from lakehouse_tasks.smoke.runner import (
-    Hop,
-    ServiceInfo,
-    Services,
-    SmokeContext,
-    new_run_id,
-    run_hops,
-    smoke_events,
-)
+from lakehouse_tasks.smoke.runner import new_run_id, run_hops, smoke_events
 
 
 def services(**ports: dict[int, int]) -> Services:
