@@ -386,7 +386,7 @@ def _smoke(copy: Project, result: DrillResult) -> list[str]:
     if func is None:
         result.smoke = "not installed"
         return []
-    report = func(copy)
+    report = func(copy, within_stack=True)
     result.smoke = report.summary()
     result.smoke_counts = report.counts()
     return [f"smoke hop {hop.name} failed: {hop.cause}" for hop in report.failed] + [

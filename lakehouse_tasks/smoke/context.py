@@ -26,6 +26,7 @@ class ServiceInfo:
     running: bool
     state: str
     ports: dict[int, tuple[str, int]] = field(default_factory=dict)  # container port -> host
+    address: str = ""  # on its bridge network; used for unpublished ports when asked
 
     @property
     def standin(self) -> bool:
@@ -35,11 +36,14 @@ class ServiceInfo:
 class Services:
     """service name -> :class:`ServiceInfo`, read with one ``docker ps`` + one ``inspect``."""
 
-    def __init__(self, infos: dict[str, ServiceInfo]) -> None:
+    def __init__(self, infos: dict[str, ServiceInfo], by_address: bool = False) -> None:
         self.infos = infos
+        self.by_address = by_address  # reach unpublished ports at the container's address
 
     @classmethod
-    def of_project(cls, project_name: str, docker_cmd: Sequence[str] = ("docker",)) -> Services:
+    def of_project(
+        cls, project_name: str, docker_cmd: Sequence[str] = ("docker",), by_address: bool = False
+    ) -> Services:
         from .. import docker
 
         rows = docker.project_containers(docker_cmd, project_name)
@@ -66,11 +70,19 @@ class Services:
                 running=bool(state.get("Running")),
                 state=str(state.get("Status", "")),
                 ports=ports,
+                address=next(
+                    (
+                        n.get("IPAddress")
+                        for n in (data.get("NetworkSettings", {}).get("Networks") or {}).values()
+                        if n.get("IPAddress")
+                    ),
+                    "",
+                ),
             )
             # Prefer a running container when a service has several (scaled or re-created).
             if service not in infos or (info.running and not infos[service].running):
                 infos[service] = info
-        return cls(infos)
+        return cls(infos, by_address=by_address)
 
     def get(self, service: str) -> ServiceInfo | None:
         return self.infos.get(service)
@@ -85,6 +97,8 @@ class Services:
 
     def endpoint(self, service: str, port: int) -> tuple[str, int]:
         info = self.require(service)
+        if port not in info.ports and self.by_address and info.address:
+            return info.address, port
         if port not in info.ports:
             raise HopSkipped(
                 f"{service} does not publish port {port} in this environment, so it cannot "

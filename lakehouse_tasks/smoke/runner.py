@@ -115,9 +115,29 @@ def run_hops(ctx: SmokeContext, hops: Sequence[Hop], only: Sequence[str] = ()) -
     return report
 
 
-def run_smoke(project: Project, only: Sequence[str] = (), run_id: str | None = None) -> SmokeReport:
-    """Smoke-test the deployed environment of ``project``."""
-    services = Services.of_project(project.compose.project_name)
+def run_smoke(
+    project: Project,
+    only: Sequence[str] = (),
+    run_id: str | None = None,
+    *,
+    within_stack: bool = False,
+) -> SmokeReport:
+    """Smoke-test the deployed environment of ``project``.
+
+    ``within_stack`` (a restore drill's copy): run only the hops whose services are all part of
+    the project's stack, the others are left out, not failed; and reach ports the copy does not
+    publish at the container's address on its bridge network (the Docker host routes there)."""
+    if within_stack:
+        present = set(project.stack.services)
+        inside = [h.name for h in HOPS if set(h.services) <= present]
+        only = [n for n in (only or inside) if n in inside]
+        if not only:
+            return SmokeReport(
+                environment=project.env.name, run_id=run_id or new_run_id(),
+                rehearsal=project.rehearsal,
+            )  # fmt: skip
+
+    services = Services.of_project(project.compose.project_name, by_address=within_stack)
     ctx = SmokeContext(
         environment=project.env.name,
         values=project.env.get,

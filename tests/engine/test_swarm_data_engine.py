@@ -32,6 +32,7 @@ from lakehouse_tasks import docker, swarm
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.deploy import DeployOptions
 from lakehouse_tasks.deploy import deploy as run_deploy
+from lakehouse_tasks.errors import RefusedError
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.teardown import teardown as run_teardown
 from lakehouse_tasks.testing import write_env
@@ -247,7 +248,6 @@ def test_backup_and_restore_with_target_swarm(
     print(f"\nswarm backup/restore: {', '.join(f'{k} {v:.1f}s' for k, v in timings.items())}")
 
 
-@pytest.mark.xfail(reason="known regression of this round: prod credentials as swarm secrets fail on this round's tree, cause not yet found (CHANGELOG, Known issues)", strict=False)
 def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     stack = data_stack.stack
     project = data_stack("prod")
@@ -288,7 +288,12 @@ def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
     assert data_stack.password not in _exec(db, "env")
 
-    torn = teardown_on_swarm(project, remove_volumes=True, yes=True)
-    assert torn.ok
+    # prod's fresh-backup rule holds on swarm too: without a backup the volumes stay, the
+    # stack keeps running; with --backup the backup is taken on swarm, then everything goes.
+    with pytest.raises(RefusedError, match="has no backup"):
+        teardown_on_swarm(project, remove_volumes=True, yes=True)
+    assert _psql(stack, "SELECT 1") == "1"
+    torn = teardown_on_swarm(project, remove_volumes=True, yes=True, backup=True)
+    assert torn.ok and "taken before teardown" in torn.backup
     assert docker.stack_secrets(["docker"], stack) == []
     print(f"\nswarm prod secrets: deploy {took:.1f}s, {len(created)} secrets, removed by teardown")

@@ -97,7 +97,7 @@ def test_the_drill_records_the_smoke_summary_and_fails_on_a_failed_hop(monkeypat
     reports = {"ok": _report({"postgres": PASSED, "trino": SKIPPED}), "bad": None}
     reports["bad"] = _report({"postgres": PASSED, "trino": FAILED})
     module = types.ModuleType("fake_smoke")
-    module.run_smoke = lambda copy: reports[copy]  # type: ignore[attr-defined]
+    module.run_smoke = lambda copy, within_stack: reports[copy]  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fake_smoke", module)
     monkeypatch.setattr(drill, "SMOKE_SEAM", "fake_smoke:run_smoke")
 

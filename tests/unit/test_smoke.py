@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.smoke import FAILED, NOT_REHEARSED, PASSED, SKIPPED, HopFailure
+from lakehouse_tasks.smoke import FAILED, NOT_REHEARSED, PASSED, SKIPPED, HopFailure, HopSkipped
 from lakehouse_tasks.smoke import hops as H
 from lakehouse_tasks.smoke.context import Hop, ServiceInfo, Services, SmokeContext
 from lakehouse_tasks.smoke.hms import MetastoreClient, ThriftError
@@ -473,3 +473,13 @@ def test_ingestor_hop_reads_the_last_run(http_fake: Any) -> None:
     )
     with pytest.raises(HopFailure, match="every ingestor upload failed"):
         H.hop_ingestor(context(svcs))
+
+
+def test_a_drill_copy_reaches_an_unpublished_port_at_the_container_address() -> None:
+    info = ServiceInfo("hive-metastore", "x", "img", True, "running", address="172.18.0.5")
+    assert Services({"hive-metastore": info}, by_address=True).endpoint("hive-metastore", 9083) == (
+        "172.18.0.5",
+        9083,
+    )
+    with pytest.raises(HopSkipped, match="does not publish port 9083"):
+        Services({"hive-metastore": info}).endpoint("hive-metastore", 9083)
