@@ -335,12 +335,12 @@ class Suite:
 
     def _snapshot_calls(self, stack_file: Path, name: str, *, resources: bool) -> int:
         """Docker CLI calls of one in-process snapshot (the count must not grow with size)."""
-        from lakehouse_tasks import docker
+        from lakehouse_tasks.engine import executor
         from lakehouse_tasks.health import take_snapshot
 
-        before = len(docker.CALLS)
+        before = len(executor.CALLS)
         take_snapshot(stacks.open_generated(self.root, stack_file, name), resources=resources)
-        return len(docker.CALLS) - before
+        return len(executor.CALLS) - before
 
     def health(self, *, memory: bool) -> None:
         sizes = self.settings.sizes

@@ -84,7 +84,7 @@ def rehearsal_env_file(directory: Path, root: Path, name: str, env_name: str = "
 
 def open_generated(root: Path, stack_file: Path, name: str) -> Project:
     """A fresh :class:`Project` whose compose files are just ``stack_file`` (dev's values)."""
-    from lakehouse_tasks.docker import ComposeProject
+    from lakehouse_tasks.engine.compose import ComposeProject
     from lakehouse_tasks.environment import load_environment
     from lakehouse_tasks.project import Project
 

@@ -42,11 +42,35 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
         ("lakehouse_tasks.backends.compose.upgrade",),
         "use lakehouse_tasks.backends.compose.upgrade (compose's config-hash comparison)",
     ),
+    "lakehouse_tasks.docker": (
+        (
+            "lakehouse_tasks.engine.executor",
+            "lakehouse_tasks.engine.client",
+            "lakehouse_tasks.engine.compose",
+            "lakehouse_tasks.engine.containers",
+            "lakehouse_tasks.engine.stats",
+            "lakehouse_tasks.engine.streams",
+            "lakehouse_tasks.engine.volumes",
+            "lakehouse_tasks.engine.images",
+            "lakehouse_tasks.engine.swarm",
+        ),
+        "plugins import running_port_bindings from lakehouse_tasks.plugin; the engine calls "
+        "are in lakehouse_tasks.engine (executor, client, compose, containers, stats, streams, "
+        "volumes, images, swarm)",
+    ),
+    "lakehouse_tasks.engine_api": (
+        ("lakehouse_tasks.engine.api",),
+        "use lakehouse_tasks.engine.api",
+    ),
     "lakehouse_tasks.builtin.event_log": (
         ("lakehouse_tasks.hooks.builtin.event_log",),
         "use lakehouse_tasks.hooks.builtin.event_log",
     ),
 }
+
+
+#: The real ``__dict__`` of a module object (the stand-in's own attributes).
+_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
 
 
 class MovedModule(types.ModuleType):
@@ -78,6 +102,17 @@ class MovedModule(types.ModuleType):
 
     def __delattr__(self, attr: str) -> None:
         delattr(self._home_of(attr) or self._homes[0], attr)
+
+    @property  # type: ignore[misc]
+    def __dict__(self) -> types.MappingProxyType[str, Any]:  # type: ignore[override]
+        """The names the homes hold (and the stand-in's own): what ``vars()`` and pytest's
+        ``monkeypatch.setattr`` read as the current value, so that undoing a patch puts the
+        original back instead of deleting the name from its home."""
+        merged: dict[str, Any] = {}
+        for home in reversed(self._homes):
+            merged.update(vars(home))
+        merged.update(_MODULE_DICT.__get__(self))
+        return types.MappingProxyType(merged)
 
     def __dir__(self) -> list[str]:
         return sorted({name for home in self._homes for name in dir(home)})

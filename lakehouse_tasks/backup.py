@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, compress
 from .backends import backend_of_record
 from .backends.compose import ComposeBackend
-from .docker import Engine, stream_to_file
+from .engine.client import Engine
+from .engine.streams import stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event
@@ -895,9 +896,7 @@ def _new_workdir(dest: Path, env_name: str, tag: str | None) -> tuple[str, Path]
     return ident, workdir
 
 
-def _check_databases_running(
-    project: Project, selection: BackupPlan, backend: Backend
-) -> None:
+def _check_databases_running(project: Project, selection: BackupPlan, backend: Backend) -> None:
     if not selection.databases:
         return
     running = set(running_services(project, backend))
@@ -1106,8 +1105,6 @@ def check_checksums(info: BackupInfo, out: Output | None = None) -> list[dict[st
             )
         rows.append({"artefact": art.name, "kind": art.kind, "size": size, "sha256": "ok"})
     return rows
-
-
 
 
 # ---- rendering ------------------------------------------------------------------------------

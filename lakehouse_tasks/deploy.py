@@ -25,7 +25,9 @@ from .backends.base import refuse_unsupported
 from .backends.compose import ComposeBackend
 from .backends.compose.deploy import DeployPlan, plan_deploy, start_and_wait
 from .checks import Status
-from .docker import ComposeProject, Engine, container_states
+from .engine.client import Engine
+from .engine.compose import ComposeProject
+from .engine.containers import container_states
 from .errors import ConfigError, ExitCode, LakehouseError
 from .events import EventKind
 from .hooks.emit import emit

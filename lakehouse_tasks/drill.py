@@ -55,7 +55,8 @@ from .backup import (
 )
 from .checks import Check, passed, warned
 from .compress import open_tar_stream
-from .docker import ComposeProject, Engine
+from .engine.client import Engine
+from .engine.compose import ComposeProject
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event

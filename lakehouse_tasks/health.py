@@ -17,7 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import docker, probes
+from . import probes
+from .engine import containers
+from .engine import stats as engine_stats
 from .errors import ConfigError
 from .events import Event, EventKind
 from .hooks.manager import get_plugin_manager
@@ -351,17 +353,17 @@ def take_snapshot(
         loader = threading.Thread(target=load_stack, name="compose-config", daemon=True)
         loader.start()
     docker_cmd = project.compose.docker_cmd
-    listed = docker.project_containers(docker_cmd, project.compose.project_name)
+    listed = containers.project_containers(docker_cmd, project.compose.project_name)
     ids = [str(row["ID"]) for row in listed if _row_service(row, wanted)]
     running = [str(row["ID"]) for row in listed if row.get("State") == "running"]
     running = [i for i in running if i in ids]
     # The stats sample (two to three seconds) runs in the background from here on, while the
     # inspect runs and every row is built; once it ends only its figures are added. Leaving
     # the block early (an error, Ctrl-C) stops it.
-    with docker.StatsSample(
+    with engine_stats.StatsSample(
         docker_cmd, running if resources else (), state_file=_stats_state(project)
     ) as sampler:
-        inspected = docker.inspect_containers(docker_cmd, ids)
+        inspected = containers.inspect_containers(docker_cmd, ids)
         if loader is not None:
             loader.join()
             if isinstance(loaded[0], BaseException):
@@ -469,7 +471,7 @@ def _wanted_services(known: Any, services: Sequence[str] | None) -> list[str]:
 def _row_service(row: Mapping[str, Any], wanted: list[str]) -> bool:
     if not wanted:
         return True
-    labels = docker._ps_labels(str(row.get("Labels", "")))
+    labels = containers._ps_labels(str(row.get("Labels", "")))
     return labels.get(SERVICE_LABEL, "") in wanted
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from .docker import compose_log_lines
+from .engine.compose import compose_log_lines
 from .errors import ConfigError
 from .project import Project
 

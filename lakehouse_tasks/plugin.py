@@ -86,7 +86,7 @@ def running_port_bindings(project: Project) -> list[dict[str, Any]]:
     """The published ports of every running container on the project's engine (one
     ``docker ps``): rows with ``container``, ``project`` (compose project label or ""),
     ``host_ip``, ``port`` and ``protocol``."""
-    from .docker import running_port_bindings as bindings
+    from .engine.containers import running_port_bindings as bindings
 
     return bindings(project.compose.docker_cmd)
 

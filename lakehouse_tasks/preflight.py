@@ -17,9 +17,16 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import docker
 from .checks import Check, Status, failed, passed, warned
-from .docker import MIN_COMPOSE_VERSION, MIN_ENGINE_VERSION, Engine, EngineInfo, parse_version
+from .engine import containers
+from .engine import images as engine_images
+from .engine.client import (
+    MIN_COMPOSE_VERSION,
+    MIN_ENGINE_VERSION,
+    Engine,
+    EngineInfo,
+    parse_version,
+)
 from .errors import ConfigError, LakehouseError
 from .schema import Schema
 from .stack import PublishedPort, Stack
@@ -545,7 +552,7 @@ def run_preflight(
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="preflight") as pool:
         info_job = pool.submit(engine.info)
         config_job = pool.submit(config_checks, project)
-        bindings_job = pool.submit(docker.running_port_bindings, cmd)
+        bindings_job = pool.submit(containers.running_port_bindings, cmd)
         late = secret_file_checks(project.env) + tls_checks(project.env)
         info: EngineInfo | None = None
         error = ""
@@ -574,7 +581,7 @@ def run_preflight(
             present = images_job.result()
 
             def pullable(ref: str) -> tuple[bool, str]:
-                return docker.manifest_available(cmd, ref)
+                return engine_images.manifest_available(cmd, ref)
 
             checks += image_checks(
                 stack,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import ComposeProject
+from .engine.compose import ComposeProject
 from .environment import Environment, load_environment
 from .hooks.manager import get_plugin_manager
 from .stack import Stack

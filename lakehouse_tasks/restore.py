@@ -50,7 +50,8 @@ from .backup import (
     volume_users,
 )
 from .compress import decompress_argv
-from .docker import Engine, pipe_commands, stream_from_file
+from .engine.client import Engine
+from .engine.streams import pipe_commands, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event
@@ -100,12 +101,6 @@ def restore_table(result: RestoreResult) -> Table:
 
 
 # ---- deep verification ----------------------------------------------------------------------
-
-
-
-
-
-
 
 
 # ---- restore --------------------------------------------------------------------------------
@@ -501,9 +496,7 @@ def restore_backup(
     return result
 
 
-def _roll_back(
-    project: Project, asides: dict[str, str], out: Output, backend: Backend
-) -> None:
+def _roll_back(project: Project, asides: dict[str, str], out: Output, backend: Backend) -> None:
     """Put each volume's pre-restore content back (services are stopped around it)."""
     if not asides:
         return

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .checks import Check, Status, failed, passed, warned, worst
-from .docker import inspect_containers, local_image_users, project_containers
+from .engine.containers import inspect_containers, project_containers
+from .engine.images import local_image_users
 from .environment import (
     MIN_PROD_SECRET_LENGTH,
     NON_DEV_ENVIRONMENTS,

@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import docker
+from .engine import client
+from .engine import containers as engine_containers
+from .engine import swarm as engine_swarm
+from .engine import volumes as engine_volumes
 from .errors import ConfigError, ExitCode, LakehouseError
 from .health import HealthProbe, HealthSnapshot, ServiceHealth, access_urls
 from .outcomes import (
@@ -745,8 +748,8 @@ class ServiceView:
 
 def read_stack(docker_cmd: Sequence[str], stack: str) -> dict[str, ServiceView]:
     """Every service of the stack with its tasks: four docker calls whatever the size."""
-    services = docker.stack_services(docker_cmd, stack)
-    tasks = docker.service_tasks(docker_cmd, [str(s.get("ID")) for s in services])
+    services = engine_swarm.stack_services(docker_cmd, stack)
+    tasks = engine_swarm.service_tasks(docker_cmd, [str(s.get("ID")) for s in services])
     views = (ServiceView.from_inspect(s, stack, tasks) for s in services)
     return {v.name: v for v in views}
 
@@ -873,7 +876,7 @@ def take_snapshot(
 
 # ---- deploy ---------------------------------------------------------------------------------
 def require_swarm_manager(docker_cmd: Sequence[str]) -> None:
-    state, manager = docker.swarm_state(docker_cmd)
+    state, manager = engine_swarm.swarm_state(docker_cmd)
     if state != "active" or not manager:
         raise LakehouseError(
             "This Docker engine is not a swarm manager (swarm state "
@@ -884,7 +887,7 @@ def require_swarm_manager(docker_cmd: Sequence[str]) -> None:
 
 def ensure_storage_node(docker_cmd: Sequence[str], *, label_node: bool) -> str:
     """Make sure some node may hold the stateful services; label this one when asked."""
-    nodes = docker.swarm_nodes(docker_cmd)
+    nodes = engine_swarm.swarm_nodes(docker_cmd)
     labelled = [
         n
         for n in nodes
@@ -900,18 +903,18 @@ def ensure_storage_node(docker_cmd: Sequence[str], *, label_node: bool) -> str:
             "or pass --label-node to label this one.",
             ExitCode.DEPLOY_FAILED,
         )
-    docker.label_node(docker_cmd, f"{STORAGE_NODE_LABEL}=true")
+    engine_swarm.label_node(docker_cmd, f"{STORAGE_NODE_LABEL}=true")
     return f"labelled this node {STORAGE_NODE_LABEL}=true"
 
 
 def ensure_secrets(docker_cmd: Sequence[str], stack: str, refs: Sequence[SecretRef]) -> list[str]:
     """Create the secrets the stack file references that do not exist yet."""
-    existing = set(docker.stack_secrets(docker_cmd, stack))
+    existing = set(engine_swarm.stack_secrets(docker_cmd, stack))
     created = []
     for ref in refs:
         if ref.name in existing:
             continue
-        docker.create_secret(docker_cmd, stack, ref.name, ref.value)
+        engine_swarm.create_secret(docker_cmd, stack, ref.name, ref.value)
         existing.add(ref.name)
         created.append(ref.name)
     return created
@@ -919,7 +922,7 @@ def ensure_secrets(docker_cmd: Sequence[str], stack: str, refs: Sequence[SecretR
 
 def missing_images(docker_cmd: Sequence[str], images: Iterable[str]) -> list[str]:
     """Images not on this node (``--resolve-image never``: nothing is pulled)."""
-    present = docker.Engine().image_ids(images) if docker_cmd else {}
+    present = client.Engine().image_ids(images) if docker_cmd else {}
     return sorted(ref for ref, ident in present.items() if ident is None)
 
 
@@ -1074,7 +1077,7 @@ def _failure_details(
             -3:
         ]
         logs = (
-            docker.service_logs(docker_cmd, view.full_name, tail=30, scrub=project.env.scrub)
+            engine_swarm.service_logs(docker_cmd, view.full_name, tail=30, scrub=project.env.scrub)
             if view
             else ""
         )
@@ -1101,7 +1104,7 @@ def check_ready(project: Project, services: Sequence[str]) -> list[str]:
     env = project.env
     docker_cmd = project.compose.docker_cmd
     require_swarm_manager(docker_cmd)
-    if docker.project_containers(docker_cmd, project.compose.project_name):
+    if engine_containers.project_containers(docker_cmd, project.compose.project_name):
         raise LakehouseError(
             f"{env.name} is running under compose on this host (project "
             f"{project.compose.project_name}); tear it down first (`invoke teardown --env "
@@ -1183,7 +1186,7 @@ def apply_stack(
                 + (" --prune" if last_prune else "")
             )
             try:
-                docker.stack_deploy(docker_cmd, name, path, prune=last_prune, scrub=env.scrub)
+                engine_swarm.stack_deploy(docker_cmd, name, path, prune=last_prune, scrub=env.scrub)
             except LakehouseError as exc:
                 failures = [(step[0], exc.message)]
                 break
@@ -1235,16 +1238,16 @@ def remove_stack(
     volume_names = sorted(
         {project.stack.volumes.get(v, v) for s in project.stack.active.values() for v in s.volumes}
     )
-    before = docker.existing_volumes(docker_cmd, volume_names)
+    before = engine_volumes.existing_volumes(docker_cmd, volume_names)
     notify(f"docker stack rm {name}")
-    if docker.stack_services(docker_cmd, name):
-        docker.stack_rm(docker_cmd, name)
+    if engine_swarm.stack_services(docker_cmd, name):
+        engine_swarm.stack_rm(docker_cmd, name)
     deadline = time.monotonic() + timeout
     containers: list[str] = []
     while True:
-        services = docker.stack_services(docker_cmd, name)
-        containers = docker.stack_containers(docker_cmd, name)
-        networks = docker.stack_networks(docker_cmd, name)
+        services = engine_swarm.stack_services(docker_cmd, name)
+        containers = engine_swarm.stack_containers(docker_cmd, name)
+        networks = engine_swarm.stack_networks(docker_cmd, name)
         if not services and not containers and not networks:
             break
         if time.monotonic() >= deadline:
@@ -1255,16 +1258,16 @@ def remove_stack(
             )
             break
         sleep(POLL_SECONDS)
-    kept = docker.remove_secrets(docker_cmd, docker.stack_secrets(docker_cmd, name))
+    kept = engine_swarm.remove_secrets(docker_cmd, engine_swarm.stack_secrets(docker_cmd, name))
     if kept:
         notify(f"secrets still in use, kept: {', '.join(kept)}")
     if remove_volumes and before:
-        docker.remove_volumes(docker_cmd, before)
+        engine_volumes.remove_volumes(docker_cmd, before)
     return TeardownResult(
         environment=project.env.name,
         project_name=name,
         remove_volumes=remove_volumes,
         volumes_before=before,
-        volumes_after=docker.existing_volumes(docker_cmd, volume_names),
+        volumes_after=engine_volumes.existing_volumes(docker_cmd, volume_names),
         containers_left=containers,
     )

@@ -23,7 +23,8 @@ from .backup import (
     databases,
 )
 from .compress import open_tar_stream
-from .docker import Engine, stream_from_file
+from .engine.client import Engine
+from .engine.streams import stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError
 from .ui import Output
 

@@ -156,17 +156,17 @@ def standin_images(docker_engine: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def single_node_swarm(docker_engine: str, standin_images: dict[str, str]) -> Iterator[None]:
     """A single-node swarm; left again at the end when this session created it."""
-    from lakehouse_tasks import docker
+    from lakehouse_tasks.engine import swarm as engine_swarm
 
-    state, _manager = docker.swarm_state(["docker"])
+    state, _manager = engine_swarm.swarm_state(["docker"])
     created = state != "active"
     if created:
-        docker.swarm_init(["docker"])
+        engine_swarm.swarm_init(["docker"])
     try:
         yield
     finally:
         if created:
-            docker.swarm_leave(["docker"])
+            engine_swarm.swarm_leave(["docker"])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -270,7 +270,7 @@ os.environ.setdefault(
 def _engine_api_only_for_engine_tests(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tests without the engine mark fake ``docker.run``; the engine's API over its socket
+    """Tests without the engine mark fake ``executor.run``; the engine's API over its socket
     (lakehouse_tasks.engine_api) would bypass the fake, so they use the CLI path."""
     if request.node.get_closest_marker("engine") is None:
         monkeypatch.setenv("LAKEHOUSE_ENGINE_API", "0")

@@ -44,10 +44,10 @@ class Services:
     def of_project(
         cls, project_name: str, docker_cmd: Sequence[str] = ("docker",), by_address: bool = False
     ) -> Services:
-        from .. import docker
+        from ..engine import containers
 
-        rows = docker.project_containers(docker_cmd, project_name)
-        inspected = docker.inspect_containers(docker_cmd, [r["ID"] for r in rows])
+        rows = containers.project_containers(docker_cmd, project_name)
+        inspected = containers.inspect_containers(docker_cmd, [r["ID"] for r in rows])
         infos: dict[str, ServiceInfo] = {}
         for data in inspected:
             labels = data.get("Config", {}).get("Labels") or {}

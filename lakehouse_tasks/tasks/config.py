@@ -23,7 +23,7 @@ def config_(
     """Print the fully merged compose configuration of an environment (secrets masked)."""
     import yaml
 
-    from ..docker import mask_secrets
+    from ..engine.compose import mask_secrets
     from ..ui import Output
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)

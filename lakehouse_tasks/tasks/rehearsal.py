@@ -27,7 +27,7 @@ def ensure_standins(
             f"{did_you_mean(unknown[0], rehearsal.STANDIN_IMAGES)}; known kinds: "
             f"{', '.join(sorted(rehearsal.STANDIN_IMAGES))}."
         )
-    from ..docker import Engine
+    from ..engine.client import Engine
 
     # No docker, or no engine: say that (exit 5), before asking it about images.
     Engine().run("version", "--format", "{{.Server.Version}}")

@@ -38,7 +38,7 @@ def serve(
 ) -> None:
     """Serve a live status page of the environment: services, smoke, deploys, lock, backups,
     plots, plugins and events; /api/status (JSON) and /metrics (Prometheus). Read-only."""
-    from .. import docker
+    from ..engine import containers
     from ..errors import ConfigError, ExitCode, LakehouseError, RefusedError
     from ..serve.app import Refresher, bind_socket, create_app, run_server
     from ..serve.auth import (
@@ -87,7 +87,7 @@ def serve(
                 f"{why} and no token exists; add --new-token to make one (0600 in the state "
                 "dir), or bind 127.0.0.1."
             )
-    listed = docker.project_containers(project.compose.docker_cmd, project.compose.project_name)
+    listed = containers.project_containers(project.compose.docker_cmd, project.compose.project_name)
     if not listed:
         raise LakehouseError(
             f"{project.env.name} is not deployed (no container of compose project "

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lakehouse_tasks.docker import MIN_COMPOSE_VERSION, Engine, parse_version
+from lakehouse_tasks.engine.client import MIN_COMPOSE_VERSION, Engine, parse_version
 from tests.conftest import unique_project_name
 
 pytestmark = pytest.mark.engine

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from invoke import Context, Exit
 
-from lakehouse_tasks import docker, engine_api
+from lakehouse_tasks.engine import api as engine_api
+from lakehouse_tasks.engine import executor
 from lakehouse_tasks.health import HealthSnapshot, take_snapshot
 from lakehouse_tasks.project import Project, open_project
 from lakehouse_tasks.tasks import health as health_task
@@ -142,10 +143,10 @@ def test_snapshot_call_count_does_not_grow_with_services(
     assert (
         project.stack.services
     )  # the merged config is read once per project, outside the snapshot
-    before = len(docker.CALLS)
+    before = len(executor.CALLS)
     requests = engine_api.REQUESTS.count
     snap = take_snapshot(project)
-    calls = docker.CALLS[before:]
+    calls = executor.CALLS[before:]
     # one `docker ps` on the CLI, the same at 16 and at 64 services; inspect, CPU and memory
     # from the engine's API over its socket (one inspect and one or two one-shot stats
     # requests per container).

@@ -28,10 +28,11 @@ import pytest
 from invoke import Context
 
 from lakehouse_tasks import backup as backup_mod
-from lakehouse_tasks import docker, swarm
+from lakehouse_tasks import swarm
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.deploy import DeployOptions
 from lakehouse_tasks.deploy import deploy as run_deploy
+from lakehouse_tasks.engine import swarm as engine_swarm
 from lakehouse_tasks.errors import RefusedError
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.teardown import teardown as run_teardown
@@ -144,7 +145,7 @@ def data_stack(
 def _container(stack: str, service: str) -> str:
     out = subprocess.run(
         ["docker", "ps", "-q", "--filter",
-         f"label={docker.SWARM_SERVICE_LABEL}={stack}_{service}"],
+         f"label={engine_swarm.SWARM_SERVICE_LABEL}={stack}_{service}"],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert out, f"no running task of {service}"
@@ -167,7 +168,7 @@ def _psql(stack: str, sql: str) -> str:
 
 
 def _replicas(stack: str, service: str) -> int:
-    return docker.service_replicas(["docker"], [f"{stack}_{service}"])[f"{stack}_{service}"]
+    return engine_swarm.service_replicas(["docker"], [f"{stack}_{service}"])[f"{stack}_{service}"]
 
 
 def test_backup_and_restore_with_target_swarm(
@@ -268,7 +269,7 @@ def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     assert "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password" in env
     assert "POSTGRES_USER_FILE=/run/secrets/postgres_user" in env
     assert not any(e.startswith(("POSTGRES_PASSWORD=", "POSTGRES_USER=")) for e in env)
-    created = docker.stack_secrets(["docker"], stack)
+    created = engine_swarm.stack_secrets(["docker"], stack)
     assert len(created) == 2
 
     # The database answers over TCP (scram-sha-256) with the password read from the secret
@@ -295,5 +296,5 @@ def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     assert _psql(stack, "SELECT 1") == "1"
     torn = teardown_on_swarm(project, remove_volumes=True, yes=True, backup=True)
     assert torn.ok and "taken before teardown" in torn.backup
-    assert docker.stack_secrets(["docker"], stack) == []
+    assert engine_swarm.stack_secrets(["docker"], stack) == []
     print(f"\nswarm prod secrets: deploy {took:.1f}s, {len(created)} secrets, removed by teardown")

@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
-from lakehouse_tasks import docker, swarm
+from lakehouse_tasks import swarm
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.deploy import DeployOptions, Reporter
 from lakehouse_tasks.deploy import deploy as run_deploy
+from lakehouse_tasks.engine import swarm as engine_swarm
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.teardown import teardown as run_teardown
@@ -77,7 +78,7 @@ def _docker(*args: str) -> str:
 def remove_stack(name: str) -> None:
     """Remove a test stack, its containers, networks, volumes and secrets, whatever is left."""
     subprocess.run(["docker", "stack", "rm", name], capture_output=True)
-    label = f"label={docker.STACK_NAMESPACE_LABEL}={name}"
+    label = f"label={engine_swarm.STACK_NAMESPACE_LABEL}={name}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not _docker("ps", "-aq", "--filter", label) and not _docker(
@@ -88,7 +89,9 @@ def remove_stack(name: str) -> None:
     volumes = [v for v in _docker("volume", "ls", "-q").split() if v.startswith(f"{name}_")]
     if volumes:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
-    secrets = _docker("secret", "ls", "-q", "--filter", f"label={docker.SECRET_STACK_LABEL}={name}")
+    secrets = _docker(
+        "secret", "ls", "-q", "--filter", f"label={engine_swarm.SECRET_STACK_LABEL}={name}"
+    )
     if secrets:
         subprocess.run(["docker", "secret", "rm", *secrets.split()], capture_output=True)
 
@@ -105,7 +108,10 @@ class Steps(Reporter):
         self.warnings.append(text)
 
 
-@pytest.mark.xfail(reason="known regression of this round: the full dev rehearsal stack on swarm does not get its three PostgreSQL services healthy within 300 s (CHANGELOG, Known issues)", strict=False)
+@pytest.mark.xfail(
+    reason="known regression of this round: the full dev rehearsal stack on swarm does not get its three PostgreSQL services healthy within 300 s (CHANGELOG, Known issues)",
+    strict=False,
+)
 def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
     single_node_swarm: None, rehearsal_project: Any, lakehouse_plugins: Any
 ) -> None:
@@ -132,7 +138,7 @@ def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
         assert statuses["minio-init"] == "exited (0)"
         assert statuses["metastore-db"] == "healthy"
         # Stateful services were pinned to the storage label; the update orders differ.
-        spec = docker.stack_services(["docker"], name)
+        spec = engine_swarm.stack_services(["docker"], name)
         by_name = {s["Spec"]["Name"]: s["Spec"] for s in spec}
         db = by_name[f"{name}_metastore-db"]
         assert swarm.STORAGE_CONSTRAINT.replace(" ", "") in [
@@ -146,9 +152,9 @@ def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
 
         torn = teardown_on_swarm(project, remove_volumes=False)
         assert torn.ok and torn.volumes_kept and not torn.volumes_removed
-        assert not docker.stack_services(["docker"], name)
-        assert not docker.stack_containers(["docker"], name)
-        assert not docker.stack_networks(["docker"], name)
+        assert not engine_swarm.stack_services(["docker"], name)
+        assert not engine_swarm.stack_containers(["docker"], name)
+        assert not engine_swarm.stack_networks(["docker"], name)
         print(f"\nswarm dev rehearsal: deploy {took:.1f}s, {len(snapshot.rows)} services")
     finally:
         remove_stack(name)

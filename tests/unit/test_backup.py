@@ -26,7 +26,7 @@ from lakehouse_tasks.backup import (
     list_backups,
     plan,
 )
-from lakehouse_tasks.docker import stream_from_file, stream_to_file
+from lakehouse_tasks.engine.streams import stream_from_file, stream_to_file
 from lakehouse_tasks.errors import ConfigError, EngineError, LakehouseError
 from lakehouse_tasks.stack import Stack
 

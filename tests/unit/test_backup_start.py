@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import docker
 from lakehouse_tasks.backends.compose import ComposeBackend
 from lakehouse_tasks.backends.compose import backend as compose
+from lakehouse_tasks.engine import containers as engine_containers
+from lakehouse_tasks.engine import executor
 from lakehouse_tasks.errors import LakehouseError
 
 LAYERS = [["db", "minio"], ["metastore"], ["spark", "trino"], ["ui"]]
@@ -35,9 +36,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         for layer in LAYERS
         for s in layer
     ]
-    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    monkeypatch.setattr(engine_containers, "project_containers", lambda _cmd, _name: rows)
     monkeypatch.setattr(
-        docker, "run", lambda cmd, **_kw: calls.append(("docker", tuple(cmd[1:]))) or ""
+        executor, "run", lambda cmd, **_kw: calls.append(("docker", tuple(cmd[1:]))) or ""
     )
 
     def wait(_project: Any, services: list[str], **_kw: Any) -> set[str]:
@@ -101,7 +102,7 @@ def test_stopping_is_one_docker_stop_of_every_running_container_of_the_services(
         }
         for s in ("metastore", "spark", "trino", "ui")
     ]
-    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    monkeypatch.setattr(engine_containers, "project_containers", lambda _cmd, _name: rows)
     rows[1]["State"] = "exited"
     ComposeBackend().stop(world.project, ["ui", "spark", "trino", "metastore"])
     assert world.calls == [
@@ -122,7 +123,7 @@ def test_running_containers_leave_out_stopped_and_one_off_containers(
         row("gone", "db", state="exited"),
         row("run1", "dbt", extra=",com.docker.compose.oneoff=True"),
     ]
-    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    monkeypatch.setattr(engine_containers, "project_containers", lambda _cmd, _name: rows)
     world.project.env = SimpleNamespace(name="dev")
     assert compose.running_containers(world.project) == {"worker": ["w1", "w2"]}
     assert ComposeBackend().running_services(world.project) == ["worker"]
@@ -142,6 +143,6 @@ def test_a_one_off_container_of_a_service_is_not_started_again(
             "com.docker.compose.oneoff=True",
         },
     ]
-    monkeypatch.setattr(docker, "project_containers", lambda _cmd, _name: rows)
+    monkeypatch.setattr(engine_containers, "project_containers", lambda _cmd, _name: rows)
     ComposeBackend().start(world.project, ["ui"], {})
     assert world.calls == [("docker", ("start", "id-ui"))]

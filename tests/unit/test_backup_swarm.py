@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import backup, docker
+from lakehouse_tasks import backup
 from lakehouse_tasks.backends.compose import backend as compose
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.backends.swarm import backend as swarm
+from lakehouse_tasks.engine import swarm as engine_swarm
 
 
 class _Task(SimpleNamespace):
@@ -44,7 +45,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
             world.views[name] = _view(world.views[name].replicas if n == 0 else n,
                                       ["running"] * n or ["shutdown"])  # fmt: skip
 
-    monkeypatch.setattr(docker, "service_scale", scale)
+    monkeypatch.setattr(engine_swarm, "service_scale", scale)
     monkeypatch.setattr(swarm, "stack_views", lambda _p: world.views)
     return world
 

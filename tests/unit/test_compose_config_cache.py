@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import docker
+from lakehouse_tasks.engine import compose as engine_compose
+from lakehouse_tasks.engine import executor
 from lakehouse_tasks.environment import MASK, load_environment
 from lakehouse_tasks.project import Project
 
@@ -45,7 +46,7 @@ def compose_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list[
         }
         return json.dumps({"name": "x", "services": services, "volumes": {}})
 
-    monkeypatch.setattr(docker, "run", fake_run)
+    monkeypatch.setattr(executor, "run", fake_run)
     return calls
 
 
@@ -53,7 +54,7 @@ def _project(compose_dir: Path, **values: str) -> Project:
     env = load_environment("dev", strict=False, root=REPO)
     if values:
         env = type(env)(**{**env.__dict__, "values": {**env.values, **values}})
-    compose = docker.ComposeProject(
+    compose = engine_compose.ComposeProject(
         env=env, files=[compose_dir / "compose.yaml"], project_name="lh-cache"
     )
     return Project(env=env, compose=compose, rehearsal=True)

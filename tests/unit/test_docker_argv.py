@@ -13,17 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_tasks import docker
+from lakehouse_tasks.engine import compose as engine_compose
+from lakehouse_tasks.engine import executor
 from lakehouse_tasks.environment import load_environment
 from lakehouse_tasks.errors import EngineError, ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _compose(profiles: list[str]) -> docker.ComposeProject:
+def _compose(profiles: list[str]) -> engine_compose.ComposeProject:
     env = load_environment("dev", strict=False, root=REPO)
     files = [REPO / "compose" / "docker-compose.yaml", REPO / "compose" / "rehearsal.yaml"]
-    return docker.ComposeProject(env=env, files=files, profiles=profiles, project_name="lh-argv")
+    return engine_compose.ComposeProject(
+        env=env, files=files, profiles=profiles, project_name="lh-argv"
+    )
 
 
 @pytest.mark.parametrize("profiles", [[], ["spark"], ["spark", "bi"]])
@@ -37,8 +40,8 @@ def test_compose_command_line_is_python_on_whales_own(profiles: list[str]) -> No
 def test_running_a_task_that_talks_to_docker_does_not_import_python_on_whales() -> None:
     probe = (
         "import sys\n"
-        "from lakehouse_tasks import docker\n"
-        "docker.run([sys.executable, '-c', 'print(1)'])\n"
+        "from lakehouse_tasks.engine import executor\n"
+        "executor.run([sys.executable, '-c', 'print(1)'])\n"
         "print('python_on_whales' in sys.modules)\n"
     )
     out = subprocess.run(
@@ -48,13 +51,13 @@ def test_running_a_task_that_talks_to_docker_does_not_import_python_on_whales() 
 
 
 def test_run_returns_stdout_without_its_last_newline() -> None:
-    assert docker.run([sys.executable, "-c", "print('a'); print('b')"]) == "a\nb"
+    assert executor.run([sys.executable, "-c", "print('a'); print('b')"]) == "a\nb"
 
 
 def test_a_failed_command_is_an_engine_error_with_scrubbed_stderr() -> None:
     script = "import sys; sys.stderr.write('boom s3cret\\n'); sys.exit(3)"
     with pytest.raises(EngineError) as caught:
-        docker.run(
+        executor.run(
             [sys.executable, "-c", script],
             scrub=lambda text: text.replace("s3cret", "****"),
             what="docker thing",
@@ -70,20 +73,20 @@ def test_an_unreachable_engine_is_exit_code_engine_unreachable() -> None:
         "sys.exit(1)"
     )
     with pytest.raises(EngineError) as caught:
-        docker.run([sys.executable, "-c", script])
+        executor.run([sys.executable, "-c", script])
     assert caught.value.exit_code == ExitCode.ENGINE_UNREACHABLE
 
 
 def test_the_call_log_counts_every_command_but_keeps_only_the_last() -> None:
-    log = docker.CallLog()
-    for i in range(docker.CallLog.KEEP + 5):
+    log = executor.CallLog()
+    for i in range(executor.CallLog.KEEP + 5):
         log.append(["docker", str(i)])
-    assert len(log) == docker.CallLog.KEEP + 5
+    assert len(log) == executor.CallLog.KEEP + 5
     before = len(log)
     log.append(["docker", "ps"])
     log.append(["docker", "inspect"])
     assert [c[1] for c in log[before:]] == ["ps", "inspect"]
     assert log[-1] == ["docker", "inspect"]
-    assert len(list(log)) == docker.CallLog.KEEP
+    assert len(list(log)) == executor.CallLog.KEEP
     with pytest.raises(IndexError):
         log[0]

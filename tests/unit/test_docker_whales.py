@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from lakehouse_tasks import docker
+from lakehouse_tasks.engine import compose as engine_compose
+from lakehouse_tasks.engine import executor
 from lakehouse_tasks.environment import MASK, load_environment
 from lakehouse_tasks.errors import EngineError
 from lakehouse_tasks.testing import write_env
 
 
 @pytest.fixture
-def project(lakehouse_project: Path) -> docker.ComposeProject:
+def project(lakehouse_project: Path) -> engine_compose.ComposeProject:
     (lakehouse_project / "env" / "variables.yaml").write_text(
         "DB_PASSWORD: {type: secret, required: true}\n"
     )
@@ -22,29 +23,29 @@ def project(lakehouse_project: Path) -> docker.ComposeProject:
     env = load_environment("dev", process_env={})
     compose_file = lakehouse_project / "compose" / "docker-compose.yaml"
     compose_file.write_text("services: {}\n")
-    return docker.ComposeProject(env=env, files=[compose_file], project_name="lht-whales")
+    return engine_compose.ComposeProject(env=env, files=[compose_file], project_name="lht-whales")
 
 
 def test_a_python_on_whales_failure_becomes_an_engine_error_without_secrets(
-    project: docker.ComposeProject,
+    project: engine_compose.ComposeProject,
 ) -> None:
     def fail(_client: object) -> None:
         raise DockerException(
             ["docker", "compose", "down"], 1, b"", b"password hunter2-very-secret rejected"
         )
 
-    before = len(docker.CALLS)
+    before = len(executor.CALLS)
     with pytest.raises(EngineError) as raised:
         project.whales(["down"], fail, what="compose down")
     assert "hunter2-very-secret" not in raised.value.stderr
     assert MASK in raised.value.stderr
     assert "compose down failed" in raised.value.message
-    assert len(docker.CALLS) == before + 1  # counted like every other docker call
-    assert docker.CALLS[-1][-1] == "down"
+    assert len(executor.CALLS) == before + 1  # counted like every other docker call
+    assert executor.CALLS[-1][-1] == "down"
 
 
 def test_down_uses_the_typed_api(
-    project: docker.ComposeProject, monkeypatch: pytest.MonkeyPatch
+    project: engine_compose.ComposeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, object]] = []
 

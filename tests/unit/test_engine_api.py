@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_tasks import engine_api
-from lakehouse_tasks.engine_api import CpuSample, cpu_percent, memory_used
+from lakehouse_tasks.engine import api as engine_api
+from lakehouse_tasks.engine.api import CpuSample, cpu_percent, memory_used
 
 
 def raw(total: int, system: int, *, online: int = 2) -> dict[str, object]:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import docker
-from lakehouse_tasks.docker import ComposeProject
+from lakehouse_tasks.engine import executor
+from lakehouse_tasks.engine import stats as engine_stats
+from lakehouse_tasks.engine.compose import ComposeProject
 from lakehouse_tasks.environment import Environment
 from lakehouse_tasks.errors import EngineError
 from lakehouse_tasks.events import EventKind
@@ -269,10 +270,10 @@ def fake_project(tmp_path: Path, n: int) -> Project:
 
 
 def fake_engine(n: int, running: int) -> Any:
-    """A ``docker.run`` answering ps/inspect/stats for containers s0..s<running-1>."""
+    """A ``executor.run`` answering ps/inspect/stats for containers s0..s<running-1>."""
 
     def run(cmd: list[str], **_kw: Any) -> str:
-        docker._trace(cmd)
+        executor._trace(cmd)
         args = cmd[1:]
         ids = [f"{i:064x}" for i in range(running)]
         if args[0] == "ps":
@@ -312,7 +313,7 @@ def fake_engine(n: int, running: int) -> Any:
 
 
 class SyncStats:
-    """``docker.StatsSample`` over the fake ``docker.run``: traced when started, answered when
+    """``engine_stats.StatsSample`` over the fake ``executor.run``: traced when started, answered when
     its rows are read; cancelled samples are recorded."""
 
     cancelled: list[tuple[str, ...]] = []
@@ -321,17 +322,17 @@ class SyncStats:
         self.ids = tuple(ids)
         self.argv = [*docker_cmd, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}"]
         self.argv += list(ids)
-        self.run = docker.run
+        self.run = executor.run
         self.read = False
         if self.ids:
-            docker._trace(self.argv)
+            executor._trace(self.argv)
 
     def rows(self) -> list[dict[str, Any]]:
         self.read = True
         if not self.ids:
             return []
         with monkeypatch_trace_off():
-            return docker._json_lines(self.run(self.argv))
+            return executor.json_lines(self.run(self.argv))
 
     def cancel(self) -> None:
         if self.ids and not self.read:
@@ -347,17 +348,17 @@ class SyncStats:
 @contextlib.contextmanager
 def monkeypatch_trace_off() -> Iterator[None]:
     """The fake engine traces every command; a sample was traced when it started."""
-    saved = docker._trace
-    docker._trace = lambda _cmd: None  # type: ignore[assignment]
+    saved = executor._trace
+    executor._trace = lambda _cmd: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        docker._trace = saved  # type: ignore[assignment]
+        executor._trace = saved  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
 def sync_stats(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docker, "StatsSample", SyncStats)
+    monkeypatch.setattr(engine_stats, "StatsSample", SyncStats)
     SyncStats.cancelled = []
 
 
@@ -365,11 +366,11 @@ def sync_stats(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_snapshot_call_count_is_constant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
 ) -> None:
-    monkeypatch.setattr(docker, "run", fake_engine(n, running=n - 1))
+    monkeypatch.setattr(executor, "run", fake_engine(n, running=n - 1))
     project = fake_project(tmp_path, n)
-    before = len(docker.CALLS)
+    before = len(executor.CALLS)
     s = take_snapshot(project)
-    calls = docker.CALLS[before:]
+    calls = executor.CALLS[before:]
     assert [c[1] for c in calls].count("ps") == 1
     assert len(calls) == 3
     assert s.total == n and s.healthy == n - 1
@@ -387,22 +388,22 @@ def test_a_snapshot_that_fails_stops_its_stats_sample(
             raise EngineError("docker container inspect failed: boom")
         return engine(cmd, **kw)
 
-    monkeypatch.setattr(docker, "run", run)
+    monkeypatch.setattr(executor, "run", run)
     with pytest.raises(EngineError, match="boom"):
         take_snapshot(fake_project(tmp_path, 3))
     assert [len(ids) for ids in SyncStats.cancelled] == [3]
 
 
 def test_fast_snapshot_skips_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docker, "run", fake_engine(3, running=3))
-    before = len(docker.CALLS)
+    monkeypatch.setattr(executor, "run", fake_engine(3, running=3))
+    before = len(executor.CALLS)
     s = take_snapshot(fake_project(tmp_path, 3), resources=False, services=["s1"])
-    assert [c[1] for c in docker.CALLS[before:]] == ["ps", "container"]
+    assert [c[1] for c in executor.CALLS[before:]] == ["ps", "container"]
     assert [r.service for r in s.rows] == ["s1"] and s.ok
 
 
 def test_unknown_service_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docker, "run", fake_engine(2, running=2))
+    monkeypatch.setattr(executor, "run", fake_engine(2, running=2))
     with pytest.raises(Exception, match="Unknown service nope; known services: s0, s1"):
         take_snapshot(fake_project(tmp_path, 2), services=["nope"])
 

@@ -109,7 +109,7 @@ def test_a_line_holding_a_secret_is_masked(
 
 
 def test_docker_stream_lines_scrubs_strips_ansi_and_reports_failure() -> None:
-    from lakehouse_tasks.docker import stream_lines
+    from lakehouse_tasks.engine.executor import stream_lines
     from lakehouse_tasks.errors import EngineError
 
     cmd = ["sh", "-c", f"printf '\\033[2Ka-1 | {SECRET}\\nb-1 | two\\n'"]

@@ -95,3 +95,30 @@ def test_the_shipped_plugins_import_only_the_public_plugin_module() -> None:
             ):
                 offenders.append(f"{path.relative_to(REPO)}: {module}")
     assert offenders == []
+
+
+def test_the_old_docker_module_serves_the_engine_package() -> None:
+    from lakehouse_tasks.engine import compose, containers, executor, streams, swarm
+
+    with pytest.warns(DeprecationWarning, match="lakehouse_tasks.docker is deprecated"):
+        old = _fresh_import("lakehouse_tasks.docker")
+    assert old.run is executor.run  # type: ignore[attr-defined]
+    assert old.ComposeProject is compose.ComposeProject  # type: ignore[attr-defined]
+    assert old.running_port_bindings is containers.running_port_bindings  # type: ignore[attr-defined]
+    assert old.stream_to_file is streams.stream_to_file  # type: ignore[attr-defined]
+    assert old.stack_deploy is swarm.stack_deploy  # type: ignore[attr-defined]
+
+
+def test_undoing_a_patch_of_an_old_path_puts_the_original_back() -> None:
+    # pytest reads the current value from the module's __dict__ to restore it; a stand-in
+    # that showed an empty one had the undo delete the name from its new home.
+    from lakehouse_tasks.engine import executor
+
+    with pytest.warns(DeprecationWarning):
+        old = _fresh_import("lakehouse_tasks.docker")
+    original = executor.run
+    patch = pytest.MonkeyPatch()
+    patch.setattr(old, "run", lambda *_a, **_k: "")
+    assert executor.run is not original
+    patch.undo()
+    assert executor.run is original

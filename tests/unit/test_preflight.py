@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.checks import Check, Status
-from lakehouse_tasks.docker import EngineInfo, _ps_ports
+from lakehouse_tasks.engine.client import EngineInfo
+from lakehouse_tasks.engine.containers import _ps_ports
 from lakehouse_tasks.environment import Environment
 from lakehouse_tasks.preflight import (
     disk_check,

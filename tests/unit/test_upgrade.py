@@ -10,7 +10,7 @@ from lakehouse_tasks.backends.compose.upgrade import (
     parse_config_hashes,
     rolling_groups,
 )
-from lakehouse_tasks.docker import ContainerState
+from lakehouse_tasks.engine.containers import ContainerState
 
 
 def _state(

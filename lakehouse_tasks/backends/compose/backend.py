@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ... import docker
-from ...docker import ContainerEvents, probe_passes
+from ...engine import containers as engine_containers
+from ...engine import volumes as engine_volumes
+from ...engine.containers import ContainerEvents, probe_passes
 from ...errors import LakehouseError
 from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
 from ...probes import record as probe_record
@@ -39,13 +40,15 @@ def service_containers(project: Project, *, running: bool = True) -> dict[str, l
     lists, read with one ``docker ps`` (about 20 ms, where ``compose ps`` takes 120 ms and
     more)."""
     found: dict[str, list[tuple[int, str]]] = {}
-    for row in docker.project_containers(project.compose.docker_cmd, project.compose.project_name):
+    for row in engine_containers.project_containers(
+        project.compose.docker_cmd, project.compose.project_name
+    ):
         if running and row.get("State") != "running":
             continue
-        labels = docker._ps_labels(str(row.get("Labels", "")))
+        labels = engine_containers._ps_labels(str(row.get("Labels", "")))
         if labels.get("com.docker.compose.oneoff", "").lower() == "true":
             continue
-        service = labels.get(docker._SERVICE_LABEL, "")
+        service = labels.get(engine_containers._SERVICE_LABEL, "")
         try:
             number = int(labels.get("com.docker.compose.container-number", "1"))
         except ValueError:
@@ -71,7 +74,7 @@ def stop_services(project: Project, services: Sequence[str]) -> None:
     by_service = running_containers(project)
     ids = [cid for s in services for cid in by_service.get(s, ())]
     if ids:
-        docker.run([*project.compose.docker_cmd, "stop", *ids], what="docker stop")
+        engine_containers.stop(ids, docker_cmd=project.compose.docker_cmd)
 
 
 def start_waves(project: Project, services: Sequence[str]) -> list[list[str]]:
@@ -97,7 +100,7 @@ def _docker_start(project: Project, ids: Sequence[str]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def start(cid: str) -> None:
-        docker.run([*project.compose.docker_cmd, "start", cid], what="docker start")
+        engine_containers.start(cid, docker_cmd=project.compose.docker_cmd)
 
     if len(ids) == 1:
         start(ids[0])
@@ -402,12 +405,12 @@ class ComposeBackend:
         result = TeardownResult(
             environment=project.env.name, project_name=compose.project_name, remove_volumes=volumes
         )
-        result.volumes_before = docker.project_volumes(compose)
+        result.volumes_before = engine_volumes.project_volumes(compose)
         args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
         notify(f"running: docker compose {' '.join(args)}")
         compose.down(remove_orphans=True, volumes=volumes)
-        result.containers_left = [c.name for c in docker.container_states(compose)]
-        result.volumes_after = docker.project_volumes(compose)
+        result.containers_left = [c.name for c in engine_containers.container_states(compose)]
+        result.volumes_after = engine_volumes.project_volumes(compose)
         return result
 
     # ---- data protection ------------------------------------------------------------------

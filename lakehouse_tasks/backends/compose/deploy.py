@@ -23,13 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...docker import (
-    BackgroundCommand,
-    ContainerEvents,
-    Engine,
-    compose_in_background,
-    compose_logs,
-)
+from ...engine.client import Engine
+from ...engine.compose import compose_in_background, compose_logs
+from ...engine.containers import ContainerEvents
+from ...engine.executor import BackgroundCommand
 from ...errors import LakehouseError
 from ...outcomes import (
     CRASH_LOOP_RESTARTS,

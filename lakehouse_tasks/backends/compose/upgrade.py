@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...confighash import LABEL as TOOL_HASH_LABEL
 from ...confighash import service_hashes
-from ...docker import ContainerState, Engine, container_states
+from ...engine.client import Engine
+from ...engine.containers import ContainerState, container_states
 from ...errors import LakehouseError
 from ...outcomes import WaitOutcome
 from ...stack import with_dependencies

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ... import docker
+from ...engine import swarm as engine_swarm
+from ...engine import volumes as engine_volumes
 from ...errors import EngineError, LakehouseError
 from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
 from ..base import no_running_container, not_healthy
@@ -84,7 +85,7 @@ class SwarmBackend:
         return sorted(n for n, v in views.items() if any(t.state == "running" for t in v.tasks))
 
     def exec_target(self, project: Project, service: str) -> str:
-        running = docker.stack_running_containers(
+        running = engine_swarm.stack_running_containers(
             project.compose.docker_cmd, project.compose.project_name
         )
         found = [cid for name, cid in running if name == service]
@@ -98,7 +99,7 @@ class SwarmBackend:
 
     def stop(self, project: Project, services: Sequence[str]) -> None:
         """Scale each service to 0 and wait until none of its tasks runs any more."""
-        docker.service_scale(
+        engine_swarm.service_scale(
             project.compose.docker_cmd, {service_name(project, s): 0 for s in services}
         )
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -122,7 +123,7 @@ class SwarmBackend:
         and the next step (a restore after its safety backup, another backup) must see the
         service running again, or it would not stop it."""
         wanted = {s: max(1, replicas.get(s, 1)) for s in services}
-        docker.service_scale(
+        engine_swarm.service_scale(
             project.compose.docker_cmd, {service_name(project, s): n for s, n in wanted.items()}
         )
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -219,10 +220,9 @@ class SwarmBackend:
     # ---- data protection ------------------------------------------------------------------
     def create_volume(self, project: Project, key: str, volume: str) -> None:
         # What a task of the stack would create: a local volume with the stack's label.
-        docker.Engine().run(
-            "volume", "create", "--label",
-            f"{docker.STACK_NAMESPACE_LABEL}={project.compose.project_name}", volume,
-        )  # fmt: skip
+        engine_volumes.create(
+            volume, labels={engine_swarm.STACK_NAMESPACE_LABEL: project.compose.project_name}
+        )
 
 
 __all__ = ["SwarmBackend", "stack_views"]
