@@ -62,6 +62,17 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
         ("lakehouse_tasks.engine.api",),
         "use lakehouse_tasks.engine.api",
     ),
+    "lakehouse_tasks.swarm": (
+        (
+            "lakehouse_tasks.backends.swarm.steps",
+            "lakehouse_tasks.backends.swarm.translate",
+            "lakehouse_tasks.backends.swarm.policies",
+            "lakehouse_tasks.backends.swarm.secrets",
+            "lakehouse_tasks.backends.swarm.views",
+            "lakehouse_tasks.backends.swarm.cluster",
+        ),
+        "use lakehouse_tasks.backends.swarm (SwarmBackend; the steps are in its modules)",
+    ),
     "lakehouse_tasks.builtin.event_log": (
         ("lakehouse_tasks.hooks.builtin.event_log",),
         "use lakehouse_tasks.hooks.builtin.event_log",

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .paths import state_dir
+from .paths import state_dir, write_atomic
 
 LABEL = "io.lakehouse.config-hash"
 INPUTS_KEY = "x-lakehouse-inputs"
@@ -43,7 +42,7 @@ def labels_file(root: Path, project_name: str, inputs: str = "") -> Path:
         current = None
     if not isinstance(current, dict) or current.get(INPUTS_KEY) != inputs:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, json.dumps({INPUTS_KEY: inputs, "services": {}}) + "\n")
+        write_atomic(path, json.dumps({INPUTS_KEY: inputs, "services": {}}) + "\n")
     return path
 
 
@@ -83,11 +82,5 @@ def write_labels(path: Path, hashes: Mapping[str, str]) -> bool:
     if old == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace(path, text)
+    write_atomic(path, text)
     return True
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -7,8 +7,10 @@ has both folders, or the checkout this package was imported from.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError, LakehouseError
@@ -100,3 +102,25 @@ def git_commit(root: Path, *, mark_dirty: bool = False) -> str | None:
         if status is not None and status.returncode == 0 and status.stdout.strip():
             commit += "+dirty"
     return commit
+
+
+def write_atomic(path: Path, text: str, *, mode: int | None = None, fsync: bool = False) -> None:
+    """Write ``text`` to ``path`` all at once: a temporary file in the same directory, then a
+    rename over ``path``, so a reader sees the old file or the new one, never half of one (and a
+    killed writer leaves no partial file behind). ``mode`` (for example ``0o600``) is set on the
+    temporary file before it becomes visible; ``fsync`` flushes it to disk first (a manifest
+    that must survive a power cut)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

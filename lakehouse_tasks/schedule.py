@@ -38,7 +38,7 @@ from typing import Any
 from .environment import Environment
 from .errors import ConfigError, ExitCode, LakehouseError
 from .events import Event, EventKind
-from .paths import state_dir
+from .paths import state_dir, write_atomic
 
 DEFAULT_AT = "02:00"
 #: How often each ``BACKUP_SCHEDULE`` value runs (``manual`` never does).
@@ -509,9 +509,7 @@ class ScheduledRun:
 
     def save(self, root: Path) -> None:
         path = record_path(root, self.environment)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _emit(event: Event) -> None:

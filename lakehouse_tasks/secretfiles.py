@@ -20,12 +20,11 @@ exist are removed.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 from .environment import PLACEHOLDER, Environment
-from .paths import state_dir
+from .paths import state_dir, write_atomic
 
 DIR_VARIABLE = "LAKEHOUSE_SENSITIVE_DIR"
 GID_VARIABLE = "LAKEHOUSE_SENSITIVE_GID"
@@ -73,15 +72,7 @@ def write_secret_files(env: Environment, project_name: str) -> dict[str, str]:
         target = directory / name
         if target.exists() and _same(target, value, gid):
             continue
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(value)  # no trailing newline: some readers keep it
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, value, mode=0o640)  # no trailing newline: some readers keep it
     for stale in directory.iterdir():
         if stale.name not in wanted and not stale.name.startswith("."):
             stale.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, ExitCode, LakehouseError
-from ..paths import state_dir
+from ..paths import state_dir, write_atomic
 
 TOKEN_FILE = "token"
 COOKIE_NAME = "lakehouse_session"
@@ -67,12 +67,7 @@ def scrape_token_path(root: Path) -> Path:
 
 
 def _write_secret(path: Path, value: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomic(path, value + "\n", mode=0o600)
 
 
 def is_loopback(address: str) -> bool:

@@ -10,12 +10,12 @@ server reads the file back, so the plots survive a restart.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..paths import write_atomic
 
 if TYPE_CHECKING:
     from ..health import HealthSnapshot
@@ -80,15 +80,8 @@ class SampleStore:
 
     def _compact(self) -> None:
         """Rewrite the file with the kept samples only (atomically: temporary file, rename)."""
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".samples-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for sample in self.samples:
-                    fh.write(json.dumps(sample, separators=(",", ":")) + "\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        lines = [json.dumps(sample, separators=(",", ":")) + "\n" for sample in self.samples]
+        write_atomic(self.path, "".join(lines))
         self._lines_on_disk = len(self.samples)
 
     def __iter__(self) -> Any:

@@ -28,8 +28,9 @@ import pytest
 from invoke import Context
 
 from lakehouse_tasks import backup as backup_mod
-from lakehouse_tasks import swarm
 from lakehouse_tasks.backends.swarm import SwarmBackend
+from lakehouse_tasks.backends.swarm.policies import options_for
+from lakehouse_tasks.backends.swarm.views import take_snapshot
 from lakehouse_tasks.deploy import DeployOptions
 from lakehouse_tasks.deploy import deploy as run_deploy
 from lakehouse_tasks.engine import swarm as engine_swarm
@@ -229,7 +230,7 @@ def test_backup_and_restore_with_target_swarm(
     restored_hash = _exec(_container(stack, "store"), "sha256sum", "/data/blob.bin").split()[0]
     assert restored_hash == file_hash
     assert _replicas(stack, "store") == 1
-    assert swarm.take_snapshot(data_stack()).ok
+    assert take_snapshot(data_stack()).ok
     # The restore took a safety backup of the (empty) redeployed state first, on swarm too.
     backups, _ = backup_mod.list_backups(data_stack.root / "backups", "dev")
     assert any(b.manifest.tag == "pre-restore" for b in backups)
@@ -252,7 +253,7 @@ def test_backup_and_restore_with_target_swarm(
 def test_prod_credentials_as_swarm_secrets(data_stack: Any) -> None:
     stack = data_stack.stack
     project = data_stack("prod")
-    options = swarm.options_for(project)
+    options = options_for(project)
     assert options.secrets
     started = time.monotonic()
     result = deploy_on_swarm(project, skip_preflight=True, timeout=180)

@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
-from lakehouse_tasks import swarm
 from lakehouse_tasks.backends.swarm import SwarmBackend
+from lakehouse_tasks.backends.swarm.policies import STORAGE_CONSTRAINT
+from lakehouse_tasks.backends.swarm.steps import deploy_steps
+from lakehouse_tasks.backends.swarm.views import take_snapshot
 from lakehouse_tasks.deploy import DeployOptions, Reporter
 from lakehouse_tasks.deploy import deploy as run_deploy
 from lakehouse_tasks.engine import swarm as engine_swarm
@@ -127,12 +129,10 @@ def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
         took = time.monotonic() - started
         assert result.ok, result.summary
         deploy_lines = [line for line in steps.lines if line.startswith("step ")]
-        assert len(deploy_lines) == len(
-            swarm.deploy_steps(project.stack, sorted(project.stack.active))
-        )
+        assert len(deploy_lines) == len(deploy_steps(project.stack, sorted(project.stack.active)))
         assert deploy_lines[-1].endswith("--prune")
 
-        snapshot = swarm.take_snapshot(project)
+        snapshot = take_snapshot(project)
         assert snapshot.ok, [(r.service, r.status) for r in snapshot.problems]
         assert {r.service for r in snapshot.rows} == set(project.stack.active)
         statuses = {r.service: r.status for r in snapshot.rows}
@@ -142,7 +142,7 @@ def test_dev_rehearsal_stack_comes_up_healthy_and_leaves_nothing(
         spec = engine_swarm.stack_services(["docker"], name)
         by_name = {s["Spec"]["Name"]: s["Spec"] for s in spec}
         db = by_name[f"{name}_metastore-db"]
-        assert swarm.STORAGE_CONSTRAINT.replace(" ", "") in [
+        assert STORAGE_CONSTRAINT.replace(" ", "") in [
             c.replace(" ", "") for c in db["TaskTemplate"]["Placement"]["Constraints"]
         ]
         assert db["UpdateConfig"]["Order"] == "stop-first"
@@ -282,7 +282,7 @@ def test_rolling_update_serves_every_request(web_stack: Any) -> None:
         "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
     )
     assert "WEB_VERSION=2" in env
-    snapshot = swarm.take_snapshot(web_stack(WEB_VERSION="2"))
+    snapshot = take_snapshot(web_stack(WEB_VERSION="2"))
     assert snapshot.ok and {r.service for r in snapshot.rows} == {"web", "web-2"}
     print(f"\nrolling update: {took:.1f}s; steps: {steps.lines}")
     if not mesh:
@@ -327,7 +327,7 @@ def test_never_healthy_update_is_rolled_back_with_event_and_exit_4(
         "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
     )
     assert "never-healthy" not in env
-    snapshot = swarm.take_snapshot(web_stack())
+    snapshot = take_snapshot(web_stack())
     assert snapshot.ok and {r.service for r in snapshot.rows} == {"web", "web-2"}
     print(f"\nrollback: detected and completed in {took:.1f}s")
 

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import swarm
 from lakehouse_tasks.backends import backend_for
+from lakehouse_tasks.backends.swarm.policies import SwarmOptions, restart_policy
+from lakehouse_tasks.backends.swarm.secrets import secret_name
+from lakehouse_tasks.backends.swarm.translate import StackFile, build_stack_file
 from lakehouse_tasks.errors import ConfigError
 
 CONFIG: dict[str, Any] = {
@@ -74,12 +76,12 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def _build(env: str = "prod", **options: Any) -> swarm.StackFile:
-    return swarm.build_stack_file(
+def _build(env: str = "prod", **options: Any) -> StackFile:
+    return build_stack_file(
         CONFIG,
         environment=env,
         stack_name="lakehouse-prod",
-        options=swarm.SwarmOptions(**options),
+        options=SwarmOptions(**options),
         is_secret=lambda name: "PASSWORD" in name or "KEY" in name,
     )
 
@@ -96,12 +98,12 @@ def _build(env: str = "prod", **options: Any) -> swarm.StackFile:
     ],
 )
 def test_restart_policies_translate(restart: str, oneshot: bool, expected: dict[str, Any]) -> None:
-    assert swarm.restart_policy(restart, oneshot=oneshot) == expected
+    assert restart_policy(restart, oneshot=oneshot) == expected
 
 
 def test_unknown_restart_policy_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no swarm equivalent"):
-        swarm.restart_policy("sometimes", oneshot=False)
+        restart_policy("sometimes", oneshot=False)
 
 
 def test_unsupported_keys_are_removed_and_named() -> None:
@@ -196,10 +198,10 @@ def test_prod_credentials_become_secret_files_where_the_image_reads_them() -> No
 
 
 def test_secret_names_change_with_the_value() -> None:
-    a = swarm.secret_name("s", "db", "POSTGRES_PASSWORD", "one")
-    b = swarm.secret_name("s", "db", "POSTGRES_PASSWORD", "two")
+    a = secret_name("s", "db", "POSTGRES_PASSWORD", "one")
+    b = secret_name("s", "db", "POSTGRES_PASSWORD", "two")
     assert a != b and len(a) <= 63
-    assert len(swarm.secret_name("x" * 60, "db", "POSTGRES_PASSWORD", "v")) <= 63
+    assert len(secret_name("x" * 60, "db", "POSTGRES_PASSWORD", "v")) <= 63
 
 
 def test_without_secrets_option_the_environment_is_kept() -> None:
@@ -209,17 +211,17 @@ def test_without_secrets_option_the_environment_is_kept() -> None:
 
 
 def test_subset_of_services_and_unknown_service() -> None:
-    stack = swarm.build_stack_file(
-        CONFIG, environment="prod", stack_name="s", options=swarm.SwarmOptions(), services=["trino"]
+    stack = build_stack_file(
+        CONFIG, environment="prod", stack_name="s", options=SwarmOptions(), services=["trino"]
     )
     assert stack.services == ["trino"]
     assert "volumes" not in stack.document
     with pytest.raises(ConfigError, match="Unknown service"):
-        swarm.build_stack_file(
+        build_stack_file(
             CONFIG,
             environment="prod",
             stack_name="s",
-            options=swarm.SwarmOptions(),
+            options=SwarmOptions(),
             services=["nope"],
         )
 
@@ -257,20 +259,24 @@ def test_compose_file_secrets_become_swarm_secrets_with_the_same_targets(tmp_pat
             "minio": {
                 "image": "minio",
                 "environment": {"MINIO_ROOT_PASSWORD_FILE": "/run/secrets/minio_root_password"},
-                "secrets": [{"source": "minio_root_password", "target": "/run/secrets/minio_root_password"}],
+                "secrets": [
+                    {"source": "minio_root_password", "target": "/run/secrets/minio_root_password"}
+                ],
                 "group_add": ["1000"],
                 "labels": {"io.lakehouse.layer": "1"},
             }
         },
         "secrets": {"minio_root_password": {"file": str(tmp_path / "MINIO_ROOT_PASSWORD")}},
     }
-    stack = swarm.build_stack_file(config, environment="staging", stack_name="s",
-                                   options=swarm.SwarmOptions(secrets=False))
+    stack = build_stack_file(
+        config, environment="staging", stack_name="s", options=SwarmOptions(secrets=False)
+    )
     (ref,) = stack.secrets
     assert ref.value == "s3cr3t-value" and ref.service == "minio"
     minio = stack.document["services"]["minio"]
-    assert minio["secrets"] == [{"source": ref.name, "target": "minio_root_password",
-                                 "uid": "0", "gid": "0", "mode": 0o444}]
+    assert minio["secrets"] == [
+        {"source": ref.name, "target": "minio_root_password", "uid": "0", "gid": "0", "mode": 0o444}
+    ]
     assert minio["environment"] == {"MINIO_ROOT_PASSWORD_FILE": "/run/secrets/minio_root_password"}
     assert stack.document["secrets"] == {ref.name: {"external": True, "name": ref.name}}
     assert "s3cr3t-value" not in stack.text()
@@ -282,5 +288,4 @@ def test_a_missing_secret_file_is_one_sentence(tmp_path: Path) -> None:
         "secrets": {"x": {"file": str(tmp_path / "absent")}},
     }
     with pytest.raises(ConfigError, match="cannot read the secret file"):
-        swarm.build_stack_file(config, environment="prod", stack_name="s",
-                               options=swarm.SwarmOptions())
+        build_stack_file(config, environment="prod", stack_name="s", options=SwarmOptions())

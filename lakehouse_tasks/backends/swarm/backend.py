@@ -19,6 +19,11 @@ from ...engine import volumes as engine_volumes
 from ...errors import EngineError, LakehouseError
 from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
 from ..base import no_running_container, not_healthy
+from .cluster import check_ready, deploy_targets
+from .policies import options_for
+from .steps import apply_stack, failure_details, remove_stack
+from .translate import project_stack_file
+from .views import read_stack, take_snapshot
 
 if TYPE_CHECKING:
     from ...project import Project
@@ -36,7 +41,6 @@ def stack_views(project: Project) -> dict[str, Any]:
 
     Scaling down and up prunes old tasks from the history between ``service ps`` and
     ``inspect`` ("task ... not found"): such a read is retried, never taken as "no tasks"."""
-    from ...swarm import read_stack
 
     for attempt in range(5):
         try:
@@ -76,7 +80,6 @@ class SwarmBackend:
     def snapshot(
         self, project: Project, *, resources: bool = True, services: Sequence[str] | None = None
     ) -> Any:
-        from ...swarm import take_snapshot
 
         return take_snapshot(project, resources=resources, services=services)
 
@@ -169,13 +172,11 @@ class SwarmBackend:
     def ready(self, project: Project, services: Sequence[str]) -> list[str]:
         """A swarm manager, no compose project of the environment on this host, every image
         on this node; then the services the deploy changes."""
-        from ...swarm import check_ready
 
         return check_ready(project, services)
 
     def preview(self, project: Project, options: DeployOptions) -> Any:
         """The generated stack file (``deploy --dry-run --target swarm``)."""
-        from ...swarm import options_for, project_stack_file
 
         return project_stack_file(
             project, options=options_for(project, label_node=options.label_node)
@@ -190,7 +191,6 @@ class SwarmBackend:
     ) -> WaitOutcome:
         """Step by step ``docker stack deploy`` in dependency order, or a rolling update of
         the named services of a live stack, each step waited for (docs/SCALING.md)."""
-        from ...swarm import apply_stack, deploy_targets, options_for
 
         _targets, update_only = deploy_targets(project, options.services)
         return apply_stack(
@@ -206,14 +206,12 @@ class SwarmBackend:
     def failure_details(
         self, project: Project, failures: Sequence[tuple[str, str]]
     ) -> list[ServiceFailure]:
-        from ...swarm import failure_details
 
         return failure_details(project, failures)
 
     def remove(
         self, project: Project, *, volumes: bool, notify: Callable[[str], None]
     ) -> TeardownResult:
-        from ...swarm import remove_stack
 
         return remove_stack(project, remove_volumes=volumes, notify=notify)
 
