@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import paths
-from .environment import MASK, load_environment
+from .environment import load_environment
 from .errors import ConfigError, ExitCode, LakehouseError
+from .masking import MASK, Scrubber
 from .paths import project_root, state_dir
 from .schema import SECRET_NAME
 
@@ -110,12 +111,7 @@ class _Secrets:
 
     def __init__(self, is_secret: Callable[[str], bool], values: Iterable[str]) -> None:
         self.is_secret = is_secret
-        self.values = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
-
-    def scrub(self, text: str) -> str:
-        for value in self.values:
-            text = text.replace(value, MASK)
-        return text
+        self.scrub = Scrubber(values)
 
 
 def _secrets_of(environment: str, env_files: Iterable[str]) -> _Secrets:

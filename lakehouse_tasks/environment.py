@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -25,11 +26,11 @@ from typing import Any
 from dotenv.parser import parse_stream
 
 from .errors import ConfigError
+from .masking import MASK, MIN_SCRUB_LENGTH, Scrubber
 from .paths import project_root
 from .schema import Schema, load_schema, parse_value
 
 PLACEHOLDER = "CHANGE_THIS"
-MASK = "********"
 MIN_PROD_SECRET_LENGTH = 16
 
 #: Values no production secret may have: vendor defaults and the usual suspects.
@@ -113,8 +114,15 @@ class Environment:
     def secret_values(self) -> frozenset[str]:
         """Every non-trivial secret value, for scrubbing free text (logs, compose output)."""
         return frozenset(
-            v for k, v in self.values.items() if self.is_secret(k) and v and len(v) >= 4
+            v
+            for k, v in self.values.items()
+            if self.is_secret(k) and v and len(v) >= MIN_SCRUB_LENGTH
         )
+
+    @cached_property
+    def scrubber(self) -> Scrubber:
+        """The scrubber of this environment's secret values (built once)."""
+        return Scrubber(self.secret_values)
 
     def masked(self) -> dict[str, str]:
         """All values with every secret replaced by a fixed mask (its length is not shown)."""
@@ -122,9 +130,7 @@ class Environment:
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret value replaced by the mask."""
-        for secret in sorted(self.secret_values, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
+        return self.scrubber(text)
 
     # ---- files --------------------------------------------------------------------------
     def compose_files(self, *, rehearsal: bool = False, extra: Iterable[Path] = ()) -> list[Path]:

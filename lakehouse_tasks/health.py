@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from . import probes
 from .engine import containers
 from .engine import stats as engine_stats
-from .errors import ConfigError
 from .events import Event, EventKind
 from .hooks.manager import get_plugin_manager
-from .stack import ONESHOT_LABEL
+from .parsing import parse_names
+from .stack import ONESHOT_LABEL, require_known
 from .ui import Table, human_bytes, human_duration
 
 if TYPE_CHECKING:
@@ -455,16 +455,8 @@ def _rows(
 
 
 def _wanted_services(known: Any, services: Sequence[str] | None) -> list[str]:
-    names: list[str] = []
-    for item in services or []:
-        names.extend(n.strip() for n in str(item).split(",") if n.strip())
-    known_set = set(known)
-    unknown = [n for n in names if n not in known_set]
-    if unknown:
-        raise ConfigError(
-            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"known services: {', '.join(sorted(known_set))}."
-        )
+    names = list(parse_names(services))
+    require_known(names, known)
     return names
 
 

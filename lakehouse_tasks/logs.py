@@ -18,7 +18,9 @@ from rich.text import Text
 
 from .engine.compose import compose_log_lines
 from .errors import ConfigError
+from .parsing import parse_names
 from .project import Project
+from .stack import require_known
 
 #: Colours given to service prefixes; a service always gets the same one (crc32 of its name).
 PREFIX_COLOURS = (
@@ -94,24 +96,12 @@ def render_coloured(line: LogLine, width: int = 0) -> Text:
 
 def split_services(values: Iterable[str] | None) -> list[str]:
     """Service names from repeated ``--service`` flags and/or comma lists, order kept."""
-    names: list[str] = []
-    for value in values or []:
-        for part in value.split(","):
-            part = part.strip()
-            if part and part not in names:
-                names.append(part)
-    return names
+    return list(parse_names(values))
 
 
 def validate_services(names: list[str], known: Iterable[str]) -> list[str]:
     """``names`` when every one is a service of the stack; a ConfigError naming them otherwise."""
-    known = sorted(known)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ConfigError(
-            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"services of this stack: {', '.join(known)}."
-        )
+    require_known(names, known, listed_as="services of this stack")
     return names
 
 

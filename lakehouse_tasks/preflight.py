@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .certificates import certificate_expiry
 from .checks import Check, Status, failed, passed, warned
 from .engine import containers
 from .engine import images as engine_images
@@ -451,21 +452,6 @@ def secret_file_checks(env: Environment, extra: Iterable[Path] = ()) -> list[Che
     return checks
 
 
-def cert_not_after(path: Path) -> _dt.datetime:
-    """The certificate's expiry, read with ``openssl x509 -enddate`` (no extra dependency)."""
-    if shutil.which("openssl") is None:
-        raise OSError("the openssl command is not installed")
-    proc = subprocess.run(
-        ["openssl", "x509", "-enddate", "-noout", "-in", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    if proc.returncode != 0 or "=" not in proc.stdout:
-        raise ValueError((proc.stderr.strip().splitlines() or ["not a PEM certificate"])[-1])
-    text = proc.stdout.strip().split("=", 1)[1]
-    return _dt.datetime.strptime(text, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=_dt.UTC)
 
 
 def tls_checks(env: Environment, *, now: _dt.datetime | None = None) -> list[Check]:
@@ -498,7 +484,7 @@ def tls_checks(env: Environment, *, now: _dt.datetime | None = None) -> list[Che
         return checks
     cert = resolve(cert_raw)
     try:
-        not_after = cert_not_after(cert)
+        not_after = certificate_expiry(cert)
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return [
             failed("tls certificate", f"cannot read {cert}: {exc}", "check it is a PEM certificate")

@@ -15,14 +15,13 @@ No finding ever contains a secret's value: credential findings name the variable
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
 import stat
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .certificates import certificate_expiry
 from .checks import Check, Status, failed, passed, warned, worst
 from .engine.containers import inspect_containers, project_containers
 from .engine.images import local_image_users
@@ -552,24 +551,6 @@ def _resolve(env: Environment, value: str) -> Path:
     return path if path.is_absolute() else env.root / path
 
 
-def certificate_expiry(path: Path) -> _dt.datetime:
-    """The ``notAfter`` of a PEM certificate, via ``openssl x509 -enddate``.
-
-    Raises ``ValueError`` when openssl is missing or cannot read the file.
-    """
-    if shutil.which("openssl") is None:
-        raise ValueError("openssl is not installed")
-    proc = subprocess.run(
-        ["openssl", "x509", "-enddate", "-noout", "-in", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if proc.returncode != 0 or "notAfter=" not in proc.stdout:
-        raise ValueError((proc.stderr.strip().splitlines() or ["not a PEM certificate"])[-1])
-    text = proc.stdout.strip().split("notAfter=", 1)[1].strip()
-    moment = _dt.datetime.strptime(text.replace("  ", " "), "%b %d %H:%M:%S %Y %Z")
-    return moment.replace(tzinfo=_dt.UTC)
 
 
 def tls_findings(env: Environment, *, now: _dt.datetime | None = None) -> list[Finding]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .parsing import parse_names
 from .schema import parse_size
 
 ONESHOT_LABEL = "io.lakehouse.oneshot"
@@ -271,26 +272,29 @@ class Stack:
 
 # ---- choosing services -------------------------------------------------------------------
 def parse_services(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """``a,b`` (or repeated values) as a tuple of names."""
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else list(value)
-    names: list[str] = []
-    for item in items:
-        names.extend(n.strip() for n in str(item).split(",") if n.strip())
-    return tuple(dict.fromkeys(names))
+    """``a,b`` (or repeated values) as a tuple of names (:func:`parsing.parse_names`)."""
+    return parse_names(value)
+
+
+def require_known(
+    names: Iterable[str], known: Iterable[str], *, listed_as: str = "known services"
+) -> None:
+    """The one "unknown service" error: a ConfigError naming every name of ``names`` that is
+    not in ``known``, and the known ones (under ``listed_as``)."""
+    known_set = set(known)
+    unknown = [n for n in names if n not in known_set]
+    if unknown:
+        raise ConfigError(
+            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"{listed_as}: {', '.join(sorted(known_set))}."
+        )
 
 
 def with_dependencies(stack: Stack, names: Sequence[str]) -> list[str]:
     """The named services and everything they depend on (all active services when empty)."""
     if not names:
         return sorted(stack.active)
-    unknown = [n for n in names if n not in stack.services]
-    if unknown:
-        raise ConfigError(
-            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"known services: {', '.join(sorted(stack.services))}."
-        )
+    require_known(names, stack.services)
     seen: set[str] = set()
     todo = list(names)
     while todo:

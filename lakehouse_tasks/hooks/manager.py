@@ -52,6 +52,7 @@ import pluggy
 from .. import PROJECT_NAME, __version__
 from ..checks import Check
 from ..errors import ExitCode, LakehouseError, StateDirError
+from ..parsing import parse_names
 from ..paths import state_dir_failure
 from . import specs
 from .types import AccessURL, BackupCopy, ExtraArtefact, PluginInfo
@@ -94,7 +95,7 @@ FACADE_METHODS: dict[str, str] = {
 
 # ---- the manager ----------------------------------------------------------------------------
 def _env_names(value: str | None) -> set[str]:
-    return {n.strip() for n in (value or "").split(",") if n.strip()}
+    return set(parse_names(value))
 
 
 def _env_flag(name: str) -> bool:

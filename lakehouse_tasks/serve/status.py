@@ -576,18 +576,10 @@ def build_report(
 
 def report_document(report: StatusReport, env: Environment) -> dict[str, Any]:
     """The report as the API serves it: JSON-able and scrubbed of every secret value."""
-    from ..environment import MASK
+    from ..masking import Scrubber
     from ..ui import to_jsonable
 
-    # The secret values once per report, not once per string (a report has thousands).
-    secrets = sorted(env.secret_values, key=len, reverse=True)
-
-    def scrub(text: str) -> str:
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
-
+    scrub = Scrubber(env.secret_values)  # sorted once per report, not once per string
     doc = to_jsonable(report.to_dict())
     plots = doc.pop("plots", {})  # numbers and service names only
     scrubbed: dict[str, Any] = scrub_strings(doc, scrub)

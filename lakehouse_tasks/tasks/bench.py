@@ -51,7 +51,9 @@ def bench(
     from bench.run import GROUPS, figures_of, run_suite, write_results
     from bench.stats import results_table
 
-    selected = [g.strip() for item in only or [] for g in item.split(",") if g.strip()]
+    from ..parsing import parse_names
+
+    selected = list(parse_names(only))
     unknown = [g for g in selected if g not in GROUPS]
     if unknown:
         raise ConfigError(f"Unknown figure {', '.join(unknown)}; choose from {', '.join(GROUPS)}.")

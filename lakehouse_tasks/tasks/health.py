@@ -43,10 +43,9 @@ def watch_interval(value: Any) -> float | None:
 
 
 def service_names(values: Sequence[str] | None) -> list[str]:
-    names: list[str] = []
-    for value in values or []:
-        names.extend(n.strip() for n in value.split(",") if n.strip())
-    return names
+    from ..parsing import parse_names
+
+    return list(parse_names(values))
 
 
 def exit_code_for(snapshot: HealthSnapshot) -> int:

@@ -20,7 +20,9 @@ def generate(c: Any, env: str | None = None, rotate: str = "", json_: bool = Fal
     from ..ui import Output
 
     name = default_env(env)
-    result = generate_secrets(name, rotate=rotate.split(",") if rotate else [])
+    from ..parsing import parse_names
+
+    result = generate_secrets(name, rotate=list(parse_names(rotate)))
     out = Output(json_mode=json_)
     if json_:
         out.json(result)

@@ -86,10 +86,11 @@ def smoke(
     service is a rehearsal stand-in are "not rehearsed", never "passed".
     """
     from ..errors import ConfigError, ExitCode
+    from ..parsing import parse_names
     from ..smoke.hops import HOP_NAMES
     from ..ui import Output
 
-    names = [n.strip() for v in hop or [] for n in v.split(",") if n.strip()]
+    names = list(parse_names(hop))
     unknown = [n for n in names if n not in HOP_NAMES]
     if unknown:
         raise ConfigError(

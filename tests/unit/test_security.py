@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse_tasks.certificates import certificate_expiry
 from lakehouse_tasks.checks import Status
 from lakehouse_tasks.environment import PLACEHOLDER, read_env_file
 from lakehouse_tasks.project import open_project
@@ -21,7 +22,6 @@ from lakehouse_tasks.security import (
     CHECK_SECRETS,
     CHECK_USER,
     Finding,
-    certificate_expiry,
     config_findings,
     container_findings,
     credential_findings,

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import ConfigError
-from ...stack import Service, Stack
+from ...stack import Service, Stack, require_known
 from .policies import (
     STATEFUL_LABEL,
     STORAGE_CONSTRAINT,
@@ -264,12 +263,7 @@ def build_stack_file(
     """
     stack = Stack.from_config(config)
     wanted = sorted(stack.active) if services is None else sorted(services)
-    unknown = [n for n in wanted if n not in stack.services]
-    if unknown:
-        raise ConfigError(
-            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"known services: {', '.join(sorted(stack.services))}."
-        )
+    require_known(wanted, stack.services)
     raw_services = config.get("services") or {}
     out_services: dict[str, Any] = {}
     refs: list[SecretRef] = []

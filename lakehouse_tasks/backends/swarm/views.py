@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...engine import swarm as engine_swarm
-from ...errors import ConfigError
 from ...health import HealthProbe, HealthSnapshot, ServiceHealth, access_urls
-from ...stack import ONESHOT_LABEL, Stack, parse_services
+from ...stack import ONESHOT_LABEL, Stack, parse_services, require_known
 from .translate import stack_name
 
 if TYPE_CHECKING:
@@ -274,12 +273,7 @@ def take_snapshot(
     """
     stack = project.stack
     wanted = list(parse_services(services))
-    unknown = [n for n in wanted if n not in stack.services]
-    if unknown:
-        raise ConfigError(
-            f"Unknown service{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"known services: {', '.join(sorted(stack.services))}."
-        )
+    require_known(wanted, stack.services)
     name = stack_name(project)
     views = read_stack(project.compose.docker_cmd, name)
     now = _dt.datetime.now(_dt.UTC)
