@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, compress
 from .backends import backend_of_record
 from .backends.compose import ComposeBackend
+from .engine import commands as engine_commands
+from .engine import volumes as engine_volumes
 from .engine.client import Engine
-from .engine.streams import stream_to_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event
@@ -363,34 +364,20 @@ def plan(project: Project, only: Iterable[str] | None = None) -> BackupPlan:
     )
 
 
-# ---- docker helpers -------------------------------------------------------------------------
-def _docker(project: Project) -> list[str]:
-    return project.compose.docker_cmd
-
-
+# ---- what the engine holds of the stack ------------------------------------------------------
 def running_services(project: Project, backend: Backend) -> list[str]:
     """The services with a running container on ``backend`` (sorted)."""
     return backend.running_services(project)
 
 
+#: Images found to have tar and find (or not), asked once per process.
 _TAR_PROBE: dict[str, bool] = {}
 
 
 def _has_tools(project: Project, image: str) -> bool:
-    """Whether ``image`` has ``tar`` and ``find`` (one throw-away container, cached)."""
+    """Whether ``image`` has ``tar`` and ``find`` (throw-away containers, cached)."""
     if image not in _TAR_PROBE:
-        try:
-            Engine().run(
-                "run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "tar",
-                image, "-cf", "/dev/null", "-C", "/etc", "hostname",
-            )  # fmt: skip
-            Engine().run(
-                "run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "find",
-                image, "/etc", "-maxdepth", "0",
-            )  # fmt: skip
-            _TAR_PROBE[image] = True
-        except EngineError:
-            _TAR_PROBE[image] = False
+        _TAR_PROBE[image] = engine_volumes.image_has_tools(image)
     return _TAR_PROBE[image]
 
 
@@ -413,16 +400,8 @@ def tool_image(project: Project, volume_key: str | None = None) -> str:
     )
 
 
-def _throwaway(image: str, mounts: Sequence[str], entrypoint: str, *args: str) -> list[str]:
-    argv = ["run", "--rm", "--network", "none", "--user", "0:0"]
-    for mount in mounts:
-        argv += ["-v", mount]
-    return [*argv, "--entrypoint", entrypoint, image, *args]
-
-
 def existing_volumes(project: Project) -> set[str]:
-    out = Engine().run("volume", "ls", "--format", "{{.Name}}")
-    return {line.strip() for line in out.splitlines() if line.strip()}
+    return engine_volumes.volume_names()
 
 
 def volume_sizes(project: Project, names: Mapping[str, str]) -> dict[str, int]:
@@ -431,23 +410,14 @@ def volume_sizes(project: Project, names: Mapping[str, str]) -> dict[str, int]:
     keys = [k for k, n in names.items() if n in present]
     if not keys:
         return {}
-    image = tool_image(project)
-    mounts = [f"{names[k]}:/v/{i}:ro" for i, k in enumerate(keys)]
-    out = Engine().run(
-        *_throwaway(image, mounts, "du", "-sk", *(f"/v/{i}" for i in range(len(keys))))
-    )
-    sizes: dict[str, int] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("/v/"):
-            sizes[keys[int(parts[1][3:])]] = int(parts[0]) * 1024
-    return sizes
+    sizes = engine_volumes.disk_usage(tool_image(project), [names[k] for k in keys])
+    return dict(zip(keys, sizes, strict=True))
 
 
 def database_size(project: Project, db: Database, backend: Backend) -> int:
-    out = Engine().run(
-        "exec", backend.exec_target(project, db.service), "psql", "-U", db.user,
-        "-d", db.database, "-tAc", "SELECT pg_database_size(current_database())",
+    out = engine_commands.exec_output(
+        backend.exec_target(project, db.service), "psql", "-U", db.user, "-d", db.database,
+        "-tAc", "SELECT pg_database_size(current_database())",
     )  # fmt: skip
     try:
         return int(out.strip().splitlines()[-1])
@@ -465,9 +435,7 @@ def has_data(project: Project) -> bool:
         image = tool_image(project)
     except LakehouseError:
         return True  # cannot look inside: assume the worst
-    mounts = [f"{n}:/v/{i}:ro" for i, n in enumerate(names)]
-    out = Engine().run(*_throwaway(image, mounts, "find", "/v", "-mindepth", "2", "-maxdepth", "2"))
-    return bool(out.strip())
+    return engine_volumes.any_files(image, names)
 
 
 # ---- free space -----------------------------------------------------------------------------
@@ -809,19 +777,9 @@ def dump_database(
     path = workdir / name
     path.parent.mkdir(parents=True, exist_ok=True)
     container = backend.exec_target(project, db.service)
-    result = stream_to_file(
-        [
-            *_docker(project),
-            "exec",
-            container,
-            "pg_dump",
-            "-Fc",
-            f"-Z{DUMP_COMPRESSION}",
-            "-U",
-            db.user,
-            "-d",
-            db.database,
-        ],
+    result = engine_commands.exec_to_file(
+        container,
+        ["pg_dump", "-Fc", f"-Z{DUMP_COMPRESSION}", "-U", db.user, "-d", db.database],
         path,
         scrub=project.env.scrub,
         what=f"pg_dump of {db.service}",
@@ -850,11 +808,9 @@ def archive_volume(
     image = tool_image(project, key)
     target.touch()
     _delay_for_tests()
-    result = stream_to_file(
-        [
-            *_docker(project),
-            *_throwaway(image, [f"{volume}:/v:ro"], "tar", "-C", "/v", "-cf", "-", "."),
-        ],
+    result = engine_volumes.archive_to_file(
+        image,
+        volume,
         target,
         gzip_level=GZIP_LEVEL,
         compress_argv=codec.compress if codec is not compress.GZIP else None,

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -55,7 +54,9 @@ from .backup import (
 )
 from .checks import Check, passed, warned
 from .compress import open_tar_stream
-from .engine.client import Engine
+from .engine import commands as engine_commands
+from .engine import networks as engine_networks
+from .engine import volumes as engine_volumes
 from .engine.compose import ComposeProject
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
@@ -112,33 +113,21 @@ def drill_lock(env: Environment) -> Iterator[None]:
 
 
 # ---- the copy's containers, volumes and networks --------------------------------------------
-def _labelled(kind: str, name: str) -> list[str]:
-    engine = Engine()
-    if kind == "container":
-        out = engine.run("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={name}")
-    else:
-        out = engine.run(kind, "ls", "-q", "--filter", f"label={PROJECT_LABEL}={name}")
-    return [line.strip() for line in out.splitlines() if line.strip()]
-
-
 def leftovers_of(name: str) -> dict[str, list[str]]:
     """What exists of the compose project ``name``: containers, volumes, networks."""
-    return {kind: _labelled(kind, name) for kind in ("container", "volume", "network")}
+    return {
+        "container": engine_commands.labelled(PROJECT_LABEL, name),
+        "volume": engine_volumes.labelled(PROJECT_LABEL, name),
+        "network": engine_networks.labelled(PROJECT_LABEL, name),
+    }
 
 
 def remove_copy(name: str) -> None:
     """Remove every container, volume and network of the copy ``name`` (by compose's label,
     so it works without the compose files, after a kill)."""
-    engine = Engine()
-    containers = _labelled("container", name)
-    if containers:
-        engine.run("rm", "-f", "-v", *containers)
-    volumes = _labelled("volume", name)
-    if volumes:
-        engine.run("volume", "rm", "-f", *volumes)
-    networks = _labelled("network", name)
-    if networks:
-        engine.run("network", "rm", *networks)
+    engine_commands.remove(engine_commands.labelled(PROJECT_LABEL, name))
+    engine_volumes.remove(engine_volumes.labelled(PROJECT_LABEL, name), force=True)
+    engine_networks.remove(engine_networks.labelled(PROJECT_LABEL, name))
 
 
 def clean_interrupted(env: Environment, out: Output | None = None) -> str | None:
@@ -171,39 +160,32 @@ def _unquote(name: str) -> str:
     return ".".join(part.strip('"') for part in name.split("."))
 
 
-def dump_row_counts(docker_cmd: list[str], container: str, dump: Path) -> dict[str, int]:
+def dump_row_counts(container: str, dump: Path) -> dict[str, int]:
     """Rows per table (``schema.table``) in a ``pg_dump -Fc`` file: its data section as SQL
     (``pg_restore --data-only -f -``, streamed through the database's container), counting
     the lines of each ``COPY`` block (a row is one line: newlines in values are escaped)."""
     counts: dict[str, int] = {}
-    with open(dump, "rb") as fh:
-        proc = subprocess.Popen(
-            [*docker_cmd, "exec", "-i", container, "pg_restore", "--data-only", "-f", "-"],
-            stdin=fh,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        table: str | None = None
-        for raw in proc.stdout:
-            line = raw.rstrip(b"\n")
+    table: str | None = None
+    try:
+        for line in engine_commands.exec_lines(
+            container, ["pg_restore", "--data-only", "-f", "-"], stdin=dump, what="pg_restore"
+        ):
             if table is not None:
-                if line == b"\\.":
+                if line == "\\.":
                     table = None
                 else:
                     counts[table] += 1
                 continue
-            match = _COPY.match(line.decode("utf-8", "replace"))
+            match = _COPY.match(line)
             if match:
                 table = _unquote(match.group(1))
                 counts.setdefault(table, 0)
-        stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        if proc.wait() != 0:
-            raise LakehouseError(
-                f"pg_restore could not read the dump {dump.name} ({stderr.strip()[:200]}); "
-                "the backup is damaged, use another one.",
-                ExitCode.INTEGRITY_FAILED,
-            )
+    except EngineError as exc:
+        raise LakehouseError(
+            f"pg_restore could not read the dump {dump.name} ({exc.stderr.strip()[:200]}); "
+            "the backup is damaged, use another one.",
+            ExitCode.INTEGRITY_FAILED,
+        ) from None
     return counts
 
 
@@ -217,8 +199,8 @@ COUNT_SQL = (
 
 
 def table_row_counts(container: str, user: str, database: str) -> dict[str, int]:
-    out = Engine().run(
-        "exec", container, "psql", "-U", user, "-d", database, "-tAF", "\t", "-c", COUNT_SQL
+    out = engine_commands.exec_output(
+        container, "psql", "-U", user, "-d", database, "-tAF", "\t", "-c", COUNT_SQL
     )
     counts: dict[str, int] = {}
     for line in out.splitlines():
@@ -249,17 +231,7 @@ def archive_checksums(archive: Path, compression: str = "gzip") -> dict[str, str
 def volume_checksums(project: Project, key: str, volume: str) -> dict[str, str]:
     """sha256 of every regular file in a volume, by relative path (one throw-away container
     of the stack's own image)."""
-    image = tool_image(project, key)
-    out = Engine().run(
-        "run", "--rm", "--network", "none", "--user", "0:0", "-v", f"{volume}:/v:ro",
-        "--entrypoint", "sh", image, "-c", "cd /v && find . -type f -exec sha256sum {} +",
-    )  # fmt: skip
-    sums: dict[str, str] = {}
-    for line in out.splitlines():
-        digest, sep, name = line.partition("  ")
-        if sep:
-            sums[name.removeprefix("./")] = digest.lstrip("\\")
-    return sums
+    return engine_volumes.file_checksums(tool_image(project, key), volume)
 
 
 # ---- the drill ------------------------------------------------------------------------------
@@ -401,7 +373,7 @@ def _compare_databases(copy: Project, info: BackupInfo, result: DrillResult) -> 
         if art.kind != KIND_DUMP:
             continue
         cid = ComposeBackend().exec_target(copy, art.source)
-        expected = dump_row_counts(copy.compose.docker_cmd, cid, info.path / art.name)
+        expected = dump_row_counts(cid, info.path / art.name)
         actual = table_row_counts(cid, art.user, art.database)
         wrong = sorted(
             t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t, None)
@@ -476,7 +448,7 @@ def run_drill(
             result.backup = info.id
             copy = copy_project(project, work)
             out.info(f"Drill: starting an isolated copy {copy.compose.project_name} (no ports)")
-            copy.compose.compose("up", "-d", "--quiet-pull")
+            copy.compose.up_detached()
             backend.wait_healthy(
                 copy, sorted(copy.stack.services), timeout=timeout, what="starting the copy"
             )

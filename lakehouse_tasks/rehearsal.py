@@ -10,11 +10,13 @@ Builds, with nothing but the Debian packages of this machine and the local Docke
   root, with an entrypoint compatible with the official postgres image.
 
 Both are also tagged ``:rehearsal``. Sources live in ``compose/standins/<kind>/``.
-Standard library only; docker is called through ``subprocess`` with argv lists.
+Docker is called through the engine package (:mod:`lakehouse_tasks.engine.images`: build,
+import, tag, rmi); only the root file system tools (debootstrap, chroot, tar) run here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,8 +25,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+from .engine import images as engine_images
+from .errors import EngineError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STANDINS_DIR = REPO_ROOT / "compose" / "standins"
@@ -214,10 +219,16 @@ def _run(argv: list[str], log: Log | None = None, **kw) -> subprocess.CompletedP
 
 def image_id(ref: str) -> str | None:
     """The image id of ``ref`` or None when the engine does not have it."""
-    proc = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return engine_images.image_id(ref)
+
+
+@contextlib.contextmanager
+def _building(what: str) -> Iterator[None]:
+    """A failed docker command of a build as :class:`StandinBuildError`, with its stderr."""
+    try:
+        yield
+    except EngineError as exc:
+        raise StandinBuildError(f"{what} failed:\n{exc.stderr[-3000:]}") from None
 
 
 def _cache_dir() -> Path:
@@ -277,17 +288,18 @@ def _is_static_elf(path: Path) -> bool:
 
 
 def _tag(ref: str, *targets: str) -> None:
-    for target in targets:
-        _run(["docker", "tag", ref, target])
+    with _building(f"docker tag {ref}"):
+        engine_images.tag(ref, *targets)
 
 
 def _docker_build(context: Path, ref: str, build_args: dict[str, str] | None = None) -> None:
-    argv = ["docker", "build", "--quiet", "--tag", ref]
-    for key, value in (build_args or {}).items():
-        argv += ["--build-arg", f"{key}={value}"]
-    argv.append(str(context))
-    env = dict(os.environ, DOCKER_BUILDKIT="0")
-    _run(argv, env=env)
+    with _building(f"docker build {ref}"):
+        engine_images.build(context, ref, build_args)
+
+
+def _import_rootfs(tarball: Path, ref: str, changes: list[str]) -> None:
+    with _building(f"docker import {ref}"):
+        engine_images.import_rootfs(tarball, ref, changes)
 
 
 # --------------------------------------------------------------------------------------
@@ -370,18 +382,14 @@ def _build_postgres(ref: str, log: Log) -> None:
     if image_id(base) is None:
         tarball = _postgres_root_tar(log)
         log(f"postgres root: docker import -> {base}")
-        _run(
+        _import_rootfs(
+            tarball,
+            base,
             [
-                "docker",
-                "import",
-                "-c",
                 "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:"
                 "/usr/sbin:/usr/bin:/sbin:/bin",
-                "-c",
                 'ENTRYPOINT ["/bin/bash"]',
-                str(tarball),
-                base,
-            ]
+            ],
         )
     with tempfile.TemporaryDirectory(prefix="standin-postgres-") as tmp:
         context = Path(tmp) / "context"
@@ -391,14 +399,8 @@ def _build_postgres(ref: str, log: Log) -> None:
 
 def _untag_stale(repository: str, keep: set[str]) -> None:
     """Remove the tags of older builds of ``repository`` (an image still used stays)."""
-    proc = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
-        capture_output=True,
-        text=True,
-    )
-    stale = [ref for ref in proc.stdout.split() if ref not in keep and not ref.endswith(":<none>")]
-    if stale:
-        subprocess.run(["docker", "rmi", *stale], capture_output=True)
+    stale = [ref for ref in engine_images.repository_tags(repository) if ref not in keep]
+    engine_images.untag(stale)
 
 
 _BUILDERS = {"busybox": _build_busybox, "postgres": _build_postgres}

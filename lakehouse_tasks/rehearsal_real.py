@@ -173,18 +173,12 @@ def debian_base(log: _r.Log) -> str:
     if _r.image_id(base) is None:
         tarball = _base_root_tar(log)
         log(f"debian root: docker import -> {base}")
-        _r._run(
-            [
-                "docker",
-                "import",
-                "-c",
-                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "-c",
-                'CMD ["/bin/bash"]',
-                str(tarball),
-                base,
-            ]
-        )
+        _r._import_rootfs(
+            tarball,
+            base,
+            ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             'CMD ["/bin/bash"]'],
+        )  # fmt: skip
         _r._untag_stale(DEBIAN_BASE_IMAGE, keep={base})
     return base
 

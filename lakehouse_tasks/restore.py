@@ -34,7 +34,6 @@ from .backup import (
     BackupInfo,
     Database,
     _Progress,
-    _throwaway,
     check_checksums,
     check_free_space,
     create_backup,
@@ -50,8 +49,9 @@ from .backup import (
     volume_users,
 )
 from .compress import decompress_argv
+from .engine import commands as engine_commands
+from .engine import volumes as engine_volumes
 from .engine.client import Engine
-from .engine.streams import pipe_commands, stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError, RefusedError
 from .events import Event, EventKind
 from .hooks.emit import emit_event
@@ -150,43 +150,6 @@ def _aside_name(volume: str, backup_id: str) -> str:
     return f"{volume}-pre-restore-{backup_id}"
 
 
-def _docker(project: Project) -> list[str]:
-    return project.compose.docker_cmd
-
-
-def _copy_volume(project: Project, image: str, src: str, dst: str) -> None:
-    """Copy every file of volume ``src`` into ``dst`` (owners, modes, links kept).
-
-    One container mounting both volumes copies on the engine's disk (``cp -a``); the bytes
-    then never cross the docker CLI, where ``tar | tar`` through two attached containers took
-    about as long as the restore itself (docs/PERFORMANCE.md). An image without ``cp`` falls
-    back to that tar pipe.
-    """
-    try:
-        Engine().run(
-            *_throwaway(image, [f"{src}:/from:ro", f"{dst}:/to"], "cp", "-a", "/from/.", "/to/"),
-            scrub=project.env.scrub,
-            what=f"copy of volume {src}",
-        )
-        return
-    except EngineError:
-        _clear_volume(project, image, dst)  # a partial copy must not mix with the fallback
-    pipe_commands(
-        [*_docker(project), *_throwaway(image, [f"{src}:/v:ro"], "tar", "-C", "/v", "-cf", "-", ".")],
-        [*_docker(project), "run", "-i", *_throwaway(image, [f"{dst}:/v"], "tar", "-C", "/v", "-xf", "-")[1:]],
-        scrub=project.env.scrub,
-        what=f"copy of volume {src}",
-    )  # fmt: skip
-
-
-def _clear_volume(project: Project, image: str, volume: str) -> None:
-    # `-exec rm -rf {} ;` rather than `-delete`, which busybox's find lacks.
-    Engine().run(
-        *_throwaway(image, [f"{volume}:/v"], "find", "/v", "-mindepth", "1", "-maxdepth", "1",
-                    "-exec", "rm", "-rf", "{}", ";")
-    )  # fmt: skip
-
-
 def restore_volume(
     project: Project,
     info: BackupInfo,
@@ -207,13 +170,15 @@ def restore_volume(
         backend.create_volume(project, key, volume)
     else:
         aside = _aside_name(volume, info.id)
-        Engine().run("volume", "create", "--label", f"{ASIDE_LABEL}={volume}", aside)
-        _copy_volume(project, image, volume, aside)
+        engine_volumes.create(aside, labels={ASIDE_LABEL: volume})
+        engine_volumes.copy(
+            image, volume, aside, scrub=project.env.scrub, what=f"copy of volume {volume}"
+        )
         asides[volume] = aside
-        _clear_volume(project, image, volume)
-    stream_from_file(
-        [*_docker(project), "run", "-i",
-         *_throwaway(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-")[1:]],
+        engine_volumes.clear(image, volume)
+    engine_volumes.extract_from_file(
+        image,
+        volume,
         info.path / art.name,
         gunzip=art.compression == "gzip",
         decompress_argv=(
@@ -222,7 +187,7 @@ def restore_volume(
         scrub=project.env.scrub,
         what=f"restore of volume {key}",
         on_chunk=advance,
-    )  # fmt: skip
+    )
     return volume
 
 
@@ -267,19 +232,19 @@ def restore_database(
         args: list[str] = []
         for sql in commands:
             args += ["-c", sql]
-        Engine().run(
-            "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user,
-            "-d", "postgres", *args,
-        )  # fmt: skip
+        engine_commands.exec_output(
+            container, "psql", "-v", "ON_ERROR_STOP=1", "-U", db.user, "-d", "postgres", *args
+        )
 
     psql(
         f"DROP DATABASE IF EXISTS {staging} WITH (FORCE)",
         f"CREATE DATABASE {staging} OWNER {owner}",
     )
     try:
-        stream_from_file(
-            [*_docker(project), "exec", "-i", container, "pg_restore", "-U", db.user,
-             "-d", staging_db, "--exit-on-error", "--single-transaction"],
+        engine_commands.exec_from_file(
+            container,
+            ["pg_restore", "-U", db.user, "-d", staging_db, "--exit-on-error",
+             "--single-transaction"],
             info.path / art.name,
             scrub=project.env.scrub,
             what=f"pg_restore into {db.service}",
@@ -480,7 +445,7 @@ def restore_backup(
         raise
     for aside in asides.values():
         try:
-            Engine().run("volume", "rm", aside)
+            engine_volumes.remove([aside])
         except EngineError as exc:
             out.warn(f"could not remove the set-aside volume {aside}: {exc.message}")
     result.duration_seconds = time.monotonic() - started
@@ -507,9 +472,11 @@ def _roll_back(project: Project, asides: dict[str, str], out: Output, backend: B
         with services_stopped(project, stop, reason="restore rollback", backend=backend):
             for volume, aside in asides.items():
                 image = tool_image(project, by_volume.get(volume))
-                _clear_volume(project, image, volume)
-                _copy_volume(project, image, aside, volume)
-                Engine().run("volume", "rm", aside)
+                engine_volumes.clear(image, volume)
+                engine_volumes.copy(
+                    image, aside, volume, scrub=project.env.scrub, what=f"copy of volume {aside}"
+                )
+                engine_volumes.remove([aside])
                 out.warn(f"volume {volume} was put back as it was before the restore")
     except LakehouseError as exc:
         kept = ", ".join(asides.values())

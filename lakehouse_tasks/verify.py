@@ -23,8 +23,8 @@ from .backup import (
     databases,
 )
 from .compress import open_tar_stream
+from .engine import commands as engine_commands
 from .engine.client import Engine
-from .engine.streams import stream_from_file
 from .errors import EngineError, ExitCode, LakehouseError
 from .ui import Output
 
@@ -78,7 +78,7 @@ def _wait_pg_ready(cid: str, user: str, db: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            Engine().run("exec", cid, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", db)
+            engine_commands.exec_output(cid, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", db)
             return
         except EngineError:
             if time.monotonic() > deadline:
@@ -91,8 +91,8 @@ def _wait_pg_ready(cid: str, user: str, db: str, timeout: float = 90.0) -> None:
 
 
 def _count_tables(cid: str, user: str, db: str) -> int:
-    out = Engine().run(
-        "exec", cid, "psql", "-U", user, "-d", db, "-tAc",
+    out = engine_commands.exec_output(
+        cid, "psql", "-U", user, "-d", db, "-tAc",
         "SELECT count(*) FROM pg_catalog.pg_tables "
         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
     )  # fmt: skip
@@ -126,18 +126,22 @@ def deep_check(
             image = _postgres_image(info, art.source, project)
             user, db = "verify", "verify"
             out.info(f"Test-restoring {art.name} into a throw-away {image} container")
-            cid = Engine().run(
-                "run", "-d", "--network", "none",
-                "--label", "io.lakehouse.purpose=backup-verify",
-                "-e", f"POSTGRES_PASSWORD={secrets.token_hex(16)}",
-                "-e", f"POSTGRES_USER={user}", "-e", f"POSTGRES_DB={db}", image,
-            ).strip()  # fmt: skip
+            cid = engine_commands.run_detached(
+                image,
+                labels={"io.lakehouse.purpose": "backup-verify"},
+                environment={
+                    "POSTGRES_PASSWORD": secrets.token_hex(16),
+                    "POSTGRES_USER": user,
+                    "POSTGRES_DB": db,
+                },
+            )
             try:
                 _wait_pg_ready(cid, user, db)
                 try:
-                    stream_from_file(
-                        [*Engine().docker_cmd, "exec", "-i", cid, "pg_restore", "-U", user,
-                         "-d", db, "--no-owner", "--no-privileges", "--exit-on-error"],
+                    engine_commands.exec_from_file(
+                        cid,
+                        ["pg_restore", "-U", user, "-d", db, "--no-owner", "--no-privileges",
+                         "--exit-on-error"],
                         path,
                         what=f"pg_restore of {art.name}",
                     )  # fmt: skip
@@ -149,7 +153,7 @@ def deep_check(
                 tables = _count_tables(cid, user, db)
             finally:
                 try:
-                    Engine().run("rm", "-f", "-v", cid)
+                    engine_commands.remove([cid])
                 except EngineError:
                     out.warn(f"could not remove the throw-away container {cid[:12]}")
             by_name[art.name]["deep"] = f"restores ({tables} tables)"

@@ -77,6 +77,11 @@ class Engine:
     def run(self, *args: Any, **kwargs: Any) -> str:
         return executor.run([*self.docker_cmd, *args], **kwargs)
 
+    def server_version(self) -> str:
+        """The engine's version (``docker version``): raises exit 5 when there is no docker
+        CLI or no engine answering it."""
+        return self.run("version", "--format", "{{.Server.Version}}").strip()
+
     def info(self) -> EngineInfo:
         """One ``docker info`` and one ``docker compose version`` call."""
         versions: list[str] = []

@@ -166,6 +166,27 @@ class ComposeProject:
             what="compose down",
         )
 
+    def up_detached(self) -> None:
+        """``docker compose up --detach`` of every service (output captured, so a failure
+        carries compose's stderr)."""
+        self.whales(
+            ["up", "--detach"], lambda c: c.compose.up(detach=True, quiet=True), what="compose up"
+        )
+
+    def create(self, services: Sequence[str]) -> None:
+        """``docker compose create`` of ``services`` (their containers, networks and volumes,
+        nothing started)."""
+        if services:
+            names = list(services)
+            self.whales(
+                ["create", *names], lambda c: c.compose.create(names), what="compose create"
+            )
+
+    def config_hashes(self) -> str:
+        """``docker compose config --hash '*'``: one ``service hash`` line per service
+        (python-on-whales has no typed call for ``--hash``)."""
+        return self.compose("config", "--hash", "*", what="compose")
+
     def config(self, *, refresh: bool = False) -> dict[str, Any]:
         """The merged configuration as compose's JSON (computed once per project object)."""
         if self._config is None or refresh:

@@ -1,5 +1,5 @@
-"""Containers: ``ps``, ``inspect``, port bindings, states, events, ``exec``, ``run``, ``stop``,
-``start``, ``rm``.
+"""Containers seen: ``ps``, ``inspect``, port bindings, states, events, healthcheck probes
+(what is done to and in them is in :mod:`.commands`).
 
 Each query is ONE docker command line, whatever the number of containers: the health
 snapshot's call count must not grow with the stack (docs/HEALTH.md). Containers are read in one
@@ -12,13 +12,12 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError, ExitCode
-from . import api, executor, streams
+from . import api, executor
 
 if TYPE_CHECKING:
     from .compose import ComposeProject
@@ -288,94 +287,3 @@ def probe_passes(
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0
-
-
-# ---- exec, run, stop, start, remove ----
-def _docker() -> list[str]:
-    return [executor.docker_binary()]
-
-
-def exec_output(container: str, *argv: str, scrub: Any = None, what: str = "") -> str:
-    """``docker exec <container> <argv>``: its stdout (a failure raises EngineError)."""
-    return executor.run([*_docker(), "exec", container, *argv], scrub=scrub, what=what)
-
-
-def exec_to_file(
-    container: str, argv: Sequence[str], dest: Path, *, scrub: Any = None, what: str = "",
-    on_chunk: Any = None,
-) -> streams.StreamResult:  # fmt: skip
-    """``docker exec <container> <argv> > dest``, streamed and hashed (a database dump)."""
-    return streams.stream_to_file(
-        [*_docker(), "exec", container, *argv], dest, scrub=scrub, what=what, on_chunk=on_chunk
-    )
-
-
-def exec_from_file(
-    container: str, argv: Sequence[str], src: Path, *, scrub: Any = None, what: str = "",
-    on_chunk: Any = None,
-) -> int:  # fmt: skip
-    """``docker exec -i <container> <argv> < src`` (a dump restored); the bytes fed."""
-    return streams.stream_from_file(
-        [*_docker(), "exec", "-i", container, *argv], src, scrub=scrub, what=what,
-        on_chunk=on_chunk,
-    )  # fmt: skip
-
-
-def exec_lines(
-    container: str, argv: Sequence[str], *, stdin: Path | None = None, what: str = ""
-) -> Iterable[str]:
-    """``docker exec -i <container> <argv> [< stdin]``, its stdout line by line."""
-    return executor.stream_lines(
-        [*_docker(), "exec", "-i", container, *argv], stdin=stdin, what=what
-    )
-
-
-def run_detached(
-    image: str,
-    *,
-    labels: Mapping[str, str] | None = None,
-    environment: Mapping[str, str] | None = None,
-    network: str = "none",
-) -> str:
-    """``docker run -d`` of ``image`` (its own entrypoint and command); the container id."""
-    argv = [*_docker(), "run", "-d", "--network", network]
-    for key, value in (labels or {}).items():
-        argv += ["--label", f"{key}={value}"]
-    for key, value in (environment or {}).items():
-        argv += ["-e", f"{key}={value}"]
-    scrub = _hiding((environment or {}).values())
-    return executor.run([*argv, image], scrub=scrub, what=f"docker run of {image}").strip()
-
-
-def _hiding(values: Iterable[str]) -> Any:
-    secrets = [v for v in values if len(v) >= 8]
-
-    def scrub(text: str) -> str:
-        for value in secrets:
-            text = text.replace(value, "********")
-        return text
-
-    return scrub
-
-
-def stop(ids: Sequence[str], *, docker_cmd: Sequence[str] | None = None) -> None:
-    """``docker stop`` of ``ids`` (one call)."""
-    if ids:
-        executor.run([*(docker_cmd or _docker()), "stop", *ids], what="docker stop")
-
-
-def start(container: str, *, docker_cmd: Sequence[str] | None = None) -> None:
-    """``docker start`` of one container."""
-    executor.run([*(docker_cmd or _docker()), "start", container], what="docker start")
-
-
-def remove(ids: Sequence[str], *, volumes: bool = True) -> None:
-    """``docker rm -f`` of ``ids`` (with their anonymous volumes unless ``volumes=False``)."""
-    if ids:
-        executor.run([*_docker(), "rm", "-f", *(["-v"] if volumes else []), *ids], what="docker rm")
-
-
-def labelled(label: str, value: str) -> list[str]:
-    """Ids of every container (running or not) labelled ``label=value``: one call."""
-    out = executor.run([*_docker(), "ps", "-aq", "--filter", f"label={label}={value}"])
-    return out.split()

@@ -147,11 +147,12 @@ class SmokeContext:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` in the service's container (``docker exec``); never raises on a
         non-zero exit, raises :class:`HopFailure` on a timeout."""
+        from ..engine import commands as engine_commands
+
         info = self.services.require(service)
-        cmd = [*self.docker_cmd, "exec", *(["-i"] if stdin is not None else []), info.container_id]
         try:
-            return subprocess.run(
-                [*cmd, *argv], input=stdin, capture_output=True, text=True, timeout=timeout
+            return engine_commands.exec_completed(
+                info.container_id, argv, stdin=stdin, timeout=timeout, docker_cmd=self.docker_cmd
             )
         except subprocess.TimeoutExpired:
             raise HopFailure(

@@ -30,7 +30,7 @@ def ensure_standins(
     from ..engine.client import Engine
 
     # No docker, or no engine: say that (exit 5), before asking it about images.
-    Engine().run("version", "--format", "{{.Server.Version}}")
+    Engine().server_version()
     try:
         return rehearsal.build_standins(force=force, kinds=kinds, log=log or (lambda _m: None))
     except rehearsal.StandinBuildError as exc:

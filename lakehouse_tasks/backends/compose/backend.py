@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...engine import commands as engine_commands
 from ...engine import containers as engine_containers
 from ...engine import volumes as engine_volumes
 from ...engine.containers import ContainerEvents, probe_passes
@@ -74,7 +75,7 @@ def stop_services(project: Project, services: Sequence[str]) -> None:
     by_service = running_containers(project)
     ids = [cid for s in services for cid in by_service.get(s, ())]
     if ids:
-        engine_containers.stop(ids, docker_cmd=project.compose.docker_cmd)
+        engine_commands.stop(ids, docker_cmd=project.compose.docker_cmd)
 
 
 def start_waves(project: Project, services: Sequence[str]) -> list[list[str]]:
@@ -100,7 +101,7 @@ def _docker_start(project: Project, ids: Sequence[str]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def start(cid: str) -> None:
-        engine_containers.start(cid, docker_cmd=project.compose.docker_cmd)
+        engine_commands.start(cid, docker_cmd=project.compose.docker_cmd)
 
     if len(ids) == 1:
         start(ids[0])
@@ -417,7 +418,7 @@ class ComposeBackend:
     def create_volume(self, project: Project, key: str, volume: str) -> None:
         # What `up` would do: compose creates a service's volumes with its containers.
         users = [n for n, s in project.stack.services.items() if key in s.volumes]
-        project.compose.compose("create", *sorted(users), what="compose create")
+        project.compose.create(sorted(users))
 
 
 __all__ = ["ComposeBackend", "running_containers", "service_containers"]

@@ -88,7 +88,7 @@ def parse_config_hashes(text: str) -> dict[str, str]:
 
 def config_hashes(project: Project) -> dict[str, str]:
     """The hash compose will label each active service's container with."""
-    return parse_config_hashes(project.compose.compose("config", "--hash", "*", what="compose"))
+    return parse_config_hashes(project.compose.config_hashes())
 
 
 def _short(value: str) -> str:

@@ -91,18 +91,14 @@ def _spark_submit(ctx: SmokeContext, table: str = "") -> dict[str, Any]:
 
 def _worker_error(ctx: SmokeContext) -> str:
     """The reason a worker gave for failing to launch an executor (its last log lines)."""
-    import subprocess
+    from ...engine import commands as engine_commands
 
     for name in sorted(ctx.services.infos):
         if not name.startswith("spark-worker"):
             continue
         info = ctx.services.infos[name]
-        logs = subprocess.run(
-            [*ctx.docker_cmd, "logs", "--tail", "200", info.container_id],
-            capture_output=True,
-            text=True,
-        )
-        lines = (logs.stdout + logs.stderr).splitlines()
+        logs = engine_commands.logs(info.container_id, tail=200, docker_cmd=ctx.docker_cmd)
+        lines = logs.splitlines()
         for i, line in enumerate(lines):
             if "Failed to launch executor" in line:
                 cause = next(
