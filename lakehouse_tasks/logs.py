@@ -3,7 +3,7 @@
 Compose prints every line as ``<service>-<n>  | <timestamp> <text>``. :func:`parse_log_line`
 splits that prefix off so the task can colour each service consistently on a terminal and
 pass lines through untouched when piped. Every line is scrubbed with ``Environment.scrub``
-before anything else sees it (in :mod:`lakehouse_tasks.docker`), so a secret a service prints
+before anything else sees it (in :mod:`lakehouse_tasks.engine.executor`), so a secret a service prints
 never reaches the screen, a pipe or a file.
 """
 

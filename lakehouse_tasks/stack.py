@@ -1,6 +1,6 @@
 """The merged compose configuration as data: services, one-shots, layers, ports, limits.
 
-Built once from ``docker compose config --format json`` (see :mod:`lakehouse_tasks.docker`);
+Built once from ``docker compose config --format json`` (see :mod:`lakehouse_tasks.engine.compose`);
 every task that needs to know the stack reads it from here instead of re-parsing YAML.
 """
 

@@ -184,7 +184,7 @@ def _save_previous(state_file: Path | None, ids: Sequence[str]) -> None:
 class ApiStatsSample:
     """CPU and memory of ``ids``, sampled in a background thread (see the module text).
 
-    The same interface as :class:`lakehouse_tasks.docker.StatsSample`: :meth:`rows` waits and
+    The same interface as :class:`lakehouse_tasks.engine.stats.StatsSample`: :meth:`rows` waits and
     returns one row per container still there, ``{"ID", "cpu_percent", "mem_used",
     "mem_limit"}``; :meth:`cancel` abandons it.
     """
