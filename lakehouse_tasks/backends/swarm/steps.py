@@ -77,6 +77,24 @@ def judge_service(view: ServiceView | None, watch: _Watch) -> tuple[str, bool, s
     if failed and view.restart_condition == "none" and view.update_state != "updating":
         last = failed[-1]
         return "exited", True, f"task failed and is not restarted: {last.error or 'exited'}"
+    gone = [
+        t
+        for slot in range(1, view.replicas + 1)
+        if (t := view.current_task(slot)) is not None and t.current_spec and t.state == "complete"
+    ]
+    if gone and view.restart_condition == "none" and view.update_state != "updating":
+        # A long-running task that ended (swarm stops a task whose healthcheck keeps failing
+        # past its start period; the program exits 0 on that SIGTERM): with restart condition
+        # none swarm never replaces it, so waiting longer cannot help.
+        return (
+            "exited (0)",
+            True,
+            (
+                "its task ended and restart policy none never replaces it (swarm stops a task "
+                "whose healthcheck fails after the start period); raise HEALTHCHECK_START_PERIOD "
+                "or set RESTART_POLICY=unless-stopped"
+            ),
+        )
     if len(failed) >= CRASH_LOOP_RESTARTS and view.update_state != "updating":
         return "restarting", True, f"crash-looping ({len(failed)} failed tasks): {failed[-1].error}"
     if view.update_state in ("updating", "rollback_started"):
