@@ -10,9 +10,13 @@ unchanged:
 * ``lakehouse-rehearsal/hive`` - a real Hive Metastore Thrift server, Hive 2.3.9 from
   pyspark's jars, with Debian's PostgreSQL JDBC driver (hive-metastore; Hive 4.1 is pinned);
 * ``lakehouse-rehearsal/s3`` - moto's S3 server behind MinIO's ``minio server`` entrypoint
-  and an ``mc`` that really talks S3 (minio, minio-init).
+  and an ``mc`` that really talks S3 (minio, minio-init);
+* ``lakehouse-rehearsal/superset`` - Apache Superset 5.0.0 with the derived image's drivers and
+  bootstrap, laid out like apache/superset (superset);
+* ``lakehouse-rehearsal/airflow`` - Apache Airflow 2.11.0, laid out like apache/airflow (one
+  image for airflow-init, airflow-webserver and airflow-scheduler).
 
-Both start from ``lakehouse-rehearsal/debian-base:<root hash>``, a debootstrapped Debian root
+All start from ``lakehouse-rehearsal/debian-base:<root hash>``, a debootstrapped Debian root
 (cached as a tar file like the postgres stand-in's), and install their packages with apt-get
 and pip during ``docker build`` (containers reach the registries here). Each image is tagged
 with the hash of its inputs (its directory under ``compose/standins/``, its pinned versions,
@@ -44,18 +48,25 @@ REAL_OVERRIDE_PATH = _r.REPO_ROOT / "compose" / "rehearsal.real.yaml"
 #: Pinned versions of what each real image installs (build arguments, part of the hash).
 PYSPARK_VERSION = "3.5.6"  # = the compose files' apache/spark:3.5.6
 MOTO_VERSION = "5.2.5"
+SUPERSET_VERSION = "5.0.0"  # = lakehouse/superset:5.0.0-1 (apache/superset:5.0.0 + drivers)
+#: the drivers compose/images/superset/Dockerfile adds (a unit test keeps them equal)
+SUPERSET_DRIVERS = {"PSYCOPG2_VERSION": "2.9.10", "TRINO_CLIENT_VERSION": "0.336.0"}
+AIRFLOW_VERSION = "2.11.0"  # = apache/airflow:2.11.0
 
 #: kind -> (build arguments, what it is)
 REAL_KINDS: dict[str, dict[str, str]] = {
     "spark": {"PYSPARK_VERSION": PYSPARK_VERSION},
     "hive": {},  # built FROM the spark image: Hive 2.3.9's metastore from pyspark's jars
     "s3": {"MOTO_VERSION": MOTO_VERSION},
+    "superset": {"SUPERSET_VERSION": SUPERSET_VERSION, **SUPERSET_DRIVERS},
+    "airflow": {"AIRFLOW_VERSION": AIRFLOW_VERSION},  # airflow-init, -webserver, -scheduler
 }
 #: kind -> the real kind whose image is its BASE (instead of the Debian root)
 REAL_BASES: dict[str, str] = {"hive": "spark"}
 #: kind -> files of the real stack's own images copied into its build context (and hashed)
 REAL_EXTRA_FILES: dict[str, list[Path]] = {
     "hive": [_r.REPO_ROOT / "compose" / "images" / "hive" / "lakehouse-entrypoint.sh"],
+    "superset": [_r.REPO_ROOT / "compose" / "images" / "superset" / "bootstrap.sh"],
 }
 REAL_IMAGES: dict[str, str] = {kind: f"{_r.REPOSITORY_PREFIX}/{kind}" for kind in REAL_KINDS}
 
@@ -67,6 +78,17 @@ REAL_SERVICES: dict[str, str] = {
     "spark-master": "spark",
     "spark-worker-1": "spark",
     "spark-worker-2": "spark",
+    "superset": "superset",
+    "airflow-init": "airflow",
+    "airflow-webserver": "airflow",
+    "airflow-scheduler": "airflow",
+}
+#: kinds that run the pinned version itself (the others run another version: see docs)
+SAME_VERSION_KINDS = {"spark", "superset", "airflow"}
+#: service -> environment the real tier sets on top of the real files: only resource tuning
+#: for the rehearsal machine (one gunicorn worker instead of the dev override's two).
+REAL_ENVIRONMENT: dict[str, dict[str, str]] = {
+    "airflow-webserver": {"AIRFLOW__WEBSERVER__WORKERS": "1"},
 }
 
 
@@ -76,7 +98,7 @@ def service_fidelity(service: str, tier: str) -> str:
     if tier != REAL_TIER:
         return "real" if _r._SPECS.get(service, ("",))[0] == "postgres" else "stand-in"
     if service in REAL_SERVICES:
-        return "real" if REAL_SERVICES[service] == "spark" else "real-other-version"
+        return "real" if REAL_SERVICES[service] in SAME_VERSION_KINDS else "real-other-version"
     if _r._SPECS.get(service, ("",))[0] == "postgres":
         return "real-other-version"  # PostgreSQL 15 for the pinned 16
     return "stand-in"
@@ -259,8 +281,9 @@ _REAL_HEADER = """\
 #   python -m lakehouse_tasks.rehearsal override
 #
 # Services with a real image only swap the image: their entrypoint, command, environment,
-# healthcheck, volumes and limits are exactly the real compose files'. Every other service
-# is on its stand-in, exactly as in compose/rehearsal.yaml.
+# healthcheck, volumes and limits are exactly the real compose files' (the one exception is
+# resource tuning: airflow-webserver runs one gunicorn worker). Every other service is on
+# its stand-in, exactly as in compose/rehearsal.yaml.
 """
 
 
@@ -275,6 +298,10 @@ def render_real_override() -> str:
             lines.append(f"    image: {REAL_IMAGES[REAL_SERVICES[name]]}:{_r.MOVING_TAG}")
             lines.append("    build: !reset null")
             lines.append("    pull_policy: never")
+            if name in REAL_ENVIRONMENT:
+                lines.append("    environment:")
+                for key, value in REAL_ENVIRONMENT[name].items():
+                    lines.append(f'      {key}: "{value}"')
         else:
             lines.extend(_r.service_override_lines(name, spec))
     lines.append("")

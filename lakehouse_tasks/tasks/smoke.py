@@ -66,7 +66,7 @@ def render_report(out: Output, report: SmokeReport) -> None:
     iterable=["hop"],
     help={
         "hop": "run only these hops (repeatable, or a comma list): object-storage, metastore, "
-        "trino, spark, spark-table, superset, airflow, ingestor, dbt",
+        "trino, spark, spark-table, superset, superset-trino, airflow, ingestor, dbt",
     },
 )
 def smoke(
@@ -80,8 +80,8 @@ def smoke(
     """Check the data path of a deployed environment, hop by hop.
 
     Writes and removes a canary object, creates and drops a metastore schema, a Trino table,
-    a Spark job reading it, Superset's and Airflow's APIs, the ingestor's and dbt's last
-    results. Everything created is named lakehouse_smoke_<time>_<hex> and removed even when a
+    a Spark job reading it, Superset's login and its Trino connection, Airflow's API, the
+    ingestor's and dbt's last results. Everything created is named lakehouse_smoke_<time>_<hex> and removed even when a
     hop fails. Exits 0 when no hop failed, 8 when one did (docs/EXIT_CODES.md). Hops whose
     service is a rehearsal stand-in are "not rehearsed", never "passed".
     """

@@ -1,11 +1,12 @@
 """`invoke smoke` on the real-application rehearsal tier, on a real engine.
 
 One dev stack (tests/conftest.py ``real_app_stack``) runs real Spark 3.5.6 (master and worker),
-a real Hive metastore (2.3.9, on the real PostgreSQL stand-in) and a real S3 API (moto behind
-MinIO's interface); Trino, Superset, Airflow, the ingestor and dbt are stand-ins there. The
-smoke check must pass every real hop, report the others "not rehearsed", leave nothing behind,
-and fail naming the hop when a real service is stopped or misconfigured. Tests that break a
-service restore it before they end.
+a real Hive metastore (2.3.9, on the real PostgreSQL stand-in), a real S3 API (moto behind
+MinIO's interface), real Superset 5.0.0 and real Airflow 2.11.0 (webserver and scheduler,
+their migrations on the real PostgreSQL stand-ins); Trino, the ingestor and dbt are stand-ins
+there. The smoke check must pass every real hop, report the others "not rehearsed" (Superset's
+connection to Trino among them), leave nothing behind, and fail naming the hop when a real
+service is stopped or misconfigured. Tests that break a service restore it before they end.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from lakehouse_tasks.smoke.runner import RUN_PREFIX
 
 pytestmark = pytest.mark.engine
 
-REAL_HOPS = ("object-storage", "metastore", "spark")
+REAL_HOPS = ("object-storage", "metastore", "spark", "superset", "airflow")
+SUPERSET_LOGIN_MARK = "Superset"  # refined below from the real page
+AIRFLOW_LOGIN_MARK = "Airflow"
 
 
 def run_smoke(
-    project: Any, capsys: pytest.CaptureFixture[str], *hops: str
+    project: Any, capsys: pytest.CaptureFixture[str], *hops: str, extra_env_file: str = ""
 ) -> tuple[int, dict[str, Any]]:
     from lakehouse_tasks.tasks.smoke import smoke
 
@@ -38,7 +41,7 @@ def run_smoke(
             Context(),
             env="dev",
             rehearsal=True,
-            env_file=[project.env_file],
+            env_file=[project.env_file, *([extra_env_file] if extra_env_file else [])],
             hop=list(hops),
             json_=True,
         )
@@ -110,8 +113,12 @@ def test_smoke_passes_every_real_hop_and_never_passes_a_stand_in(
         assert verdicts[hop]["verdict"] == "passed", verdicts[hop]
     assert "Spark 3.5.6" in verdicts["spark"]["detail"]
     assert "metastore schema" in verdicts["spark"]["detail"]  # Spark listed the real HMS
-    for hop in ("trino", "spark-table", "superset", "airflow", "ingestor", "dbt"):
+    assert verdicts["superset"]["detail"] == "login page, admin login and CSRF token passed"
+    assert "DAG lakehouse_daily present" in verdicts["airflow"]["detail"]
+    for hop in ("trino", "spark-table", "superset-trino", "ingestor", "dbt"):
         assert verdicts[hop]["verdict"] == "not rehearsed", verdicts[hop]
+    # Superset's Trino connection did not run (Trino is a stand-in): said so, never passed.
+    assert "trino is a rehearsal stand-in" in verdicts["superset-trino"]["detail"]
     assert code == 0 and report["ok"]
     assert all(c["ok"] for c in report["cleanup"])
     # Nothing of the run is left: no scratch schema, no canary object.
@@ -147,6 +154,12 @@ def test_each_real_hop_fails_naming_its_stopped_service(
             "hive-metastore is not running (exited); start it or redeploy.",
         ),
         ("spark", "spark-master", "spark-master is not running (exited); start it or redeploy."),
+        ("superset", "superset", "superset is not running (exited); start it or redeploy."),
+        (
+            "airflow",
+            "airflow-webserver",
+            "airflow-webserver is not running (exited); start it or redeploy.",
+        ),
     ):
         cid = container(real_app_stack, service)
         subprocess.run(["docker", "stop", "-t", "5", cid], capture_output=True, check=True)
@@ -180,6 +193,108 @@ def test_spark_hop_fails_when_no_worker_is_alive(
     # The worker stopped is either not running (exact) or, when the smoke checked the master
     # first, no ALIVE worker is registered: both name the Spark hop and the worker.
     assert "spark-worker-1" in hop["cause"], hop
+
+
+def exec_out(project: Any, service: str, *argv: str) -> str:
+    done = subprocess.run(
+        ["docker", "exec", container(project, service), *argv], capture_output=True, text=True
+    )
+    return done.stdout + done.stderr
+
+
+def http_get(project: Any, service: str, port: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    host, published = services(project).endpoint(service, port)
+    try:
+        with urllib.request.urlopen(f"http://{host}:{published}{path}", timeout=30) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def test_real_superset_runs_its_own_version_and_login_page_as_its_user(
+    real_app_stack: Any,
+) -> None:
+    assert "5.0.0" in exec_out(real_app_stack, "superset", "superset", "version")
+    assert exec_out(real_app_stack, "superset", "id", "-un").strip() == "superset"
+    status, page = http_get(real_app_stack, "superset", 8088, "/login/")
+    assert status == 200
+    assert SUPERSET_LOGIN_MARK in page
+    # The metadata database really is the PostgreSQL stand-in, migrated by `superset db upgrade`.
+    tables = exec_out(
+        real_app_stack, "superset-db", "psql", "-U", "superset", "-d", "superset", "-tAc",
+        "SELECT count(*) FROM ab_user WHERE username = 'admin'",
+    )
+    assert tables.strip() == "1"
+
+
+def test_real_airflow_runs_its_own_version_and_login_page_as_uid_50000(
+    real_app_stack: Any,
+) -> None:
+    assert exec_out(real_app_stack, "airflow-webserver", "airflow", "version").strip().endswith(
+        "2.11.0"
+    )
+    assert exec_out(real_app_stack, "airflow-scheduler", "id", "-u").strip() == "50000"
+    status, page = http_get(real_app_stack, "airflow-webserver", 8080, "/login/")
+    assert status == 200 and AIRFLOW_LOGIN_MARK in page
+    status, version = http_get(real_app_stack, "airflow-webserver", 8080, "/api/v1/version")
+    assert status in (200, 401)  # the version endpoint needs a login on some auth backends
+    # The scheduler's own health server (the compose healthcheck's target) answers.
+    assert '"status": "healthy"' in exec_out(
+        real_app_stack, "airflow-scheduler", "curl", "-fsS", "http://localhost:8974/health"
+    ).replace('":"', '": "')
+
+
+def bad_env_file(project: Any, tmp_path: Any, **values: str) -> str:
+    path = tmp_path / "bad.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return str(path)
+
+
+def test_superset_and_airflow_hops_fail_naming_a_wrong_admin_password(
+    real_app_stack: Any, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    wrong = bad_env_file(
+        real_app_stack, tmp_path, SUPERSET_ADMIN_PASSWORD="wrong", AIRFLOW_ADMIN_PASSWORD="wrong"
+    )
+    code, report = run_smoke(real_app_stack, capsys, "superset", "airflow", extra_env_file=wrong)
+    verdicts = {h["hop"]: h for h in report["hops"]}
+    assert code == 8
+    assert verdicts["superset"]["verdict"] == "failed"
+    assert verdicts["superset"]["cause"] == (
+        "Superset refused the admin login (401); check SUPERSET_ADMIN_USER and "
+        "SUPERSET_ADMIN_PASSWORD."
+    )
+    assert verdicts["airflow"]["verdict"] == "failed"
+    assert verdicts["airflow"]["cause"] == (
+        "Airflow refused the admin login (401); check AIRFLOW_ADMIN_USER and "
+        "AIRFLOW_ADMIN_PASSWORD."
+    )
+
+
+def test_airflow_hop_fails_naming_the_scheduler_when_it_is_stopped(
+    real_app_stack: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scheduler = container(real_app_stack, "airflow-scheduler")
+    subprocess.run(["docker", "stop", "-t", "10", scheduler], capture_output=True, check=True)
+    try:
+        # The webserver reports the scheduler unhealthy once its last heartbeat is older than
+        # [scheduler] scheduler_health_check_threshold (30 s by default).
+        deadline = time.monotonic() + 120
+        while True:
+            code, report = run_smoke(real_app_stack, capsys, "airflow")
+            if code != 0 or time.monotonic() > deadline:
+                break
+            time.sleep(10)
+    finally:
+        subprocess.run(["docker", "start", scheduler], capture_output=True, check=True)
+        wait_healthy(real_app_stack, "airflow-scheduler")
+    hop = report["hops"][0]
+    assert code == 8 and hop["verdict"] == "failed", hop
+    assert hop["cause"].startswith("the Airflow scheduler's last heartbeat is "), hop
+    assert hop["cause"].endswith("check airflow-scheduler."), hop
 
 
 def test_real_images_are_cached_by_their_inputs(real_app_images: dict[str, str]) -> None:

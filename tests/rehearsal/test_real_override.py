@@ -10,6 +10,7 @@ import pytest
 from lakehouse_tasks.rehearsal import SERVICE_STANDINS
 from lakehouse_tasks.rehearsal_real import (
     REAL_IMAGES,
+    REAL_ENVIRONMENT,
     REAL_OVERRIDE_PATH,
     REAL_SERVICES,
     render_real_override,
@@ -46,6 +47,47 @@ def test_real_services_keep_everything_of_the_real_files_but_the_image() -> None
             assert svc["image"] == f"{REAL_IMAGES[REAL_SERVICES[name]]}:rehearsal", name
             assert "build" not in svc, name
             changed = {k for k in set(svc) | set(original) if svc.get(k) != original.get(k)}
+            tuned = REAL_ENVIRONMENT.get(name, {})
+            if tuned:  # only the named resource-tuning variables, nothing else of the env
+                assert svc["environment"] == {**original["environment"], **tuned}, name
+                changed.discard("environment")
             assert changed <= {"image", "build", "pull_policy"}, (name, changed)
         else:
             assert svc["image"] == SERVICE_STANDINS[name]["image"], name
+
+
+def test_real_images_install_the_versions_the_compose_files_pin() -> None:
+    """The real tier runs the pinned software: Superset's and Airflow's versions are the
+    compose files' image tags, Superset's drivers the derived image's, and every package of
+    their pip sets is held at an exact version by the committed constraints files."""
+    import re
+
+    from lakehouse_tasks import rehearsal_real as rr
+
+    compose = (REPO / "compose" / "docker-compose.yaml").read_text()
+    assert "${SUPERSET_IMAGE:-lakehouse/superset:5.0.0-1}" in compose
+    assert "${AIRFLOW_IMAGE:-apache/airflow:2.11.0}" in compose
+    derived = (REPO / "compose" / "images" / "superset" / "Dockerfile").read_text()
+    assert "ARG SUPERSET_BASE_IMAGE=apache/superset:5.0.0" in derived
+    assert rr.SUPERSET_VERSION == "5.0.0" and rr.AIRFLOW_VERSION == "2.11.0"
+    drivers = dict(re.findall(r"(psycopg2-binary|trino)==([\w.]+)", derived))
+    assert drivers == {
+        "psycopg2-binary": rr.SUPERSET_DRIVERS["PSYCOPG2_VERSION"],
+        "trino": rr.SUPERSET_DRIVERS["TRINO_CLIENT_VERSION"],
+    }
+    for kind, top in (
+        ("superset", {"apache-superset": "5.0.0", **drivers}),
+        ("airflow", {"apache-airflow": "2.11.0"}),
+    ):
+        lines = [
+            line
+            for line in (REPO / "compose" / "standins" / kind / "constraints.txt")
+            .read_text()
+            .splitlines()
+            if line and not line.startswith("#")
+        ]
+        pins = dict(line.split("==") for line in lines)
+        assert all(re.fullmatch(r"[\w.+!-]+", v) for v in pins.values()), kind
+        assert len(pins) == len(lines) > 100, kind  # one exact pin per line, a whole set
+        for name, version in top.items():
+            assert pins[name] == version, (kind, name)

@@ -356,7 +356,9 @@ def test_airflow_hop_fails_on_a_stale_heartbeat_and_on_import_errors(http_fake: 
         H.hop_airflow(ctx)
 
 
-def test_superset_hop_logs_in_and_tests_the_trino_connection(http_fake: Any) -> None:
+def test_superset_hops_log_in_then_test_the_trino_connection_with_that_session(
+    http_fake: Any,
+) -> None:
     port, handler = http_fake
     handler.routes.update(
         {
@@ -371,13 +373,63 @@ def test_superset_hop_logs_in_and_tests_the_trino_connection(http_fake: Any) -> 
         }
     )
     svcs = services(superset={8088: port}, trino={})
-    assert "test_connection" in H.hop_superset(
-        context(svcs, SUPERSET_ADMIN_USER="admin", SUPERSET_ADMIN_PASSWORD="pw")
-    )
-    posted = next(s for s in handler.seen if s[1] == "/api/v1/database/test_connection/")[2]
-    assert posted["sqlalchemy_uri"] == "trino://lakehouse-smoke@trino:8080/hive"
+    ctx = context(svcs, SUPERSET_ADMIN_USER="admin", SUPERSET_ADMIN_PASSWORD="pw")
+    assert H.hop_superset(ctx) == "login page, admin login and CSRF token passed"
+    assert not any(s[1] == "/api/v1/database/test_connection/" for s in handler.seen)
+    assert "test_connection" in H.hop_superset_trino(ctx)
+    posted = next(s for s in handler.seen if s[1] == "/api/v1/database/test_connection/")
+    assert posted[2]["sqlalchemy_uri"] == "trino://lakehouse-smoke@trino:8080/hive"
     with pytest.raises(HopFailure, match="refused the admin login \\(401\\)"):
         H.hop_superset(context(svcs, SUPERSET_ADMIN_USER="admin", SUPERSET_ADMIN_PASSWORD="bad"))
+
+
+def test_superset_trino_hop_names_trino_when_superset_cannot_connect(http_fake: Any) -> None:
+    port, handler = http_fake
+    handler.routes.update(
+        {
+            ("GET", "/login/"): (200, "<html><title>Superset</title></html>"),
+            ("POST", "/api/v1/security/login"): (200, {"access_token": "tok"}),
+            ("GET", "/api/v1/security/csrf_token/"): (200, {"result": "csrf"}),
+            ("POST", "/api/v1/database/test_connection/"): (
+                422,
+                {"message": "Could not load database driver: TrinoEngineSpec"},
+            ),
+        }
+    )
+    ctx = context(
+        services(superset={8088: port}, trino={}),
+        SUPERSET_ADMIN_USER="admin",
+        SUPERSET_ADMIN_PASSWORD="pw",
+    )
+    H.hop_superset(ctx)
+    with pytest.raises(HopFailure, match=r"cannot connect to Trino \(422\): Could not load"):
+        H.hop_superset_trino(ctx)
+
+
+def test_superset_trino_is_not_rehearsed_on_a_trino_stand_in_while_superset_runs(
+    http_fake: Any,
+) -> None:
+    """The real tier: real Superset, Trino a stand-in. Superset's own hop runs and passes;
+    the Trino connection step is "not rehearsed", never "passed"."""
+    port, handler = http_fake
+    handler.routes.update(
+        {
+            ("GET", "/login/"): (200, "<html><title>Superset</title></html>"),
+            ("POST", "/api/v1/security/login"): (200, {"access_token": "tok"}),
+            ("GET", "/api/v1/security/csrf_token/"): (200, {"result": "csrf"}),
+        }
+    )
+    svcs = services(superset={8088: port}, trino={})
+    svcs.infos["trino"].image = "lakehouse-rehearsal/busybox:rehearsal"
+    hops = [h for h in H.HOPS if h.name in ("superset", "superset-trino")]
+    report = run_hops(
+        context(svcs, SUPERSET_ADMIN_USER="admin", SUPERSET_ADMIN_PASSWORD="pw"), hops
+    )
+    verdicts = {h.name: h for h in report.hops}
+    assert verdicts["superset"].verdict == "passed"
+    assert verdicts["superset-trino"].verdict == "not rehearsed"
+    assert "trino is a rehearsal stand-in" in verdicts["superset-trino"].detail
+    assert not any(s[1] == "/api/v1/database/test_connection/" for s in handler.seen)
 
 
 def _column(name: str, type_: str) -> dict[str, Any]:

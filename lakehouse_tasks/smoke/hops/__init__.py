@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from ..context import Hop
 from ..model import HopSkipped
-from .analytics import AIRFLOW_PORT, DAG_ID, SUPERSET_PORT, hop_airflow, hop_superset
+from .analytics import (
+    AIRFLOW_PORT,
+    DAG_ID,
+    SUPERSET_PORT,
+    hop_airflow,
+    hop_superset,
+    hop_superset_trino,
+)
 from .application import INGESTOR_PORT, hop_dbt, hop_ingestor
 from .metastore import HMS_PORT, hop_metastore
 from .query import TRINO_PORT, hop_trino, trino_connection
@@ -26,7 +33,8 @@ HOPS: tuple[Hop, ...] = (
         hop_spark_table,
         needs=("trino",),
     ),
-    Hop("superset", ("superset", "trino"), hop_superset),
+    Hop("superset", ("superset",), hop_superset),
+    Hop("superset-trino", ("superset", "trino"), hop_superset_trino, needs=("superset",)),
     Hop("airflow", ("airflow-webserver", "airflow-scheduler"), hop_airflow),
     Hop("ingestor", ("ingestor", "minio"), hop_ingestor),
     Hop("dbt", ("dbt", "trino"), hop_dbt),
@@ -54,6 +62,7 @@ __all__ = [
     "hop_spark",
     "hop_spark_table",
     "hop_superset",
+    "hop_superset_trino",
     "hop_trino",
     "s3_client",
     "trino_connection",

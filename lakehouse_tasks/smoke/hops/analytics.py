@@ -1,4 +1,5 @@
-"""Layer 5, analytics: the Superset and Airflow hops (their own web APIs)."""
+"""Layer 5, analytics: the Superset (login; its Trino connection) and Airflow hops (their own
+web APIs)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import base64
 import urllib.error
 
 from ..context import SmokeContext
-from ..model import HopFailure
+from ..model import HopFailure, HopSkipped
 from .web import Http, http_failure
 
 SUPERSET_PORT, AIRFLOW_PORT = 8088, 8080  # inside the containers
@@ -15,6 +16,8 @@ SCHEDULER_HEARTBEAT_MAX_AGE = 120.0  # seconds
 
 
 def hop_superset(ctx: SmokeContext) -> str:
+    """Superset itself: its login page, the admin login (a JWT) and a CSRF token. The logged-in
+    client is kept for the ``superset-trino`` hop."""
     host, port = ctx.services.endpoint("superset", SUPERSET_PORT)
     http = Http(f"http://{host}:{port}")
     try:
@@ -44,20 +47,34 @@ def hop_superset(ctx: SmokeContext) -> str:
             raise HopFailure(f"Superset gave no CSRF token ({status}).")
         http.headers["X-CSRFToken"] = csrf
         http.headers["Referer"] = http.base + "/"
-        uri = "trino://lakehouse-smoke@trino:8080/hive"
+    except HopFailure:
+        raise
+    except (urllib.error.URLError, OSError) as exc:
+        raise http_failure("superset", exc) from None
+    ctx.state["superset_http"] = http
+    return "login page, admin login and CSRF token passed"
+
+
+def hop_superset_trino(ctx: SmokeContext) -> str:
+    """Superset's connection to Trino (``test_connection``), with the ``superset`` hop's
+    logged-in client. A hop of its own, so that a Trino stand-in makes only this step "not
+    rehearsed" while Superset's own login is checked for real."""
+    http = ctx.state.get("superset_http")
+    if not isinstance(http, Http):
+        raise HopSkipped("needs the superset hop's logged-in session.")
+    uri = "trino://lakehouse-smoke@trino:8080/hive"
+    try:
         status, payload, text = http.request(
             "POST",
             "/api/v1/database/test_connection/",
             {"database_name": ctx.run_id, "sqlalchemy_uri": uri, "engine": "trino"},
         )
-        if status != 200:
-            message = (payload or {}).get("message") or text[:200]
-            raise HopFailure(f"Superset cannot connect to Trino ({status}): {message}")
-    except HopFailure:
-        raise
     except (urllib.error.URLError, OSError) as exc:
         raise http_failure("superset", exc) from None
-    return "admin login, CSRF token and test_connection to trino://trino:8080/hive passed"
+    if status != 200:
+        message = (payload or {}).get("message") or text[:200]
+        raise HopFailure(f"Superset cannot connect to Trino ({status}): {message}")
+    return "test_connection to trino://trino:8080/hive passed"
 
 
 def hop_airflow(ctx: SmokeContext) -> str:
