@@ -9,8 +9,8 @@ import pytest
 
 from lakehouse_tasks.rehearsal import SERVICE_STANDINS
 from lakehouse_tasks.rehearsal_real import (
-    REAL_IMAGES,
     REAL_ENVIRONMENT,
+    REAL_IMAGES,
     REAL_OVERRIDE_PATH,
     REAL_SERVICES,
     render_real_override,
