@@ -736,9 +736,9 @@ class Suite:
         each database, ``tar | gzip -1`` each volume, start them, one after the other. Wall
         time and downtime (the longest a stopped container was down, from the engine's own
         FinishedAt/StartedAt) of both."""
-        from lakehouse_tasks import backup as backup_mod
+        from lakehouse_tasks.data import plan as data_plan
 
-        selection = backup_mod.plan(project)
+        selection = data_plan.plan(project)
         docker = [str(a) for a in project.compose.docker_cmd]
         from lakehouse_tasks.backends.compose import ComposeBackend
         from lakehouse_tasks.backends.compose.backend import service_containers
@@ -755,7 +755,7 @@ class Suite:
                 f"-d {q(db.database)} > {q(str(raw_dir / (db.service + '.dump')))}"
             )
         for key, volume in selection.volumes.items():
-            image = backup_mod.tool_image(project, key)
+            image = data_plan.tool_image(project, key)
             steps.append(
                 f"{shlex.join(docker)} run --rm --network none --user 0:0 -v {q(volume)}:/v:ro "
                 f"--entrypoint tar {q(image)} -C /v -cf - . | gzip -1 "
@@ -843,9 +843,11 @@ class Suite:
         )  # fmt: skip
 
     def backup(self) -> None:
-        from lakehouse_tasks import backup as backup_mod
         from lakehouse_tasks import restore as restore_mod
         from lakehouse_tasks.backends.compose import ComposeBackend
+        from lakehouse_tasks.data import backup as data_backup
+        from lakehouse_tasks.data import plan as data_plan
+        from lakehouse_tasks.data import store
 
         volume_key, db_service = "minio-data", "metastore-db"
         with self.project_named("backup") as name:
@@ -853,8 +855,8 @@ class Suite:
             compose = project.compose.compose_cmd
             capture([*compose, "up", "-d", "--wait"], cwd=self.root, env=self.environ)
             volume = project.stack.volumes[volume_key]
-            image = backup_mod.tool_image(project, volume_key)
-            db = next(d for d in backup_mod.databases(project) if d.service == db_service)
+            image = data_plan.tool_image(project, volume_key)
+            db = next(d for d in data_plan.databases(project) if d.service == db_service)
             container = ComposeBackend().exec_target(project, db_service)
             db_bytes = self._fill(project, volume, image, db, container)
             vol_bytes = self.settings.data_bytes
@@ -863,7 +865,7 @@ class Suite:
             raw_dir = self.workdir / "raw-backups"
             raw_dir.mkdir(parents=True, exist_ok=True)
             docker = [str(a) for a in project.compose.docker_cmd]
-            gzip_level = backup_mod.GZIP_LEVEL
+            gzip_level = data_backup.GZIP_LEVEL
             raw_archive = raw_dir / "volume.tar.gz"
             raw_dump = raw_dir / "db.dump"
             q = shlex.quote
@@ -907,12 +909,12 @@ class Suite:
                     made: dict[str, Any] = {}
 
                     def tool_backup(selector: str = selector, made: dict[str, Any] = made) -> None:
-                        made["manifest"] = backup_mod.create_backup(
+                        made["manifest"] = data_backup.create_backup(
                             project, dest=dest, only=[selector], out=out
                         )
 
                     def tool_restore(selector: str = selector, made: dict[str, Any] = made) -> None:
-                        info = backup_mod.find_backup(dest, made["manifest"].id)
+                        info = store.find_backup(dest, made["manifest"].id)
                         restore_mod.restore_backup(
                             project, info, only=[selector], safety_backup=False, out=out
                         )

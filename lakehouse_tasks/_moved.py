@@ -58,6 +58,18 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
         "are in lakehouse_tasks.engine (executor, client, compose, containers, stats, streams, "
         "volumes, images, swarm)",
     ),
+    "lakehouse_tasks.backup": (
+        (
+            "lakehouse_tasks.data.backup",
+            "lakehouse_tasks.data.maintenance",
+            "lakehouse_tasks.data.plan",
+            "lakehouse_tasks.data.store",
+            "lakehouse_tasks.data.manifest",
+            "lakehouse_tasks.data.tables",
+        ),
+        "use lakehouse_tasks.data (backup, maintenance, plan, store, manifest, tables); plugins "
+        "import default_dest and check_free_space from lakehouse_tasks.plugin",
+    ),
     "lakehouse_tasks.engine_api": (
         ("lakehouse_tasks.engine.api",),
         "use lakehouse_tasks.engine.api",

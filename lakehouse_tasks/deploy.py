@@ -106,7 +106,8 @@ def run_preflight_or_fail(
 
 def backup_before_deploy(project: Project, backend: Backend | None = None) -> str:
     """Take the automatic pre-deploy backup when the stack holds data; say what happened."""
-    from .backup import create_backup, has_data
+    from .data.backup import create_backup
+    from .data.plan import has_data
 
     if not has_data(project):
         return "backup skipped: the stack holds no data yet"
@@ -206,7 +207,8 @@ def prepare_host(project: Project, reporter: Reporter, backend: Backend | None =
     """What the stack needs on the host before it starts: services a killed backup or restore
     left stopped are started again (on the target their state file names), and the backup
     directory (bind-mounted by the staging and prod overrides) exists, private to its owner."""
-    from .backup import default_dest, recover_interrupted
+    from .data.maintenance import recover_interrupted
+    from .data.store import default_dest
 
     for service in recover_interrupted(project, backend=backend):
         reporter.warn(f"{service} had been left stopped by an interrupted backup; started again")

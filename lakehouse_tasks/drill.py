@@ -38,22 +38,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends.compose import ComposeBackend
-from .backup import (
+from .checks import Check, passed, warned
+from .compress import open_tar_stream
+from .data.manifest import (
     KIND_DUMP,
     KIND_VOLUME,
     MANIFEST,
     BackupInfo,
     BackupManifest,
     VerifyRecord,
-    _pid_alive,
     check_checksums,
-    default_dest,
-    find_backup,
-    list_backups,
-    tool_image,
 )
-from .checks import Check, passed, warned
-from .compress import open_tar_stream
+from .data.plan import tool_image
+from .data.store import default_dest, find_backup, list_backups, pid_alive
 from .engine import commands as engine_commands
 from .engine import networks as engine_networks
 from .engine import volumes as engine_volumes
@@ -138,7 +135,7 @@ def clean_interrupted(env: Environment, out: Output | None = None) -> str | None
     except (OSError, ValueError):
         return None
     pid = int(data.get("pid", 0))
-    if pid and pid != os.getpid() and _pid_alive(pid):
+    if pid and pid != os.getpid() and pid_alive(pid):
         return None
     name = str(data.get("project") or "")
     if out is not None and name:

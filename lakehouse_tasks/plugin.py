@@ -59,7 +59,7 @@ def port_is_free(port: PublishedPort) -> tuple[bool, str]:
 
 def default_backup_dir(env: Environment) -> Path:
     """Where the environment's backups live (``BACKUP_DIR``, else ``<project>/backups``)."""
-    from .backup import default_dest
+    from .data.store import default_dest
 
     return default_dest(env)
 
@@ -67,7 +67,7 @@ def default_backup_dir(env: Environment) -> Path:
 def check_free_space(dest: Path, needed: int, *, what: str = "backup") -> None:
     """Refuse (exit 7, one sentence) when ``dest`` has less than ``needed`` bytes (plus the
     core's margin) free: the core's own check before a backup or restore."""
-    from .backup import check_free_space as check
+    from .data.store import check_free_space as check
 
     check(dest, needed, what=what)
 

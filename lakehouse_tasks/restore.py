@@ -28,27 +28,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends.compose import ComposeBackend
-from .backup import (
-    KIND_DUMP,
-    KIND_VOLUME,
-    BackupInfo,
+from .compress import decompress_argv
+from .data.backup import _Progress, create_backup
+from .data.maintenance import recover_interrupted, services_stopped
+from .data.manifest import KIND_DUMP, KIND_VOLUME, BackupInfo, check_checksums
+from .data.plan import (
     Database,
-    _Progress,
-    check_checksums,
-    check_free_space,
-    create_backup,
     database_size,
     databases,
     existing_volumes,
     has_data,
-    recover_interrupted,
     running_services,
-    services_stopped,
     tool_image,
     volume_sizes,
     volume_users,
 )
-from .compress import decompress_argv
+from .data.store import check_free_space
 from .engine import commands as engine_commands
 from .engine import volumes as engine_volumes
 from .engine.client import Engine

@@ -202,7 +202,7 @@ def prune(
 ) -> PruneResult:
     """Delete the backups of ``env_name`` under ``dest`` that no rule keeps, and incomplete
     ``.tmp-*`` leftovers of interrupted runs (unless ``dry_run``)."""
-    from .backup import list_backups
+    from .data.store import list_backups
 
     backups, leftovers = list_backups(dest, env_name)
     keep, delete = select_for_pruning(

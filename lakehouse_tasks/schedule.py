@@ -614,7 +614,7 @@ def backup_schedule_status(
     now = now or _now()
     candidates: list[tuple[_dt.datetime, str]] = []
     if backup_times is None:
-        from .backup import default_dest, list_backups
+        from .data.store import default_dest, list_backups
 
         backups, _ = list_backups(default_dest(env), env.name)
         backup_times = [b.time for b in backups[:1]]

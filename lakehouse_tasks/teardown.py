@@ -45,7 +45,7 @@ def check_fresh_backup(
     env = project.env.name
     fix = "pass --backup to take one first, or --force-without-backup to go on without"
     if latest is None:
-        from .backup import latest_backup
+        from .data.store import latest_backup
 
         def latest(name: str) -> Any:
             return latest_backup(name, root=project.env.root)
@@ -97,7 +97,7 @@ def teardown(
             ask=ask,
         )
         if backup:
-            from .backup import create_backup
+            from .data.backup import create_backup
 
             manifest = create_backup(project, backend=backend)
             backup_note = f"backup {manifest.id} taken before teardown"

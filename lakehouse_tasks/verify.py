@@ -11,18 +11,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backup import (
+from .compress import open_tar_stream
+from .data.manifest import (
     KIND_DUMP,
     KIND_VOLUME,
     VERIFIED,
     BackupInfo,
     VerifyRecord,
     VerifyResult,
-    _write_json,
     check_checksums,
-    databases,
+    write_json,
 )
-from .compress import open_tar_stream
+from .data.plan import databases
 from .engine import commands as engine_commands
 from .engine.client import Engine
 from .errors import EngineError, ExitCode, LakehouseError
@@ -48,12 +48,12 @@ def verify_backup(
         if deep:
             deep_check(info, project, out, result.artefacts)
     except LakehouseError as exc:
-        _write_json(
+        write_json(
             info.path / VERIFIED,
             VerifyRecord(_dt.datetime.now(_dt.UTC), deep, False, exc.message).to_dict(),
         )
         raise
-    _write_json(info.path / VERIFIED, VerifyRecord(_dt.datetime.now(_dt.UTC), deep, True).to_dict())
+    write_json(info.path / VERIFIED, VerifyRecord(_dt.datetime.now(_dt.UTC), deep, True).to_dict())
     return result
 
 

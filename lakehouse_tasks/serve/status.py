@@ -238,7 +238,7 @@ def lock_section(root: Path, environment: str) -> dict[str, Any]:
 def backups_section(env: Environment, now: _dt.datetime) -> dict[str, Any]:
     """Local copies (sizes, ages, durations, last verify), the schedule, off-site copies and
     the last restore drill (the last two say so when none exists yet)."""
-    from ..backup import default_dest, list_backups
+    from ..data.store import default_dest, list_backups
     from ..schedule import ScheduledRun, backup_schedule_status
 
     backups, _leftovers = list_backups(default_dest(env), env.name)

@@ -40,7 +40,7 @@ def _dest(project: Any, dest: str | None, *, must_exist: bool = False) -> Path:
     """The backup directory: ``--dest``, else the environment's default. With ``must_exist``
     (the tasks that read backups), a ``--dest`` that does not exist is an error, not an empty
     listing."""
-    from ..backup import default_dest
+    from ..data.store import default_dest
     from ..errors import ConfigError
 
     if not dest:
@@ -70,7 +70,8 @@ def create(
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.zst) of an environment."""
     from ..backends import backend_for
-    from ..backup import create_backup, manifest_table
+    from ..data.backup import create_backup
+    from ..data.tables import manifest_table
     from ..ui import Output
 
     backend = backend_for(target)
@@ -103,7 +104,8 @@ def list_(
 ) -> None:
     """List the backups of an environment, newest first, and where each lives (local, off-site,
     both), with incomplete leftovers of interrupted runs."""
-    from ..backup import backups_table, list_backups, where_label
+    from ..data.store import list_backups
+    from ..data.tables import backups_table, where_label
     from ..hooks.manager import get_plugin_manager
     from ..ui import Output
 
@@ -205,7 +207,7 @@ def verify(
 ) -> None:
     """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch), or
     with --offsite check the off-site repository."""
-    from ..backup import find_backup
+    from ..data.store import find_backup
     from ..errors import LakehouseError
     from ..ui import Output, Table
     from ..verify import verify_backup
@@ -287,7 +289,7 @@ def prune_(
 
 
 def _prune_by_settings(project: Any) -> Any:
-    from ..backup import default_dest
+    from ..data.store import default_dest
     from ..retention import prune_by_policy, retention_policy
 
     return prune_by_policy(
@@ -416,7 +418,7 @@ def scheduled_run(
 ) -> None:
     """What a schedule runs: back up, prune by retention, record the run, emit the outcome
     (--drill: then drill the new backup)."""
-    from ..backup import create_backup
+    from ..data.backup import create_backup
     from ..paths import project_root
     from ..schedule import run_scheduled_backup
     from ..ui import Output

@@ -39,8 +39,8 @@ def restore(
 ) -> None:
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
     from ..backends import backend_for
-    from ..backup import default_dest, find_or_fetch_backup
     from ..confirm import confirm_destructive
+    from ..data.store import default_dest, find_or_fetch_backup
     from ..restore import check_restorable, restore_backup, restore_table
     from ..ui import Output
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.backends import backend_named
-from lakehouse_tasks.backup import create_backup, list_backups
+from lakehouse_tasks.data.backup import create_backup
+from lakehouse_tasks.data.store import list_backups
 from lakehouse_tasks.deploy import DeployOptions, deploy
 from lakehouse_tasks.errors import RefusedError
 from lakehouse_tasks.events import EventKind

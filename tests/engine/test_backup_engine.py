@@ -22,15 +22,12 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
-from lakehouse_tasks import backup as backup_mod
 from lakehouse_tasks.backends.compose import ComposeBackend
-from lakehouse_tasks.backup import (
-    create_backup,
-    find_backup,
-    has_data,
-    list_backups,
-    recover_interrupted,
-)
+from lakehouse_tasks.data import backup as data_backup
+from lakehouse_tasks.data.backup import create_backup
+from lakehouse_tasks.data.maintenance import recover_interrupted
+from lakehouse_tasks.data.plan import has_data
+from lakehouse_tasks.data.store import find_backup, list_backups
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.project import Project, open_project
 from lakehouse_tasks.restore import restore_backup
@@ -344,7 +341,7 @@ def test_killed_backup_leaves_nothing_complete_and_services_come_back(
 ) -> None:
     project: Project = open_project("dev")
     dest = tmp_path / "killed"
-    env = {**os.environ, backup_mod.TEST_DELAY_ENV: "60"}
+    env = {**os.environ, data_backup.TEST_DELAY_ENV: "60"}
     code = (
         "from lakehouse_tasks.project import open_project\n"
         "from lakehouse_tasks.backup import create_backup\n"

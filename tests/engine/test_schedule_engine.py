@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from invoke import Context
 
-from lakehouse_tasks.backup import list_backups
+from lakehouse_tasks.data.store import list_backups
 from lakehouse_tasks.project import open_project
 from lakehouse_tasks.schedule import CRONTAB_FILE_ENV, ScheduledRun
 from lakehouse_tasks.tasks.backup import schedule as schedule_task

@@ -27,10 +27,11 @@ from typing import Any
 import pytest
 from invoke import Context
 
-from lakehouse_tasks import backup as backup_mod
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.backends.swarm.policies import options_for
 from lakehouse_tasks.backends.swarm.views import take_snapshot
+from lakehouse_tasks.data import maintenance
+from lakehouse_tasks.data import store as data_store
 from lakehouse_tasks.deploy import DeployOptions
 from lakehouse_tasks.deploy import deploy as run_deploy
 from lakehouse_tasks.engine import swarm as engine_swarm
@@ -198,7 +199,7 @@ def test_backup_and_restore_with_target_swarm(
     started = time.monotonic()
     backup_task(Context(), env="dev", target="swarm", tag="swarm")
     timings["backup"] = time.monotonic() - started
-    backups, _ = backup_mod.list_backups(data_stack.root / "backups", "dev")
+    backups, _ = data_store.list_backups(data_stack.root / "backups", "dev")
     assert len(backups) == 1
     info = backups[0]
     kinds = {(a.kind, a.source) for a in info.manifest.artefacts}
@@ -232,7 +233,7 @@ def test_backup_and_restore_with_target_swarm(
     assert _replicas(stack, "store") == 1
     assert take_snapshot(data_stack()).ok
     # The restore took a safety backup of the (empty) redeployed state first, on swarm too.
-    backups, _ = backup_mod.list_backups(data_stack.root / "backups", "dev")
+    backups, _ = data_store.list_backups(data_stack.root / "backups", "dev")
     assert any(b.manifest.tag == "pre-restore" for b in backups)
 
     # A killed backup's state file: recover_interrupted scales the service back.
@@ -245,7 +246,7 @@ def test_backup_and_restore_with_target_swarm(
     state.write_text(
         json.dumps({"services": ["store"], "target": "swarm", "replicas": {"store": 1}, "pid": 0})
     )
-    assert backup_mod.recover_interrupted(data_stack()) == ["store"]
+    assert maintenance.recover_interrupted(data_stack()) == ["store"]
     assert _replicas(stack, "store") == 1 and not state.exists()
     print(f"\nswarm backup/restore: {', '.join(f'{k} {v:.1f}s' for k, v in timings.items())}")
 

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
-from lakehouse_tasks.backup import create_backup, find_backup
+from lakehouse_tasks.data.backup import create_backup
+from lakehouse_tasks.data.store import find_backup
 from lakehouse_tasks.drill import copy_name, copy_project, drill_lock, leftovers_of, run_drill
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.project import Project, open_project

@@ -16,16 +16,10 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import backup as bk
-from lakehouse_tasks.backup import (
-    Artefact,
-    BackupManifest,
-    check_checksums,
-    check_free_space,
-    find_backup,
-    list_backups,
-    plan,
-)
+from lakehouse_tasks.data import store
+from lakehouse_tasks.data.manifest import Artefact, BackupManifest, check_checksums
+from lakehouse_tasks.data.plan import plan
+from lakehouse_tasks.data.store import check_free_space, find_backup, list_backups
 from lakehouse_tasks.engine.streams import stream_from_file, stream_to_file
 from lakehouse_tasks.errors import ConfigError, EngineError, LakehouseError
 from lakehouse_tasks.stack import Stack
@@ -89,9 +83,9 @@ def test_manifest_round_trips_through_json() -> None:
 
 
 def test_backup_id_is_env_utc_time_and_tag() -> None:
-    assert bk.backup_id("prod", WHEN, "before-upgrade") == "prod-20260102T030405Z-before-upgrade"
+    assert store.backup_id("prod", WHEN, "before-upgrade") == "prod-20260102T030405Z-before-upgrade"
     with pytest.raises(LakehouseError):
-        bk.check_tag("../etc")
+        store.check_tag("../etc")
 
 
 def _project() -> Any:
@@ -154,7 +148,7 @@ def test_only_with_an_unknown_name_is_bad_input() -> None:
 
 
 def test_free_space_refuses_with_exit_7(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(bk, "free_space", lambda path: 100 * 1024 * 1024)
+    monkeypatch.setattr(store, "free_space", lambda path: 100 * 1024 * 1024)
     check_free_space(tmp_path, 1024)
     with pytest.raises(LakehouseError) as err:
         check_free_space(tmp_path / "not-yet", 200 * 1024 * 1024)

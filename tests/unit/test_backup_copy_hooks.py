@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lakehouse_tasks import hookimpl
-from lakehouse_tasks.backup import backups_table, where_label
 from lakehouse_tasks.checks import Status, failed, passed, warned
+from lakehouse_tasks.data.tables import backups_table, where_label
 from lakehouse_tasks.errors import ExitCode, LakehouseError
 from lakehouse_tasks.plugin import BackupCopy
 from lakehouse_tasks.retention import PruneResult
@@ -140,7 +140,8 @@ def test_where_a_backup_lives():
 
 
 def test_backup_list_shows_off_site_only_backups(tmp_path):
-    from lakehouse_tasks.backup import BackupManifest, list_backups
+    from lakehouse_tasks.data.manifest import BackupManifest
+    from lakehouse_tasks.data.store import list_backups
 
     manifest = {
         "id": "prod-20260101T000000Z",

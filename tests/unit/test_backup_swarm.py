@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import backup
 from lakehouse_tasks.backends.compose import backend as compose
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.backends.swarm import backend as swarm
+from lakehouse_tasks.data import maintenance
 from lakehouse_tasks.engine import swarm as engine_swarm
 
 
@@ -51,7 +51,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
 
 def test_services_stopped_scales_to_zero_and_back_recording_replicas(fake: Any) -> None:
-    with backup.services_stopped(fake.project, ["web"], backend=SwarmBackend()) as stopped:
+    with maintenance.services_stopped(fake.project, ["web"], backend=SwarmBackend()) as stopped:
         assert stopped == ["web"]
         states = list((Path(fake.project.env.root) / "state").glob("stopped-stk-*.json"))
         data = json.loads(states[0].read_text())
@@ -67,7 +67,7 @@ def test_recover_interrupted_scales_back_to_the_recorded_replicas(fake: Any) -> 
     state.write_text(
         json.dumps({"services": ["web"], "target": "swarm", "replicas": {"web": 3}, "pid": 0})
     )
-    assert backup.recover_interrupted(fake.project) == ["web"]
+    assert maintenance.recover_interrupted(fake.project) == ["web"]
     assert fake.scales == [{"stk_web": 3}]
     assert not state.exists()
 
@@ -82,5 +82,5 @@ def test_an_old_state_file_without_target_means_compose(
     state = Path(fake.project.env.root) / "state" / "stopped-stk-1-2.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"services": ["web"], "pid": 0}))
-    assert backup.recover_interrupted(fake.project) == ["web"]
+    assert maintenance.recover_interrupted(fake.project) == ["web"]
     assert started == [("start", "web")] and fake.scales == []

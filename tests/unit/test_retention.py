@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse_tasks.backup import list_backups
+from lakehouse_tasks.data.store import list_backups
 from lakehouse_tasks.retention import prune, retention_settings, select_for_pruning
 
 NOW = _dt.datetime(2026, 1, 31, 12, 0, tzinfo=_dt.UTC)

@@ -1,0 +1,147 @@
+"""Services stopped around a backup or restore: recorded in a state file first, restarted
+afterwards (also on SIGTERM), and restarted by :func:`recover_interrupted` when the process
+was killed before it could."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..backends import backend_of_record
+from ..backends.compose import ComposeBackend
+from ..errors import EngineError
+from ..paths import state_dir
+from ..ui import Output
+from .plan import running_services
+from .store import pid_alive
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..project import Project
+
+
+# ---- services stopped during a backup -------------------------------------------------------
+def _stopped_glob(project: Project) -> str:
+    return f"stopped-{project.compose.project_name}-*.json"
+
+
+def _state_root(project: Project) -> Path:
+    return state_dir(project.env.root)
+
+
+def recover_interrupted(
+    project: Project, out: Output | None = None, backend: Backend | None = None
+) -> list[str]:
+    """Start again the services that a killed backup or restore left stopped.
+
+    Reads the state files written before services are stopped; a file whose writer is still
+    running belongs to a backup in progress and is left alone. Returns the services started.
+    """
+    restarted: list[str] = []
+    for path in sorted(_state_root(project).glob(_stopped_glob(project))):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            continue
+        pid = int(data.get("pid", 0))
+        if pid and pid != os.getpid() and pid_alive(pid):
+            continue
+        services = [str(s) for s in data.get("services") or []]
+        if services:
+            if out is not None:
+                out.warn(
+                    f"An interrupted {data.get('reason', 'backup')} left {', '.join(services)} "
+                    "stopped; starting them again."
+                )
+            try:
+                # The record names the target it was written for, so a swarm backup killed
+                # under a compose deploy is recovered on swarm (records from before the
+                # backends have "compose" or "swarm" too).
+                backend_of_record(data.get("target"), backend).start(
+                    project,
+                    services,
+                    {str(k): int(v) for k, v in (data.get("replicas") or {}).items()},
+                )
+                restarted.extend(services)
+            except EngineError as exc:
+                if out is not None:
+                    out.warn(f"Could not start {', '.join(services)}: {exc.message}")
+        path.unlink(missing_ok=True)
+    return restarted
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` restarts what it stopped."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+class Stopped(list[str]):
+    """The services a :func:`services_stopped` block stopped. Once the block has ended,
+    ``confirmed`` names those a probe of their own healthcheck found healthy while they were
+    started again (a later wait for them need not probe them once more)."""
+
+    def __init__(self, services: Iterable[str] = ()) -> None:
+        super().__init__(services)
+        self.confirmed: set[str] = set()
+
+
+@contextlib.contextmanager
+def services_stopped(
+    project: Project,
+    services: Iterable[str],
+    *,
+    reason: str = "backup",
+    backend: Backend | None = None,
+) -> Iterator[Stopped]:
+    """Stop the running ``services`` for the duration of the block and start them again
+    afterwards: on success, on failure, on Ctrl-C and on SIGTERM. The set (with the target
+    and, on swarm, each service's replica count) is recorded in a state file first so
+    :func:`recover_interrupted` can finish the job after a SIGKILL."""
+    backend = backend or ComposeBackend()
+    running = set(running_services(project, backend))
+    chosen = Stopped(sorted(s for s in set(services) if s in running))
+    if not chosen:
+        yield chosen
+        return
+    replicas = backend.replicas(project, chosen)
+    state = _state_root(project) / (
+        f"stopped-{project.compose.project_name}-{os.getpid()}-{time.monotonic_ns()}.json"
+    )
+    state.write_text(
+        json.dumps(
+            {
+                "project": project.compose.project_name,
+                "environment": project.env.name,
+                "services": chosen,
+                "target": backend.name,
+                "replicas": replicas,
+                "pid": os.getpid(),
+                "reason": reason,
+                "time": _dt.datetime.now(_dt.UTC).isoformat(),
+            }
+        )
+    )
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: no handler, Ctrl-C only
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        backend.stop(project, chosen)
+        yield chosen
+    finally:
+        try:
+            chosen.confirmed = backend.start(project, chosen, replicas)
+            state.unlink(missing_ok=True)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
