@@ -143,7 +143,7 @@ def test_crontab_file_variable_chooses_cron(
 
 def test_no_systemd_as_init_means_cron(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(sched.CRONTAB_FILE_ENV, raising=False)
-    monkeypatch.setattr(sched, "systemd_is_init", lambda runner=None: False)
+    monkeypatch.setattr(sched.installed, "systemd_is_init", lambda runner=None: False)
     assert sched.choose_platform() == "cron"
 
 
