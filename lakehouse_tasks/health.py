@@ -13,179 +13,24 @@ import datetime as _dt
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import probes
 from .engine import containers
 from .engine import stats as engine_stats
-from .events import Event, EventKind
+from .events import Event
 from .hooks.manager import get_plugin_manager
 from .parsing import parse_names
+from .snapshots import HEALTH_LOG_KEEP, HealthProbe, HealthSnapshot, ServiceHealth, utc_now
 from .stack import ONESHOT_LABEL, require_known
-from .ui import Table, human_bytes, human_duration
 
 if TYPE_CHECKING:
     from .project import Project
 
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
-
-#: Statuses that count as fine in :attr:`HealthSnapshot.ok`. ``running`` is a long-running
-#: container without a healthcheck: up is all the engine can tell about it.
-OK_STATUSES = frozenset({"healthy", "running", "exited (0)"})
-
-#: How many healthcheck outputs ``--detailed`` keeps per container.
-HEALTH_LOG_KEEP = 3
-
-
-@dataclass(frozen=True)
-class HealthProbe:
-    """One healthcheck run the engine remembers (``State.Health.Log``)."""
-
-    exit_code: int
-    output: str
-    end: str = ""
-
-
-@dataclass(frozen=True)
-class ServiceHealth:
-    """One container of the stack (or a service of the merged config with none)."""
-
-    service: str
-    container: str = ""  # container name
-    container_id: str = ""
-    state: str = "missing"  # running | exited | restarting | created | paused | dead | missing
-    health: str = "none"  # healthy | unhealthy | starting | none
-    exit_code: int | None = None
-    restart_count: int = 0
-    started_at: str = ""
-    uptime_s: float | None = None
-    cpu_percent: float | None = None
-    mem_used: int | None = None
-    mem_limit: int | None = None
-    url: str = ""
-    image: str = ""
-    oneshot: bool = False
-    probes: tuple[HealthProbe, ...] = ()
-    cpu_limit: float = 0.0
-    memory_limit: int = 0
-    volumes: tuple[str, ...] = ()
-    restart_policy: str = ""
-    in_config: bool = True
-    #: healthy by the service's own healthcheck, run by the tool (a restore's probe) before the
-    #: engine's first check (lakehouse_tasks.probes); the engine still says "starting"
-    own_probe: bool = False
-
-    @property
-    def status(self) -> str:
-        """healthy, running, starting, unhealthy, restarting, exited (0), exited or missing."""
-        return derive_status(self.state, self.health, self.exit_code, oneshot=self.oneshot)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in OK_STATUSES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "status": self.status,
-            "ok": self.ok,
-            "container": self.container,
-            "container_id": self.container_id,
-            "state": self.state,
-            "health": self.health,
-            "exit_code": self.exit_code,
-            "restart_count": self.restart_count,
-            "started_at": self.started_at,
-            "uptime_s": self.uptime_s,
-            "cpu_percent": self.cpu_percent,
-            "mem_used": self.mem_used,
-            "mem_limit": self.mem_limit,
-            "url": self.url,
-            "image": self.image,
-            "oneshot": self.oneshot,
-            "probes": [
-                {"exit_code": p.exit_code, "output": p.output, "end": p.end} for p in self.probes
-            ],
-            "cpu_limit": self.cpu_limit,
-            "memory_limit": self.memory_limit,
-            "volumes": list(self.volumes),
-            "restart_policy": self.restart_policy,
-            "in_config": self.in_config,
-            "own_probe": self.own_probe,
-        }
-
-
-def derive_status(state: str, health: str, exit_code: int | None, *, oneshot: bool) -> str:
-    """The one word a user reads for a container (see docs/HEALTH.md)."""
-    if state == "missing":
-        return "missing"
-    if state == "exited" or state == "dead":
-        if oneshot and exit_code == 0:
-            return "exited (0)"
-        return "exited"
-    if state == "restarting":
-        return "restarting"
-    if state == "created":
-        return "starting"
-    if state == "paused":
-        return "unhealthy"
-    # running
-    if health in ("healthy", "unhealthy", "starting"):
-        return health
-    return "starting" if oneshot else "running"
-
-
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
-@dataclass(frozen=True)
-class HealthSnapshot:
-    """Every service of one environment at one moment."""
-
-    environment: str
-    project: str
-    rows: tuple[ServiceHealth, ...]
-    time: _dt.datetime = field(default_factory=_now)
-    resources: bool = True
-
-    @property
-    def healthy(self) -> int:
-        return sum(1 for r in self.rows if r.ok)
-
-    @property
-    def total(self) -> int:
-        return len(self.rows)
-
-    @property
-    def summary(self) -> str:
-        return f"{self.healthy}/{self.total} healthy"
-
-    @property
-    def ok(self) -> bool:
-        """Every long-running service healthy (or running without a healthcheck) and every
-        one-shot exited 0."""
-        return all(r.ok for r in self.rows)
-
-    @property
-    def problems(self) -> list[ServiceHealth]:
-        return [r for r in self.rows if not r.ok]
-
-    def by_key(self) -> dict[str, ServiceHealth]:
-        return {r.service: r for r in self.rows}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment,
-            "project": self.project,
-            "time": self.time.isoformat(),
-            "ok": self.ok,
-            "summary": {"healthy": self.healthy, "total": self.total},
-            "services": [r.to_dict() for r in self.rows],
-        }
 
 
 # ---- parsing docker output ------------------------------------------------------------------
@@ -249,7 +94,7 @@ def service_health_from_inspect(
     health = state.get("Health") or {}
     status = str(state.get("Status", "")) or "created"
     started = parse_engine_time(str(state.get("StartedAt", "")))
-    now = now or _now()
+    now = now or utc_now()
     uptime = (now - started).total_seconds() if started and status == "running" else None
     probes = tuple(
         HealthProbe(
@@ -368,7 +213,7 @@ def take_snapshot(
             loader.join()
             if isinstance(loaded[0], BaseException):
                 raise loaded[0]
-        now = _now()
+        now = utc_now()
         ordered = _rows(project, inspected, wanted, now)
         stats_by_id: dict[str, dict[str, Any]] = {}
         for sample_row in sampler.rows():
@@ -491,139 +336,6 @@ def publish(project: Project, snapshot: HealthSnapshot, events: Sequence[Event])
 
 
 # ---- transitions ----------------------------------------------------------------------------
-def diff_snapshots(prev: HealthSnapshot, cur: HealthSnapshot) -> list[Event]:
-    """Every transition between two snapshots, one event per service and kind.
-
-    healthy -> unhealthy: SERVICE_UNHEALTHY; unhealthy -> healthy: SERVICE_RECOVERED; restart
-    count up or a new container: SERVICE_RESTARTED; present -> missing: SERVICE_DISAPPEARED;
-    running -> exited (a one-shot exiting 0 is expected): SERVICE_EXITED.
-    """
-    events: list[Event] = []
-    before = prev.by_key()
-    env = cur.environment
-
-    def add(kind: EventKind, service: str, message: str, **details: Any) -> None:
-        events.append(Event(kind, env, message, service=service, time=cur.time, details=details))
-
-    for name, now in cur.by_key().items():
-        old = before.get(name)
-        if old is None:
-            continue
-        if old.state != "missing" and now.state == "missing":
-            add(EventKind.SERVICE_DISAPPEARED, name, "container is gone", container=old.container)
-            continue
-        if old.state == "missing":
-            continue
-        if old.container_id and now.container_id and old.container_id != now.container_id:
-            add(
-                EventKind.SERVICE_RESTARTED,
-                name,
-                "container was re-created",
-                old=old.container_id[:12],
-                new=now.container_id[:12],
-            )
-        elif now.restart_count > old.restart_count:
-            add(
-                EventKind.SERVICE_RESTARTED,
-                name,
-                f"restarted (restart count {old.restart_count} -> {now.restart_count})",
-                restart_count=now.restart_count,
-            )
-        if old.state == "running" and now.state in ("exited", "dead"):
-            if not (now.oneshot and now.exit_code == 0):
-                add(
-                    EventKind.SERVICE_EXITED,
-                    name,
-                    f"exited with code {now.exit_code}",
-                    exit_code=now.exit_code,
-                )
-            continue
-        if old.health != "unhealthy" and now.health == "unhealthy":
-            last = now.probes[-1].output if now.probes else ""
-            add(
-                EventKind.SERVICE_UNHEALTHY,
-                name,
-                "became unhealthy" + (f": {last}" if last else ""),
-                previous=old.health,
-            )
-        elif old.health == "unhealthy" and now.health == "healthy":
-            add(EventKind.SERVICE_RECOVERED, name, "is healthy again")
-    return events
 
 
 # ---- rendering ------------------------------------------------------------------------------
-def _usage(used: int | None, limit: int | None) -> str:
-    if used is None:
-        return "-"
-    return f"{human_bytes(used)} / {human_bytes(limit)}" if limit else human_bytes(used)
-
-
-def health_rows(snapshot: HealthSnapshot, *, detailed: bool = False) -> list[Mapping[str, Any]]:
-    rows: list[Mapping[str, Any]] = []
-    for r in snapshot.rows:
-        row: dict[str, Any] = {
-            "service": r.service + (" (one-shot)" if r.oneshot else ""),
-            "status": r.status,
-            "state": r.state,
-            "restarts": r.restart_count if r.state != "missing" else None,
-            "uptime": human_duration(r.uptime_s),
-            "cpu": "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}%",
-            "memory": _usage(r.mem_used, r.mem_limit),
-            "url": r.url or None,
-        }
-        if detailed:
-            row.update(
-                {
-                    "image": r.image or None,
-                    "container_id": r.container_id[:12] or None,
-                    "limits": _limits_vs_usage(r),
-                    "volumes": list(r.volumes),
-                    "restart_policy": r.restart_policy or None,
-                    "probes": " | ".join(
-                        f"[{p.exit_code}] {p.output.splitlines()[-1] if p.output else ''}".strip()
-                        for p in r.probes
-                    )
-                    or None,
-                }
-            )
-        rows.append(row)
-    return rows
-
-
-def _limits_vs_usage(r: ServiceHealth) -> str:
-    cpu = f"cpu {r.cpu_percent or 0:.1f}% of {r.cpu_limit:g}" if r.cpu_limit else "cpu unlimited"
-    if r.memory_limit:
-        pct = (r.mem_used or 0) * 100 / r.memory_limit
-        mem = f"mem {pct:.0f}% of {human_bytes(r.memory_limit)}"
-    else:
-        mem = "mem unlimited"
-    return f"{cpu}, {mem}"
-
-
-def render_health_table(snapshot: HealthSnapshot, *, detailed: bool = False) -> Table:
-    columns = [
-        ("service", "Service"),
-        ("status", "Status"),
-        ("restarts", "Restarts"),
-        ("uptime", "Uptime"),
-        ("cpu", "CPU"),
-        ("memory", "Memory used / limit"),
-        ("url", "URL"),
-    ]
-    if detailed:
-        columns += [
-            ("image", "Image"),
-            ("container_id", "Container"),
-            ("limits", "Limits vs usage"),
-            ("volumes", "Volumes"),
-            ("restart_policy", "Restart"),
-            ("probes", "Last healthchecks"),
-        ]
-    stamp = snapshot.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    return Table(
-        columns=columns,
-        rows=health_rows(snapshot, detailed=detailed),
-        title=f"Health of {snapshot.environment} ({snapshot.project}) at {stamp}",
-        caption=f"{snapshot.summary}" + ("" if snapshot.ok else " - DEGRADED"),
-        status_column="status",
-    )

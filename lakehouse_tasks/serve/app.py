@@ -36,8 +36,8 @@ from .samples import SampleStore
 from .status import build_report, report_document, slow_sections, urls_by_service
 
 if TYPE_CHECKING:
-    from ..health import HealthSnapshot
     from ..project import Project
+    from ..snapshots import HealthSnapshot
 
 #: How often the slower sections (deploys, backups, events, plugins) are read again.
 SLOW_EVERY_S = 15.0

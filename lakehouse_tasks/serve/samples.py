@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..paths import write_atomic
 
 if TYPE_CHECKING:
-    from ..health import HealthSnapshot
+    from ..snapshots import HealthSnapshot
 
 DEFAULT_EVERY_S = 60.0
 DEFAULT_KEEP = 360  # six hours at one sample a minute

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..environment import Environment
-    from ..health import HealthSnapshot
     from ..project import Project
+    from ..snapshots import HealthSnapshot
 
 #: How many deploys, backups and events a report carries (the page shows the newest).
 DEPLOYS_KEPT = 20

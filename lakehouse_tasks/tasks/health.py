@@ -15,9 +15,9 @@ from ._base import lakehouse_task, project_from_flags
 # (docs/PERFORMANCE.md, CLI start-up).
 if TYPE_CHECKING:
     from ..events import Event
-    from ..health import HealthSnapshot
     from ..project import Project
     from ..schedule import BackupScheduleStatus
+    from ..snapshots import HealthSnapshot
     from ..ui import Output
 
 DEFAULT_WATCH_INTERVAL = 5.0
@@ -109,7 +109,8 @@ def watch_health(
 
     Returns the last snapshot, or ``None`` when interrupted (a clean exit, code 0).
     """
-    from ..health import diff_snapshots, publish, take_snapshot
+    from ..health import publish, take_snapshot
+    from ..snapshots import diff_snapshots
 
     previous: HealthSnapshot | None = None
     live = None
@@ -149,7 +150,7 @@ def watch_health(
 def _render_refresh(
     out: Output, live: Any, snapshot: HealthSnapshot, events: list[Event], *, detailed: bool
 ) -> None:
-    from ..health import render_health_table
+    from ..health_view import render_health_table
     from ..ui import render_rich, to_jsonable
 
     if out.json_mode:
@@ -207,7 +208,8 @@ def health(
     """
     from ..backends import backend_for
     from ..errors import ConfigError, ExitCode, LakehouseError
-    from ..health import publish, render_health_table
+    from ..health import publish
+    from ..health_view import render_health_table
     from ..schedule import backup_schedule_status
     from ..ui import Output
 

@@ -20,18 +20,15 @@ from lakehouse_tasks.environment import Environment
 from lakehouse_tasks.errors import EngineError
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.health import (
-    HealthSnapshot,
-    ServiceHealth,
-    derive_status,
-    diff_snapshots,
     parse_engine_time,
     parse_stats_size,
-    render_health_table,
     service_health_from_inspect,
     take_snapshot,
 )
+from lakehouse_tasks.health_view import render_health_table
 from lakehouse_tasks.project import Project
 from lakehouse_tasks.schema import Schema
+from lakehouse_tasks.snapshots import HealthSnapshot, ServiceHealth, derive_status, diff_snapshots
 from lakehouse_tasks.stack import Stack
 from lakehouse_tasks.tasks.health import exit_code_for, service_names, watch_health, watch_interval
 from lakehouse_tasks.ui import Output, render_plain

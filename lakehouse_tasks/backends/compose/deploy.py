@@ -39,8 +39,8 @@ from ...outcomes import (
 from ...stack import Stack, with_dependencies
 
 if TYPE_CHECKING:
-    from ...health import ServiceHealth
     from ...project import Project
+    from ...snapshots import ServiceHealth
 
 #: The longest wait between two snapshots of a deploy; an engine event (a container starts,
 #: dies or changes health) wakes the wait sooner (``docker.ContainerEvents``).

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...engine import swarm as engine_swarm
-from ...health import HealthProbe, HealthSnapshot, ServiceHealth, access_urls
+from ...health import access_urls
+from ...snapshots import HealthProbe, HealthSnapshot, ServiceHealth
 from ...stack import ONESHOT_LABEL, Stack, parse_services, require_known
 from .translate import stack_name
 
