@@ -18,11 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from lakehouse_tasks.errors import ExitCode, LakehouseError
-from lakehouse_tasks.health import HealthSnapshot, ServiceHealth
-from lakehouse_tasks.serve import auth, metrics, status
+from lakehouse_tasks.serve import auth, metrics, sections, status
 from lakehouse_tasks.serve.app import WRONG_TOKEN, Refresher, bind_socket, create_app
 from lakehouse_tasks.serve.auth import COOKIE_NAME, Gate
 from lakehouse_tasks.serve.samples import SampleStore
+from lakehouse_tasks.snapshots import HealthSnapshot, ServiceHealth
 
 NOW = _dt.datetime(2026, 12, 1, 12, 0, tzinfo=_dt.UTC)
 
@@ -136,7 +136,7 @@ def test_deploys_say_who_deployed_and_how_long_it_took(tmp_path: Path, state: Pa
             },
         ],
     )
-    deploys = status.deploys_section(tmp_path, "dev")["deploys"]
+    deploys = sections.deploys_section(tmp_path, "dev")["deploys"]
     assert [(d["user"], d["result"], d["duration_s"]) for d in deploys] == [
         ("bo", "failed", 12.0),
         ("ana", "ok", 41.2),
@@ -161,7 +161,7 @@ def test_events_are_the_last_day_of_this_environment_newest_first(
             event(0.5, message="half"),
         ],
     )
-    found = status.events_section(tmp_path, "dev", NOW)
+    found = sections.events_section(tmp_path, "dev", NOW)
     assert [e["message"] for e in found] == ["half", "two"]
 
 
@@ -204,9 +204,9 @@ def test_no_smoke_run_and_no_offsite_copy_are_said_in_words(
     # its own state dir: engine tests of this session may have logged dev smoke runs already
     monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     env = FakeEnv(tmp_path, "x")
-    assert status.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
-    assert status.offsite_section(env)["message"] == "no off-site copy yet"  # type: ignore[arg-type]
-    assert status.drill_section(env)["message"] == "no restore drill yet"  # type: ignore[arg-type]
+    assert sections.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
+    assert sections.offsite_section(env)["message"] == "no off-site copy yet"  # type: ignore[arg-type]
+    assert sections.drill_section(env)["message"] == "no restore drill yet"  # type: ignore[arg-type]
 
 
 # ---- the sample history ----------------------------------------------------------------------
@@ -483,11 +483,11 @@ def test_offsite_copies_and_the_last_drill_come_from_their_state_files(
     local = [{"id": "dev-1", "time": "2026-12-01T10:00:00+00:00", "size": 900,
               "offsite": {"short_id": "ab12cd34", "repository": "sftp:x", "time": "2026-12-01T10:01:00+00:00"}},
              {"id": "dev-0", "time": "2026-12-01T09:00:00+00:00", "size": 800, "offsite": None}]  # fmt: skip
-    offsite = status.offsite_section(env, local)  # type: ignore[arg-type]
+    offsite = sections.offsite_section(env, local)  # type: ignore[arg-type]
     assert [(c["id"], c["snapshot"], c["duration_s"]) for c in offsite["copies"]] == [
         ("dev-1", "ab12cd34", 7.5)
     ]
-    drill = status.drill_section(env)["last"]  # type: ignore[arg-type]
+    drill = sections.drill_section(env)["last"]  # type: ignore[arg-type]
     assert drill["ok"] and drill["restore_s"] == 42.5 and drill["backup"] == "dev-1"
     doc = {"environment": "dev", "backups": {"offsite": offsite, "drill": {"last": drill}}}
     text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
@@ -508,7 +508,7 @@ def test_a_failed_offsite_copy_is_said_and_counts_as_failed(tmp_path: Path, stat
             }
         )
     )
-    offsite = status.offsite_section(env, [])  # type: ignore[arg-type]
+    offsite = sections.offsite_section(env, [])  # type: ignore[arg-type]
     assert offsite["failure"]["error"].startswith("The off-site repository R cannot be reached")
     doc = {"environment": "dev", "backups": {"offsite": offsite}}
     text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
@@ -517,7 +517,7 @@ def test_a_failed_offsite_copy_is_said_and_counts_as_failed(tmp_path: Path, stat
 
 def test_the_last_smoke_run_is_read_back_from_its_events(tmp_path: Path, state: Path) -> None:
     env = FakeEnv(tmp_path, "x")
-    assert status.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
+    assert sections.smoke_section(env)["message"] == "no smoke run yet"  # type: ignore[arg-type]
 
     def event(kind: str, run: str, minute: int, **details: Any) -> dict[str, Any]:
         return {"kind": kind, "environment": "dev", "time": f"2026-12-01T11:{minute:02d}:00+00:00",
@@ -527,13 +527,13 @@ def test_the_last_smoke_run_is_read_back_from_its_events(tmp_path: Path, state: 
         {"hop": "minio", "verdict": "passed", "seconds": 0.5},
         {"hop": "trino", "verdict": "not rehearsed", "seconds": 0.0}])  # fmt: skip
     write_jsonl(state / "events.jsonl", [passed])
-    last = status.smoke_section(env)["last"]  # type: ignore[arg-type]
+    last = sections.smoke_section(env)["last"]  # type: ignore[arg-type]
     assert last["ok"] and [(h["name"], h["ok"]) for h in last["hops"]] == [
         ("minio", True), ("trino", True)]  # fmt: skip
     write_jsonl(state / "events.jsonl", [
         passed, event("smoke.failed", "r2", 5, hop="superset", seconds=1.0),
         event("smoke.failed", "r2", 5, hop="trino", seconds=2.0)])  # fmt: skip
-    last = status.smoke_section(env)["last"]  # type: ignore[arg-type]
+    last = sections.smoke_section(env)["last"]  # type: ignore[arg-type]
     assert not last["ok"] and sorted(h["name"] for h in last["hops"]) == ["superset", "trino"]
     doc = {"environment": "dev", "smoke": {"last": last}}
     text = metrics.exposition(metrics.registry_for(lambda: doc)).decode()
