@@ -101,8 +101,8 @@ def list_(
 ) -> None:
     """List the backups of an environment, newest first, and where each lives (local, off-site,
     both), with incomplete leftovers of interrupted runs."""
-    from ..data.tables import backups_table, where_label
     from ..data.store import list_backups
+    from ..data.tables import backups_table, where_label
     from ..hooks.manager import get_plugin_manager
     from ..ui import Output
 
