@@ -843,10 +843,10 @@ class Suite:
         )  # fmt: skip
 
     def backup(self) -> None:
-        from lakehouse_tasks import restore as restore_mod
         from lakehouse_tasks.backends.compose import ComposeBackend
         from lakehouse_tasks.data import backup as data_backup
         from lakehouse_tasks.data import plan as data_plan
+        from lakehouse_tasks.data import restore as restore_mod
         from lakehouse_tasks.data import store
 
         volume_key, db_service = "minio-data", "metastore-db"

@@ -70,6 +70,23 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
         "use lakehouse_tasks.data (backup, maintenance, plan, store, manifest, tables); plugins "
         "import default_dest and check_free_space from lakehouse_tasks.plugin",
     ),
+    "lakehouse_tasks.restore": (
+        (
+            "lakehouse_tasks.data.restore",
+            "lakehouse_tasks.data.restorable",
+            "lakehouse_tasks.data.tables",
+        ),
+        "use lakehouse_tasks.data.restore (check_restorable: lakehouse_tasks.data.restorable)",
+    ),
+    "lakehouse_tasks.verify": (("lakehouse_tasks.data.verify",), "use lakehouse_tasks.data.verify"),
+    "lakehouse_tasks.drill": (
+        (
+            "lakehouse_tasks.data.drill",
+            "lakehouse_tasks.data.drill_copy",
+            "lakehouse_tasks.data.drill_checks",
+        ),
+        "use lakehouse_tasks.data.drill (the copy: data.drill_copy, the comparisons: data.drill_checks)",
+    ),
     "lakehouse_tasks.engine_api": (
         ("lakehouse_tasks.engine.api",),
         "use lakehouse_tasks.engine.api",

@@ -12,6 +12,8 @@ from ..ui import Table, human_bytes
 from .manifest import BackupInfo, BackupManifest
 
 if TYPE_CHECKING:
+    from .restore import RestoreResult
+
     pass
 
 
@@ -115,4 +117,17 @@ def backups_table(
         rows=list[Mapping[str, Any]](rows),
         title="Backups",
         caption=caption,
+    )
+
+
+def restore_table(result: RestoreResult) -> Table:
+    return Table(
+        columns=[("artefact", "ARTEFACT"), ("target", "RESTORED INTO"), ("status", "STATUS")],
+        rows=list[Mapping[str, Any]](result.restored),
+        title=f"Restore of {result.environment} from {result.backup}",
+        caption=(
+            f"safety backup: {result.safety_backup or 'none'}; services restarted: "
+            f"{', '.join(result.services) or 'none'}; {result.duration_seconds:.1f}s"
+        ),
+        status_column="status",
     )

@@ -228,7 +228,7 @@ def offsite_section(env: Environment, local: Sequence[Mapping[str, Any]] = ()) -
 
 def drill_section(env: Environment) -> dict[str, Any]:
     """The last restore drill and its measured restore time (``invoke backup.drill``)."""
-    from ..drill import load_last
+    from ..data.drill import load_last
 
     last = load_last(env)  # type: ignore[arg-type]
     if not last:

@@ -205,9 +205,9 @@ def verify(
     """Recompute every checksum of a backup (exit 6 naming the artefact on a mismatch), or
     with --offsite check the off-site repository."""
     from ..data.store import find_backup
+    from ..data.verify import verify_backup
     from ..errors import LakehouseError
     from ..ui import Output, Table
-    from ..verify import verify_backup
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)
     out = Output(json_mode=json_)

@@ -66,7 +66,7 @@ def drill(
 ) -> None:
     """Restore a backup into an isolated throw-away copy of the stack, check every row count
     and file checksum, record the evidence, tear the copy down."""
-    from ..drill import run_drill
+    from ..data.drill import run_drill
     from ..ui import Output
 
     project = project_from_flags(env, rehearsal, env_file)

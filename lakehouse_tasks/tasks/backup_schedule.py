@@ -165,7 +165,7 @@ def scheduled_run(
             f"{len(record.pruned)} old backup(s)."
         )
     if drill:
-        from ..drill import run_drill
+        from ..data.drill import run_drill
 
         result = run_drill(
             project_from_flags(env, rehearsal, env_file), backup_id=record.backup_id, out=out

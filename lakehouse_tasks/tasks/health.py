@@ -78,7 +78,7 @@ def check_status(project: Project, out: Output) -> list[dict[str, Any]]:
     """Plugins' extra lines (``lakehouse_status_checks``: the newest off-site copy's age) and
     the last restore drill: a ``warn`` is printed as a warning, a pass as an info line."""
     from ..checks import Check, Status
-    from ..drill import last_drill_check
+    from ..data.drill import last_drill_check
     from ..hooks.manager import get_plugin_manager
 
     checks: list[Check] = list(get_plugin_manager().status_checks(env=project.env))

@@ -40,8 +40,10 @@ def restore(
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
     from ..backends import backend_for
     from ..confirm import confirm_destructive
+    from ..data.restorable import check_restorable
+    from ..data.restore import restore_backup
     from ..data.store import default_dest, find_or_fetch_backup
-    from ..restore import check_restorable, restore_backup, restore_table
+    from ..data.tables import restore_table
     from ..ui import Output
 
     backend = backend_for(target)

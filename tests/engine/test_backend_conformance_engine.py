@@ -20,12 +20,12 @@ import pytest
 
 from lakehouse_tasks.backends import backend_named
 from lakehouse_tasks.data.backup import create_backup
+from lakehouse_tasks.data.restore import restore_backup
 from lakehouse_tasks.data.store import list_backups
 from lakehouse_tasks.deploy import DeployOptions, deploy
 from lakehouse_tasks.errors import RefusedError
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.project import open_project
-from lakehouse_tasks.restore import restore_backup
 from lakehouse_tasks.teardown import teardown
 from lakehouse_tasks.testing import RecordingPlugin, write_env
 from tests.conftest import unique_project_name

@@ -27,14 +27,14 @@ from lakehouse_tasks.data import backup as data_backup
 from lakehouse_tasks.data.backup import create_backup
 from lakehouse_tasks.data.maintenance import recover_interrupted
 from lakehouse_tasks.data.plan import has_data
+from lakehouse_tasks.data.restore import restore_backup
 from lakehouse_tasks.data.store import find_backup, list_backups
+from lakehouse_tasks.data.verify import verify_backup
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.project import Project, open_project
-from lakehouse_tasks.restore import restore_backup
 from lakehouse_tasks.tasks.backup import verify as verify_task
 from lakehouse_tasks.tasks.restore import restore as restore_task
 from lakehouse_tasks.ui import Output
-from lakehouse_tasks.verify import verify_backup
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

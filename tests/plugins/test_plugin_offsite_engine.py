@@ -24,8 +24,9 @@ import pytest
 from invoke import Context, Exit
 
 from lakehouse_tasks.data.backup import create_backup
+from lakehouse_tasks.data.drill import run_drill
+from lakehouse_tasks.data.drill_copy import copy_name, copy_project, drill_lock, leftovers_of
 from lakehouse_tasks.data.store import find_backup
-from lakehouse_tasks.drill import copy_name, copy_project, drill_lock, leftovers_of, run_drill
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.project import Project, open_project
 from lakehouse_tasks.tasks.backup import list_ as list_task

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_tasks import drill
+from lakehouse_tasks.data import drill
+from lakehouse_tasks.data import drill_checks as data_drill_checks
+from lakehouse_tasks.data import drill_copy as data_drill_copy
 from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.smoke.model import FAILED, PASSED, SKIPPED, HopResult, SmokeReport
 
@@ -56,7 +58,7 @@ def test_archive_checksums_are_the_files_sha256_by_relative_path(
         )
     else:
         archive.write_bytes(raw)
-    sums = drill.archive_checksums(archive, compression)
+    sums = data_drill_checks.archive_checksums(archive, compression)
     assert sums == {
         "a.txt": hashlib.sha256(b"hello\n").hexdigest(),
         "sub/b.bin": hashlib.sha256(bytes(range(256)) * 5000).hexdigest(),
@@ -72,7 +74,7 @@ def test_a_truncated_zstd_archive_is_an_error_not_a_short_list(tmp_path: Path) -
     archive = tmp_path / "v.tar.zst"
     archive.write_bytes(packed[: len(packed) // 2])
     with pytest.raises((OSError, tarfile.TarError)):
-        drill.archive_checksums(archive, "zstd")
+        data_drill_checks.archive_checksums(archive, "zstd")
 
 
 def _report(verdicts: dict[str, str]) -> SmokeReport:
@@ -124,8 +126,8 @@ def test_the_default_smoke_seam_is_the_real_smoke_runner() -> None:
     ],
 )
 def test_copy_lines_of_a_dump_name_their_table(line: str, table: str | None) -> None:
-    match = drill._COPY.match(line)
-    assert (drill._unquote(match.group(1)) if match else None) == table
+    match = data_drill_checks._COPY.match(line)
+    assert (data_drill_checks._unquote(match.group(1)) if match else None) == table
 
 
 def env_at(root: Path) -> types.SimpleNamespace:
@@ -135,29 +137,31 @@ def env_at(root: Path) -> types.SimpleNamespace:
 def test_two_drills_of_one_environment_cannot_hold_the_lock(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     env = env_at(tmp_path)
-    with drill.drill_lock(env):
+    with data_drill_copy.drill_lock(env):
         with (
             pytest.raises(LakehouseError, match="Another restore drill of prod") as err,
-            drill.drill_lock(env),
+            data_drill_copy.drill_lock(env),
         ):
             pass
         assert err.value.exit_code == 7
-    with drill.drill_lock(env):  # released afterwards
+    with data_drill_copy.drill_lock(env):  # released afterwards
         pass
-    assert drill.copy_name(env) == "lakehouse-prod-drill"
+    assert data_drill_copy.copy_name(env) == "lakehouse-prod-drill"
 
 
 def test_health_line_of_the_last_drill(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     env = env_at(tmp_path)
     assert drill.last_drill_check(env) is None
-    drill.last_path(env).parent.mkdir(parents=True)
+    data_drill_copy.last_path(env).parent.mkdir(parents=True)
     started = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=2)).isoformat()
     record = {"started": started, "backup": "prod-1", "ok": True, "restore_seconds": 12.5}
-    drill.last_path(env).write_text(json.dumps(record))
+    data_drill_copy.last_path(env).write_text(json.dumps(record))
     check = drill.last_drill_check(env)
     assert check is not None and check.status.value == "pass"
     assert "prod-1" in check.detail and "2.0 days ago" in check.detail
-    drill.last_path(env).write_text(json.dumps({**record, "ok": False, "problem": "rows differ"}))
+    data_drill_copy.last_path(env).write_text(
+        json.dumps({**record, "ok": False, "problem": "rows differ"})
+    )
     check = drill.last_drill_check(env)
     assert check is not None and check.status.value == "warn" and "rows differ" in check.detail

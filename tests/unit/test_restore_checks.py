@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks import restore
+from lakehouse_tasks.data import restorable as data_restorable
 from lakehouse_tasks.errors import ExitCode, LakehouseError, RefusedError
 
 
 def _info(environment: str = "dev") -> Any:
-    return SimpleNamespace(id="dev-1", environment=environment, manifest=SimpleNamespace(artefacts=[]))
+    return SimpleNamespace(
+        id="dev-1", environment=environment, manifest=SimpleNamespace(artefacts=[])
+    )
 
 
 def _project() -> Any:
@@ -23,7 +25,7 @@ def _project() -> Any:
 
 @pytest.fixture(autouse=True)
 def no_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(restore, "_selected", lambda _info, _only, _project: [])
+    monkeypatch.setattr(data_restorable, "selected_artefacts", lambda _info, _only, _project: [])
 
 
 def test_checksums_run_while_the_space_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,9 +38,9 @@ def test_checksums_run_while_the_space_is_measured(monkeypatch: pytest.MonkeyPat
     def space(_project: Any, _info: Any, _arts: Any, _backend: Any) -> None:
         measuring.set()
 
-    monkeypatch.setattr(restore, "check_checksums", checksums)
-    monkeypatch.setattr(restore, "_check_restore_space", space)
-    restore.check_restorable(_project(), _info())
+    monkeypatch.setattr(data_restorable, "check_checksums", checksums)
+    monkeypatch.setattr(data_restorable, "_check_restore_space", space)
+    data_restorable.check_restorable(_project(), _info())
 
 
 def test_a_corrupted_backup_is_reported_before_a_lack_of_space(
@@ -50,18 +52,18 @@ def test_a_corrupted_backup_is_reported_before_a_lack_of_space(
     def space(_project: Any, _info: Any, _arts: Any, _backend: Any) -> None:
         raise RefusedError("not enough free space")
 
-    monkeypatch.setattr(restore, "check_checksums", checksums)
-    monkeypatch.setattr(restore, "_check_restore_space", space)
+    monkeypatch.setattr(data_restorable, "check_checksums", checksums)
+    monkeypatch.setattr(data_restorable, "_check_restore_space", space)
     with pytest.raises(LakehouseError) as err:
-        restore.check_restorable(_project(), _info())
+        data_restorable.check_restorable(_project(), _info())
     assert err.value.exit_code == ExitCode.INTEGRITY_FAILED
 
 
 def test_another_environment_is_refused_after_the_checks_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(restore, "check_checksums", lambda _info, _out: None)
-    monkeypatch.setattr(restore, "_check_restore_space", lambda *_a: None)
+    monkeypatch.setattr(data_restorable, "check_checksums", lambda _info, _out: None)
+    monkeypatch.setattr(data_restorable, "_check_restore_space", lambda *_a: None)
     with pytest.raises(RefusedError, match="--allow-other-env"):
-        restore.check_restorable(_project(), _info("prod"))
-    restore.check_restorable(_project(), _info("prod"), allow_other_env=True)
+        data_restorable.check_restorable(_project(), _info("prod"))
+    data_restorable.check_restorable(_project(), _info("prod"), allow_other_env=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from lakehouse_tasks import restore
+from lakehouse_tasks.data import restore
 from lakehouse_tasks.stack import Stack
 
 

@@ -20,41 +20,36 @@ Order of a restore (each step can refuse before anything is changed, until step 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.compose import ComposeBackend
-from .compress import decompress_argv
-from .data.backup import _Progress, create_backup
-from .data.maintenance import recover_interrupted, services_stopped
-from .data.manifest import KIND_DUMP, KIND_VOLUME, BackupInfo, check_checksums
-from .data.plan import (
+from ..backends.compose import ComposeBackend
+from ..compress import decompress_argv
+from ..engine import commands as engine_commands
+from ..engine import volumes as engine_volumes
+from ..errors import EngineError, ExitCode, LakehouseError
+from ..events import Event, EventKind
+from ..hooks.emit import emit_event
+from ..ui import Output
+from .backup import _Progress, create_backup
+from .maintenance import recover_interrupted, services_stopped
+from .manifest import KIND_DUMP, KIND_VOLUME, BackupInfo
+from .plan import (
     Database,
-    database_size,
     databases,
     existing_volumes,
     has_data,
-    running_services,
     tool_image,
-    volume_sizes,
     volume_users,
 )
-from .data.store import check_free_space
-from .engine import commands as engine_commands
-from .engine import volumes as engine_volumes
-from .engine.client import Engine
-from .errors import EngineError, ExitCode, LakehouseError, RefusedError
-from .events import Event, EventKind
-from .hooks.emit import emit_event
-from .ui import Output, Table
+from .restorable import check_restorable, selected_artefacts
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .project import Project
+    from ..backends.base import Backend
+    from ..project import Project
 
 #: How long restored services get to become healthy.
 HEALTH_TIMEOUT_S = 300.0
@@ -82,48 +77,7 @@ class RestoreResult:
         }
 
 
-def restore_table(result: RestoreResult) -> Table:
-    return Table(
-        columns=[("artefact", "ARTEFACT"), ("target", "RESTORED INTO"), ("status", "STATUS")],
-        rows=list[Mapping[str, Any]](result.restored),
-        title=f"Restore of {result.environment} from {result.backup}",
-        caption=(
-            f"safety backup: {result.safety_backup or 'none'}; services restarted: "
-            f"{', '.join(result.services) or 'none'}; {result.duration_seconds:.1f}s"
-        ),
-        status_column="status",
-    )
-
-
-# ---- deep verification ----------------------------------------------------------------------
-
-
 # ---- restore --------------------------------------------------------------------------------
-def _selected(info: BackupInfo, only: Iterable[str] | None, project: Project) -> list[Any]:
-    selectors = [s.strip() for item in (only or []) for s in item.split(",") if s.strip()]
-    arts = [a for a in info.manifest.artefacts if a.kind in (KIND_DUMP, KIND_VOLUME)]
-    if not selectors:
-        return arts
-    users = volume_users(project)
-    chosen = []
-    for art in arts:
-        for sel in selectors:
-            if (
-                (sel in ("db", "dbs", "databases") and art.kind == KIND_DUMP)
-                or (sel == "volumes" and art.kind == KIND_VOLUME)
-                or sel == art.source
-                or (art.kind == KIND_VOLUME and sel in users.get(art.source, ()))
-            ):
-                chosen.append(art)
-                break
-    if not chosen:
-        raise LakehouseError(
-            f"--only {', '.join(selectors)} matches no artefact of backup {info.id}; "
-            "use db, volumes, a service or a volume key it contains."
-        )
-    return chosen
-
-
 def _clients(project: Project, databases: Iterable[str]) -> set[str]:
     """The services that declare a dependency on any of ``databases`` (``depends_on``): the
     ones holding connections to it and caching what they read from it.
@@ -265,80 +219,6 @@ def restore_database(
         ) from None
 
 
-def check_restorable(
-    project: Project,
-    info: BackupInfo,
-    *,
-    only: Iterable[str] | None = None,
-    allow_other_env: bool = False,
-    out: Output | None = None,
-    backend: Backend | None = None,
-) -> None:
-    """Everything a restore checks before it asks or changes anything: every checksum (exit 6,
-    naming the artefact), the environment (exit 7 unless ``allow_other_env``), the ``only``
-    selection, and free space on the engine's data root (exit 7) for the volumes' set-aside
-    copies and the databases' ``__restoring`` copies beside the current content.
-
-    The checksums (reading every artefact, the long part) are computed in a thread while the
-    space is measured (one throw-away ``du`` container, ``docker info``, a ``psql`` per
-    database); a corrupted backup is reported first."""
-    failed: list[BaseException] = []
-
-    def hash_all() -> None:
-        try:
-            check_checksums(info, out)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failed.append(exc)
-
-    hasher = threading.Thread(target=hash_all, name="checksums", daemon=True)
-    hasher.start()
-    try:
-        _check_restore_space(
-            project, info, _selected(info, only, project), backend or ComposeBackend()
-        )
-    except BaseException:
-        hasher.join()
-        if failed:
-            raise failed[0] from None
-        raise
-    hasher.join()
-    if failed:
-        raise failed[0]
-    if info.environment != project.env.name and not allow_other_env:
-        raise RefusedError(
-            f"Backup {info.id} was taken in {info.environment!r}, not {project.env.name!r}; "
-            "pass --allow-other-env to restore it here anyway."
-        )
-
-
-def _check_restore_space(
-    project: Project, info: BackupInfo, arts: Sequence[Any], backend: Backend
-) -> None:
-    """The engine's data root must hold, beside what is there: each restored volume's content
-    (its old content is copied aside until the end) and a copy of each restored database (it
-    is loaded beside the current one)."""
-    archives = [a for a in arts if a.kind == KIND_VOLUME]
-    dumps = [a for a in arts if a.kind == KIND_DUMP]
-    if not archives and not dumps:
-        return
-    keys = {
-        a.source: project.stack.volumes[a.source]
-        for a in archives
-        if a.source in project.stack.volumes
-    }
-    current = volume_sizes(project, keys) if keys else {}
-    needed = sum(current.values()) + sum(a.raw_size for a in archives)
-    by_service = {d.service: d for d in databases(project)}
-    # The databases are counted where they run: on swarm, in the stack's tasks.
-    running = set(running_services(project, backend)) if dumps else set()
-    for art in dumps:
-        db = by_service.get(art.source)
-        if db is not None and db.service in running:
-            needed += database_size(project, db, backend)
-    docker_root = Path(Engine().info().docker_root_dir)
-    check_free_space(docker_root, needed, what="restore")
-
-
 def restore_backup(
     project: Project,
     info: BackupInfo,
@@ -367,7 +247,7 @@ def restore_backup(
         check_restorable(
             project, info, only=only, allow_other_env=allow_other_env, out=out, backend=backend
         )
-    arts = _selected(info, only, project)
+    arts = selected_artefacts(info, only, project)
     dbs = {d.service: d for d in databases(project)}
     dumps = [a for a in arts if a.kind == KIND_DUMP]
     archives = [a for a in arts if a.kind == KIND_VOLUME]

@@ -11,8 +11,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compress import open_tar_stream
-from .data.manifest import (
+from ..compress import open_tar_stream
+from ..engine import commands as engine_commands
+from ..engine.client import Engine
+from ..errors import EngineError, ExitCode, LakehouseError
+from ..ui import Output
+from .manifest import (
     KIND_DUMP,
     KIND_VOLUME,
     VERIFIED,
@@ -22,14 +26,10 @@ from .data.manifest import (
     check_checksums,
     write_json,
 )
-from .data.plan import databases
-from .engine import commands as engine_commands
-from .engine.client import Engine
-from .errors import EngineError, ExitCode, LakehouseError
-from .ui import Output
+from .plan import databases
 
 if TYPE_CHECKING:
-    from .project import Project
+    from ..project import Project
 
 
 def verify_backup(

@@ -23,212 +23,52 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import fcntl
-import hashlib
 import json
 import os
-import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.compose import ComposeBackend
-from .checks import Check, passed, warned
-from .compress import open_tar_stream
-from .data.manifest import (
-    KIND_DUMP,
-    KIND_VOLUME,
+from ..backends.compose import ComposeBackend
+from ..checks import Check, passed, warned
+from ..errors import EngineError, ExitCode, LakehouseError
+from ..events import Event, EventKind
+from ..hooks.emit import emit_event
+from ..paths import state_dir
+from ..ui import Output
+from .drill_checks import compare_databases, compare_volumes
+from .drill_copy import (
+    clean_interrupted,
+    copy_name,
+    copy_project,
+    drill_dir,
+    drill_lock,
+    last_path,
+    leftovers_of,
+    record_path,
+    remove_copy,
+)
+from .manifest import (
     MANIFEST,
     BackupInfo,
     BackupManifest,
     VerifyRecord,
     check_checksums,
 )
-from .data.plan import tool_image
-from .data.store import default_dest, find_backup, list_backups, pid_alive
-from .engine import commands as engine_commands
-from .engine import networks as engine_networks
-from .engine import volumes as engine_volumes
-from .engine.compose import ComposeProject
-from .errors import EngineError, ExitCode, LakehouseError, RefusedError
-from .events import Event, EventKind
-from .hooks.emit import emit_event
-from .paths import state_dir
-from .ui import Output
+from .store import default_dest, find_backup, list_backups
 
 if TYPE_CHECKING:
-    from .environment import Environment
-    from .project import Project
+    from ..environment import Environment
+    from ..project import Project
 
-SUFFIX = "-drill"
 #: ``module:function`` called with the copy's project when it exists (``invoke smoke``, issue
 #: 16); a drill without it records ``"smoke": "not installed"``.
 SMOKE_SEAM = "lakehouse_tasks.smoke.runner:run_smoke"
 HEALTH_TIMEOUT_S = 600.0
-PROJECT_LABEL = "com.docker.compose.project"
-
-
-# ---- names and records ----------------------------------------------------------------------
-def copy_name(env: Environment) -> str:
-    return f"{env.project_name}{SUFFIX}"
-
-
-def _drill_dir(env: Environment) -> Path:
-    return state_dir(Path(env.root)) / "drills"
-
-
-def _record(env: Environment) -> Path:
-    return state_dir(Path(env.root)) / f"drill-{env.name}.json"
-
-
-def last_path(env: Environment) -> Path:
-    return _drill_dir(env) / f"{env.name}-last.json"
-
-
-@contextlib.contextmanager
-def drill_lock(env: Environment) -> Iterator[None]:
-    """One drill per environment at a time (the kernel drops the lock when a drill dies)."""
-    path = state_dir(Path(env.root)) / f"drill-{env.name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                holder = f" (pid {json.loads(_record(env).read_text())['pid']})"
-            raise RefusedError(
-                f"Another restore drill of {env.name} is running{holder}; wait for it to "
-                "finish, it removes its copy of the stack when done."
-            ) from None
-        yield
-
-
-# ---- the copy's containers, volumes and networks --------------------------------------------
-def leftovers_of(name: str) -> dict[str, list[str]]:
-    """What exists of the compose project ``name``: containers, volumes, networks."""
-    return {
-        "container": engine_commands.labelled(PROJECT_LABEL, name),
-        "volume": engine_volumes.labelled(PROJECT_LABEL, name),
-        "network": engine_networks.labelled(PROJECT_LABEL, name),
-    }
-
-
-def remove_copy(name: str) -> None:
-    """Remove every container, volume and network of the copy ``name`` (by compose's label,
-    so it works without the compose files, after a kill)."""
-    engine_commands.remove(engine_commands.labelled(PROJECT_LABEL, name))
-    engine_volumes.remove(engine_volumes.labelled(PROJECT_LABEL, name), force=True)
-    engine_networks.remove(engine_networks.labelled(PROJECT_LABEL, name))
-
-
-def clean_interrupted(env: Environment, out: Output | None = None) -> str | None:
-    """Remove the copy (and work directory) a drill killed outright left; return its name."""
-    path = _record(env)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    pid = int(data.get("pid", 0))
-    if pid and pid != os.getpid() and pid_alive(pid):
-        return None
-    name = str(data.get("project") or "")
-    if out is not None and name:
-        out.warn(f"An interrupted restore drill left its copy {name}; removing it first.")
-    if name:
-        remove_copy(name)
-    work = data.get("workdir")
-    if work:
-        shutil.rmtree(work, ignore_errors=True)
-    path.unlink(missing_ok=True)
-    return name or None
-
-
-# ---- expected and actual contents -----------------------------------------------------------
-_COPY = re.compile(r"^COPY (.+?)(?: \(.*\))? FROM stdin;$")
-
-
-def _unquote(name: str) -> str:
-    return ".".join(part.strip('"') for part in name.split("."))
-
-
-def dump_row_counts(container: str, dump: Path) -> dict[str, int]:
-    """Rows per table (``schema.table``) in a ``pg_dump -Fc`` file: its data section as SQL
-    (``pg_restore --data-only -f -``, streamed through the database's container), counting
-    the lines of each ``COPY`` block (a row is one line: newlines in values are escaped)."""
-    counts: dict[str, int] = {}
-    table: str | None = None
-    try:
-        for line in engine_commands.exec_lines(
-            container, ["pg_restore", "--data-only", "-f", "-"], stdin=dump, what="pg_restore"
-        ):
-            if table is not None:
-                if line == "\\.":
-                    table = None
-                else:
-                    counts[table] += 1
-                continue
-            match = _COPY.match(line)
-            if match:
-                table = _unquote(match.group(1))
-                counts.setdefault(table, 0)
-    except EngineError as exc:
-        raise LakehouseError(
-            f"pg_restore could not read the dump {dump.name} ({exc.stderr.strip()[:200]}); "
-            "the backup is damaged, use another one.",
-            ExitCode.INTEGRITY_FAILED,
-        ) from None
-    return counts
-
-
-COUNT_SQL = (
-    "SELECT n.nspname || '.' || c.relname, (xpath('/row/c/text()', query_to_xml("
-    "format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]"
-    "::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-    "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1"
-)
-
-
-def table_row_counts(container: str, user: str, database: str) -> dict[str, int]:
-    out = engine_commands.exec_output(
-        container, "psql", "-U", user, "-d", database, "-tAF", "\t", "-c", COUNT_SQL
-    )
-    counts: dict[str, int] = {}
-    for line in out.splitlines():
-        name, sep, value = line.partition("\t")
-        if sep:
-            counts[name.strip()] = int(value.strip() or 0)
-    return counts
-
-
-def archive_checksums(archive: Path, compression: str = "gzip") -> dict[str, str]:
-    """sha256 of every regular file in a volume archive, by relative path (gzip, zstd or
-    plain tar, as the manifest names it)."""
-    sums: dict[str, str] = {}
-    with open_tar_stream(archive, compression) as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            fh = tar.extractfile(member)
-            if fh is None:
-                continue
-            digest = hashlib.sha256()
-            while chunk := fh.read(1024 * 1024):
-                digest.update(chunk)
-            sums[member.name.removeprefix("./")] = digest.hexdigest()
-    return sums
-
-
-def volume_checksums(project: Project, key: str, volume: str) -> dict[str, str]:
-    """sha256 of every regular file in a volume, by relative path (one throw-away container
-    of the stack's own image)."""
-    return engine_volumes.file_checksums(tool_image(project, key), volume)
 
 
 # ---- the drill ------------------------------------------------------------------------------
@@ -273,7 +113,7 @@ class DrillResult:
 
 
 def _plugins() -> Any:
-    from .hooks.manager import get_plugin_manager
+    from ..hooks.manager import get_plugin_manager
 
     return get_plugin_manager()
 
@@ -312,33 +152,6 @@ def choose_backup(env: Environment, backup_id: str | None, work: Path) -> tuple[
     return info, source
 
 
-def _override(project: Project, path: Path) -> Path:
-    """A compose file that removes every published port of the copy."""
-    lines = ["services:"]
-    for name, svc in sorted(project.stack.services.items()):
-        raw = (project.stack.raw.get("services") or {}).get(name) or {}
-        if raw.get("ports") or getattr(svc, "ports", None):
-            lines += [f"  {name}:", "    ports: !reset []"]
-    if len(lines) == 1:
-        lines = ["services: {}"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def copy_project(project: Project, work: Path) -> Project:
-    """The live project's files plus the no-ports override, under the copy's own name."""
-    from .project import Project as ProjectType
-
-    files = [*project.compose.files, _override(project, work / "drill-override.yaml")]
-    compose = ComposeProject(
-        env=project.env,
-        files=files,
-        profiles=list(project.compose.profiles),
-        project_name=copy_name(project.env),
-    )
-    return ProjectType(env=project.env, compose=compose, rehearsal=project.rehearsal)
-
-
 def _smoke(copy: Project, result: DrillResult) -> list[str]:
     """Run the smoke test against the copy; record its summary and return its failures.
 
@@ -364,58 +177,6 @@ def _smoke(copy: Project, result: DrillResult) -> list[str]:
     ]
 
 
-def _compare_databases(copy: Project, info: BackupInfo, result: DrillResult) -> list[str]:
-    problems = []
-    for art in info.manifest.artefacts:
-        if art.kind != KIND_DUMP:
-            continue
-        cid = ComposeBackend().exec_target(copy, art.source)
-        expected = dump_row_counts(cid, info.path / art.name)
-        actual = table_row_counts(cid, art.user, art.database)
-        wrong = sorted(
-            t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t, None)
-        )
-        result.databases.append(
-            {
-                "service": art.source,
-                "database": art.database,
-                "tables": len(expected),
-                "rows": sum(expected.values()),
-                "expected": expected,
-                "actual": actual,
-                "ok": not wrong,
-            }
-        )
-        if wrong:
-            t = wrong[0]
-            problems.append(
-                f"{art.source}: table {t} holds {actual.get(t, 'no')} rows, the dump "
-                f"{expected.get(t, 'none')}"
-            )
-    return problems
-
-
-def _compare_volumes(copy: Project, info: BackupInfo, result: DrillResult) -> list[str]:
-    problems = []
-    for art in info.manifest.artefacts:
-        if art.kind != KIND_VOLUME or art.source not in copy.stack.volumes:
-            continue
-        expected = archive_checksums(info.path / art.name, art.compression)
-        actual = volume_checksums(copy, art.source, copy.stack.volumes[art.source])
-        wrong = sorted(p for p in set(expected) | set(actual) if expected.get(p) != actual.get(p))
-        result.volumes.append(
-            {
-                "volume": art.source,
-                "files": len(expected),
-                "mismatched": wrong[:20],
-                "ok": not wrong,
-            }
-        )
-        if wrong:
-            problems.append(f"volume {art.source}: file {wrong[0]} differs from the archive")
-    return problems
-
-
 def run_drill(
     project: Project,
     *,
@@ -438,7 +199,7 @@ def run_drill(
         work = state_dir(Path(env.root)) / "drill-work" / f"{env.name}-{os.getpid()}"
         work.mkdir(parents=True, exist_ok=True)
         record = {"pid": os.getpid(), "project": result.copy_project, "workdir": str(work)}
-        _record(env).write_text(json.dumps(record) + "\n")
+        record_path(env).write_text(json.dumps(record) + "\n")
         error: LakehouseError | None = None
         try:
             info, result.source = choose_backup(env, backup_id, work)
@@ -462,7 +223,7 @@ def run_drill(
                 backend=backend,
                 # the volumes as restored, before the copy's services write to them again
                 inspect_restored=lambda: volume_problems.extend(
-                    _compare_volumes(copy, info, result)
+                    compare_volumes(copy, info, result)
                 ),
             )
             result.restore_seconds = time.monotonic() - t0
@@ -470,7 +231,7 @@ def run_drill(
                 copy, sorted(copy.stack.services), timeout=timeout, what="the drill's restore"
             )
             result.healthy_seconds = time.monotonic() - t0
-            problems = volume_problems + _compare_databases(copy, info, result)
+            problems = volume_problems + compare_databases(copy, info, result)
             if problems:
                 raise LakehouseError(
                     f"The drill of backup {info.id} failed: {problems[0]}; do not rely on this "
@@ -497,7 +258,7 @@ def run_drill(
             except EngineError as exc:
                 result.left_behind = {"error": [exc.message]}
             shutil.rmtree(work, ignore_errors=True)
-            _record(env).unlink(missing_ok=True)
+            record_path(env).unlink(missing_ok=True)
         result.total_seconds = time.monotonic() - started
         if result.left_behind and result.ok:
             result.ok = False
@@ -523,7 +284,7 @@ def run_drill(
 
 
 def _write_evidence(env: Environment, result: DrillResult) -> None:
-    folder = _drill_dir(env)
+    folder = drill_dir(env)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"{env.name}-{stamp}.json"
