@@ -741,7 +741,7 @@ class Suite:
         selection = data_plan.plan(project)
         docker = [str(a) for a in project.compose.docker_cmd]
         from lakehouse_tasks.backends.compose import ComposeBackend
-        from lakehouse_tasks.backends.compose.backend import service_containers
+        from lakehouse_tasks.backends.compose.services import service_containers
 
         by_service = service_containers(project)
         users = sorted({s for key in selection.volumes for s in selection.users.get(key, ())})

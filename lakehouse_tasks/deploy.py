@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from . import history
 from .backends.base import refuse_unsupported
 from .backends.compose import ComposeBackend
-from .backends.compose.deploy import DeployPlan, plan_deploy, start_and_wait
+from .backends.compose.deploy import start_and_wait
+from .backends.compose.plan import DeployPlan, plan_deploy
 from .checks import Status
 from .engine.client import Engine
 from .engine.compose import ComposeProject

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.backends.compose import ComposeBackend
-from lakehouse_tasks.backends.compose import backend as compose
+from lakehouse_tasks.backends.compose import services as compose
 from lakehouse_tasks.engine import containers as engine_containers
 from lakehouse_tasks.engine import executor
 from lakehouse_tasks.errors import LakehouseError

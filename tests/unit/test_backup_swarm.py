@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.backends.compose import backend as compose
+from lakehouse_tasks.backends.compose import services as compose
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.backends.swarm import backend as swarm
 from lakehouse_tasks.data import maintenance

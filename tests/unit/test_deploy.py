@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.backends.compose.deploy import (
-    classify_compose_error,
-    judge,
-    plan_deploy,
-    service_of_container,
-    up_arguments,
-)
+from lakehouse_tasks.backends.compose.deploy import judge, up_arguments
+from lakehouse_tasks.backends.compose.plan import plan_deploy
+from lakehouse_tasks.backends.compose.problems import classify_compose_error, service_of_container
 from lakehouse_tasks.deploy import DeployOptions, resolve_timeout
 from lakehouse_tasks.errors import ConfigError
 from lakehouse_tasks.health import ServiceHealth

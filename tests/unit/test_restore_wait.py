@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.backends.compose import backend as compose
+from lakehouse_tasks.backends.compose import services as compose
 from lakehouse_tasks.health import HealthSnapshot, ServiceHealth
 from lakehouse_tasks.stack import Healthcheck
 

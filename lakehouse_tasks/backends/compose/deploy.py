@@ -16,12 +16,9 @@ timeout passes. On failure healthy services are left running and volumes are nev
 from __future__ import annotations
 
 import datetime as _dt
-import re
-import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...engine.client import Engine
 from ...engine.compose import compose_in_background, compose_logs
@@ -30,13 +27,13 @@ from ...engine.executor import BackgroundCommand
 from ...errors import LakehouseError
 from ...outcomes import (
     CRASH_LOOP_RESTARTS,
-    DeployOptions,
     Reporter,
     ServiceFailure,
     ServiceProgress,
     WaitOutcome,
 )
-from ...stack import Stack, with_dependencies
+from ...stack import Stack
+from .problems import classify_compose_error
 
 if TYPE_CHECKING:
     from ...project import Project
@@ -78,83 +75,6 @@ def missing_images(stack: Stack, services: Sequence[str]) -> list[str]:
         return []
     present = Engine().image_ids(refs)
     return sorted(ref for ref, image_id in present.items() if image_id is None)
-
-
-@dataclass(frozen=True)
-class ComposeProblem:
-    """A failure compose reported, and the service it names (``None`` when it names none)."""
-
-    service: str | None
-    reason: str
-
-
-_DEPENDENCY = re.compile(r"dependency failed to start: container ([\w.-]+) (.+)$")
-
-
-_COMPLETED = re.compile(r'service "([\w.-]+)" didn\'t complete successfully: (.+)$')
-
-
-_CONTAINER = re.compile(r"(?:container|endpoint) (?:name )?\"?/?([\w.-]+)\"?")
-
-
-def service_of_container(container: str, project_name: str) -> str:
-    """``lakehouse-dev-minio-1`` -> ``minio`` (compose's ``<project>-<service>-<n>`` names)."""
-    name = container.lstrip("/")
-    for sep in ("-", "_"):
-        prefix = f"{project_name}{sep}"
-        if name.startswith(prefix):
-            rest = name[len(prefix) :]
-            base, _sep, number = rest.rpartition(sep)
-            if base and number.isdigit():
-                return base
-            return rest
-    return name  # a fixed container_name: compose reports it as is
-
-
-def classify_compose_error(
-    stderr: str, project_name: str, services: Iterable[str] = ()
-) -> list[ComposeProblem]:
-    """The failures in ``docker compose up``'s stderr, each naming its service when it can.
-
-    Recognised: ``dependency failed to start: container X is unhealthy`` (or ``exited (N)``),
-    ``service "X" didn't complete successfully: exit N``; any other error line becomes one
-    problem without a service (port already allocated, missing image, ...).
-    """
-    known = list(services)
-    problems: list[ComposeProblem] = []
-    other: list[str] = []
-    for raw in stderr.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        m = _DEPENDENCY.search(line)
-        if m:
-            problems.append(
-                ComposeProblem(service_of_container(m.group(1), project_name), m.group(2).strip())
-            )
-            continue
-        m = _COMPLETED.search(line)
-        if m:
-            problems.append(ComposeProblem(m.group(1), f"did not complete: {m.group(2).strip()}"))
-            continue
-        lowered = line.lower()
-        if lowered.startswith(("error", "failed")) or " error " in lowered or "denied" in lowered:
-            other.append(line)
-    if not problems and other:
-        last = other[-1]
-        m = _CONTAINER.search(last)
-        named = service_of_container(m.group(1), project_name) if m else None
-        if named is not None and known and named not in known:
-            named = None
-        problems.append(ComposeProblem(named, last))
-    # one problem per service, first reason wins
-    seen: set[str | None] = set()
-    unique = []
-    for problem in problems:
-        if problem.service not in seen:
-            seen.add(problem.service)
-            unique.append(problem)
-    return unique
 
 
 def judge(
@@ -400,69 +320,3 @@ def start_and_wait(
 
 
 # ---- the plan (--dry-run) -----------------------------------------------------------------
-@dataclass(frozen=True)
-class DeployPlan:
-    """What a deploy would do; ``--dry-run`` prints it and changes nothing."""
-
-    environment: str
-    project_name: str
-    compose_files: tuple[str, ...]
-    profiles: tuple[str, ...]
-    services: tuple[str, ...]
-    oneshots: tuple[str, ...]
-    volumes: tuple[str, ...]
-    layers: tuple[tuple[str, ...], ...]
-    steps: tuple[str, ...]
-    commands: tuple[str, ...]
-    timeout: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment,
-            "project_name": self.project_name,
-            "compose_files": list(self.compose_files),
-            "profiles": list(self.profiles),
-            "services": list(self.services),
-            "oneshots": list(self.oneshots),
-            "volumes": list(self.volumes),
-            "layers": [list(layer) for layer in self.layers],
-            "steps": list(self.steps),
-            "commands": list(self.commands),
-            "timeout": self.timeout,
-        }
-
-
-def plan_deploy(project: Project, options: DeployOptions) -> DeployPlan:
-    """The plan of a deploy: reads the merged config (and which built images exist) only."""
-    stack = project.stack
-    services = with_dependencies(stack, options.services)
-    requested = list(options.services)
-    args = up_arguments(
-        stack, requested, pull=options.pull, missing_images=missing_images(stack, services)
-    )
-    compose_cmd = shlex.join(str(a) for a in [*project.compose.compose_cmd, *args])
-    layers = [tuple(n for n in layer if n in services) for layer in stack.startup_layers()]
-    steps = [
-        "skip preflight (--skip-preflight)" if options.skip_preflight else "preflight checks",
-        "ask plugins (pre_deploy)",
-        "skip backup (--skip-backup)"
-        if options.skip_backup
-        else "back up first when the stack already holds data",
-        f"start: {compose_cmd}",
-        f"wait up to {options.timeout:g}s: long-running services healthy, one-shots exited 0",
-        "record the deployment in the history",
-    ]
-    volumes = sorted({stack.volumes.get(v, v) for s in services for v in stack.services[s].volumes})
-    return DeployPlan(
-        environment=project.env.name,
-        project_name=project.compose.project_name,
-        compose_files=tuple(str(f) for f in project.compose.files),
-        profiles=tuple(project.compose.profiles),
-        services=tuple(s for s in services if not stack.services[s].oneshot),
-        oneshots=tuple(s for s in services if stack.services[s].oneshot),
-        volumes=tuple(volumes),
-        layers=tuple(layer for layer in layers if layer),
-        steps=tuple(steps),
-        commands=(compose_cmd,),
-        timeout=options.timeout,
-    )

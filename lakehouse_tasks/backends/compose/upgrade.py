@@ -30,6 +30,7 @@ from ...engine.containers import ContainerState, container_states
 from ...errors import LakehouseError
 from ...outcomes import WaitOutcome
 from ...stack import with_dependencies
+from .deploy import start_and_wait
 
 if TYPE_CHECKING:
     from ...outcomes import Reporter
@@ -140,7 +141,11 @@ def diff_services(
         if stamped and tool_hashes is not None:
             old, new, what = stamped, tool_hashes.get(service, ""), "tool config hash"
         else:
-            old, new, what = state.labels.get(CONFIG_HASH_LABEL, ""), hashes.get(service, ""), "config hash"
+            old, new, what = (
+                state.labels.get(CONFIG_HASH_LABEL, ""),
+                hashes.get(service, ""),
+                "config hash",
+            )
         if new and old != new and not renamed:
             reasons.append(f"configuration changed ({what} {old[:8] or '-'} -> {new[:8]})")
         changes.append(ServiceChange(service, "recreate" if reasons else "keep", tuple(reasons)))
@@ -242,7 +247,6 @@ def roll_group(
     Stops at the first member that does not become healthy (its outcome is returned), so at
     most one member of the group is ever down.
     """
-    from .deploy import start_and_wait
 
     outcome: WaitOutcome | None = None
     for service in group:
