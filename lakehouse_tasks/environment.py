@@ -13,9 +13,7 @@ file, line or variable and the fix, and never contains a secret's value.
 
 from __future__ import annotations
 
-import io
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,53 +21,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from dotenv.parser import parse_stream
-
+from .envfiles import known_environments, read_env_file
+from .envrules import (
+    MIN_PROD_SECRET_LENGTH,
+    NON_DEV_ENVIRONMENTS,
+    PLACEHOLDER,
+    STRICT_SECRET_ENVIRONMENTS,
+    WELL_KNOWN_DEFAULTS,
+    validate,
+)
 from .errors import ConfigError
 from .masking import MASK, MIN_SCRUB_LENGTH, Scrubber
 from .paths import project_root
 from .schema import Schema, load_schema, parse_value
-
-PLACEHOLDER = "CHANGE_THIS"
-MIN_PROD_SECRET_LENGTH = 16
-
-#: Values no production secret may have: vendor defaults and the usual suspects.
-WELL_KNOWN_DEFAULTS = frozenset(
-    {
-        "admin",
-        "administrator",
-        "password",
-        "passw0rd",
-        "changeme",
-        "change_me",
-        "secret",
-        "minio",
-        "minio123",
-        "minioadmin",
-        "postgres",
-        "root",
-        "toor",
-        "airflow",
-        "superset",
-        "hive",
-        "trino",
-        "grafana",
-        "prom-operator",
-        "test",
-        "default",
-        "letmein",
-        "qwerty",
-        "123456",
-        "12345678",
-        "123456789",
-        "thisismysecretkey",
-        "your_secret_key_here",
-    }
-)
-
-#: Environments whose secrets must not be placeholders, and the one whose secrets must be strong.
-NON_DEV_ENVIRONMENTS = frozenset({"staging", "prod"})
-STRICT_SECRET_ENVIRONMENTS = frozenset({"prod"})
 
 
 @dataclass(frozen=True)
@@ -166,72 +130,6 @@ class Environment:
             if override.exists() and "\n  tls-proxy:" in override.read_text():
                 files.append(compose / "rehearsal.proxy.yaml")
         return files
-
-
-def known_environments(root: Path) -> list[str]:
-    """Names of the environments that have a tracked ``env/<name>.env`` file."""
-    return sorted(
-        p.name[: -len(".env")]
-        for p in (root / "env").glob("*.env")
-        if not p.name.endswith(".local.env")
-    )
-
-
-_LINE_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)")
-
-
-def _env_file_text(path: Path) -> str:
-    """The text of an env file, which must be UTF-8: a UTF-16 or Latin-1 file is one sentence
-    naming the file (and line) and the fix, never a traceback and never its content."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot read {path} ({exc.strerror}); check the path and permissions."
-        ) from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
-        raise ConfigError(
-            f"{path} is UTF-16 encoded, not UTF-8; save it as UTF-8 "
-            f"(for example `iconv -f UTF-16 -t UTF-8 {path.name} > {path.name}.utf8`)."
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}:{line}: not UTF-8 (Latin-1?); save the file as UTF-8 "
-            f"(for example `iconv -f LATIN1 -t UTF-8 {path.name} > {path.name}.utf8`)."
-        ) from None
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse one dotenv file; a malformed line is an error naming the file, line and variable
-    name (never the value: the line may hold a secret)."""
-    text = _env_file_text(path)
-    values: dict[str, str] = {}
-    for binding in parse_stream(io.StringIO(text)):
-        original = binding.original.string
-        line = binding.original.line + (len(original) - len(original.lstrip("\n")))
-        if binding.error or (binding.key is not None and binding.value is None):
-            match = _LINE_NAME.match(original.lstrip("\n"))
-            if match is None:
-                raise ConfigError(
-                    f"{path}:{line}: malformed line; write it as NAME=value (or remove it)."
-                )
-            name = match.group(1)
-            rest = original.lstrip("\n")[match.end() :].lstrip()
-            if rest.startswith(":"):
-                raise ConfigError(
-                    f"{path}:{line}: {name} is written YAML-style (NAME: value); "
-                    f"write it as {name}=value."
-                )
-            raise ConfigError(
-                f"{path}:{line}: malformed line for {name}; write it as {name}=value "
-                "(or remove it)."
-            )
-        if binding.key is not None and binding.value is not None:
-            values[binding.key] = binding.value
-    return values
 
 
 #: Variables an env file may set without a declaration in env/variables.yaml: the
@@ -334,95 +232,18 @@ def load_environment(
     )
 
 
-def _where(env: Environment, key: str) -> str:
-    return env.sources.get(key, f"env/{env.name}.env")
-
-
-def _check_worker_count(env: Environment) -> None:
-    """SPARK_WORKER_COUNT must name one of the compose/spark-workers.N.yaml files."""
-    raw = (env.get("SPARK_WORKER_COUNT") or "").strip()
-    offered = sorted(
-        p.name.split(".")[1] for p in (env.root / "compose").glob("spark-workers.*.yaml")
-    )
-    if raw and offered and raw not in offered:
-        raise ConfigError(
-            f"SPARK_WORKER_COUNT in {_where(env, 'SPARK_WORKER_COUNT')}: {raw!r} is not a "
-            f"supported number of Spark workers; set it to {' or '.join(offered)}."
-        )
-
-
-def weak_secrets_advice(env: Environment, weak: list[str]) -> str:
-    """The sentence about weak prod secrets, naming the layer each value came from:
-    ``secrets.generate --rotate`` writes env/<name>.local.env, which does not help when the
-    value comes from a higher layer (an --env-file or the process environment)."""
-    rotatable = (f"env/{env.name}.env", f"env/{env.name}.local.env")
-    here = [k for k in weak if _where(env, k) in rotatable]
-    above = [k for k in weak if k not in here]
-    fixes: list[str] = []
-    if here:
-        fixes.append(
-            f"run `invoke secrets.generate --env {env.name} --rotate {','.join(here)}` or set "
-            f"strong values in env/{env.name}.local.env"
-        )
-    for key in above:
-        where = _where(env, key)
-        if where == "process environment":
-            fixes.append(
-                f"{key} comes from the process environment, which overrides every file: "
-                "export a strong value there or unset it"
-            )
-        else:
-            fixes.append(
-                f"{key} comes from {where}, which overrides env/{env.name}.local.env: set a "
-                "strong value in that file"
-            )
-    return (
-        f"Environment {env.name!r} has weak secrets in {', '.join(weak)} (shorter than "
-        f"{MIN_PROD_SECRET_LENGTH} characters or a well-known default); " + "; ".join(fixes) + "."
-    )
-
-
-def validate(env: Environment, *, strict: bool = True) -> list[str]:
-    """Raise ``ConfigError`` for the first kind of problem found; return soft warnings."""
-    missing = [k for k in env.schema.required if not env.values.get(k)]
-    if missing:
-        raise ConfigError(
-            f"Environment {env.name!r} is missing required variable"
-            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-            f"set {'them' if len(missing) > 1 else 'it'} in env/{env.name}.env or "
-            f"env/{env.name}.local.env."
-        )
-    for key, raw in env.values.items():
-        var = env.schema.get(key)
-        if var is None or (raw == "" and not var.required):
-            continue
-        try:
-            parse_value(var, raw)
-        except ValueError as exc:
-            shown = "the value" if env.is_secret(key) else repr(raw)
-            raise ConfigError(f"{key} in {_where(env, key)}: {shown} {exc}.") from None
-
-    _check_worker_count(env)
-
-    problems: list[str] = []
-    placeholders = sorted(k for k, v in env.values.items() if PLACEHOLDER in v)
-    if placeholders and env.name in NON_DEV_ENVIRONMENTS:
-        problems.append(
-            f"Environment {env.name!r} still has {PLACEHOLDER} placeholders in "
-            f"{', '.join(placeholders)}; run `invoke secrets.generate --env {env.name}` or set "
-            f"them in env/{env.name}.local.env."
-        )
-    if env.name in STRICT_SECRET_ENVIRONMENTS:
-        weak = sorted(
-            k
-            for k, v in env.values.items()
-            if env.is_secret(k)
-            and v
-            and PLACEHOLDER not in v
-            and (len(v) < MIN_PROD_SECRET_LENGTH or v.strip().lower() in WELL_KNOWN_DEFAULTS)
-        )
-        if weak:
-            problems.append(weak_secrets_advice(env, weak))
-    if problems and strict:
-        raise ConfigError(" ".join(problems))
-    return problems
+#: Also what the rest of the package imports from here: the env file readers and the rules.
+__all__ = [
+    "MASK",
+    "MIN_PROD_SECRET_LENGTH",
+    "NON_DEV_ENVIRONMENTS",
+    "PLACEHOLDER",
+    "STRICT_SECRET_ENVIRONMENTS",
+    "WELL_KNOWN_DEFAULTS",
+    "Environment",
+    "known_environments",
+    "load_environment",
+    "read_env_file",
+    "require_known_environment",
+    "validate",
+]
