@@ -15,7 +15,6 @@ anything runs. On failure healthy services are left running and volumes are neve
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,8 +116,6 @@ def backup_before_deploy(project: Project, backend: Backend | None = None) -> st
 
 
 # ---- deploy -------------------------------------------------------------------------------
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
 
 
 def _record(

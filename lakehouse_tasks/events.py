@@ -83,7 +83,8 @@ DEFAULT_SEVERITY: Mapping[EventKind, Severity] = {
 }
 
 
-def _now() -> _dt.datetime:
+def utc_now() -> _dt.datetime:
+    """Now, in UTC: the one clock of events, snapshots, records and plans."""
     return _dt.datetime.now(_dt.UTC)
 
 
@@ -96,7 +97,7 @@ class Event:
     message: str
     service: str | None = None
     severity: Severity | None = None
-    time: _dt.datetime = field(default_factory=_now)
+    time: _dt.datetime = field(default_factory=utc_now)
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from . import probes
 from .engine import containers
 from .engine import stats as engine_stats
-from .events import Event
+from .events import Event, utc_now
 from .hooks.manager import get_plugin_manager
 from .parsing import parse_names
-from .snapshots import HEALTH_LOG_KEEP, HealthProbe, HealthSnapshot, ServiceHealth, utc_now
+from .snapshots import HEALTH_LOG_KEEP, HealthProbe, HealthSnapshot, ServiceHealth
 from .stack import ONESHOT_LABEL, require_known
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, EventKind
+from .events import Event, EventKind, utc_now
 
 if TYPE_CHECKING:
     pass
@@ -116,10 +116,6 @@ def derive_status(state: str, health: str, exit_code: int | None, *, oneshot: bo
     if health in ("healthy", "unhealthy", "starting"):
         return health
     return "starting" if oneshot else "running"
-
-
-def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,9 @@ from typing import Any
 
 from ..environment import Environment
 from ..errors import LakehouseError
-from ..events import Event, EventKind
+from ..events import Event, EventKind, utc_now
 from ..paths import state_dir, write_atomic
 from .spec import GRACE, PERIODS
-
-
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
 
 
 def record_path(root: Path, env_name: str) -> Path:
@@ -82,7 +78,7 @@ def run_scheduled_backup(
     backup: Callable[[Any], Any],
     prune: Callable[[Any], Any],
     root: Path,
-    now: Callable[[], _dt.datetime] = _now,
+    now: Callable[[], _dt.datetime] = utc_now,
 ) -> ScheduledRun:
     """Back up, then prune; record the run; re-raise a failure after recording it.
 
@@ -167,7 +163,7 @@ def backup_schedule_status(
     directory, and the scheduled-run record. ``manual`` environments are never missed.
     """
     schedule = (env.get("BACKUP_SCHEDULE") or "manual").lower()
-    now = now or _now()
+    now = now or utc_now()
     candidates: list[tuple[_dt.datetime, str]] = []
     if backup_times is None:
         from ..data.store import default_dest, list_backups

@@ -31,10 +31,6 @@ NO_OFFSITE = "no off-site copy yet"
 NO_DRILL = "no restore drill yet"
 
 
-def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
 def aware(moment: _dt.datetime) -> _dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=_dt.UTC)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..events import utc_now
 from .sections import (
     NO_SMOKE,
     backups_section,
@@ -30,7 +31,6 @@ from .sections import (
     parse_time,
     plugins_section,
     smoke_section,
-    utc_now,
 )
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from ...engine.compose import compose_in_background, compose_logs
 from ...engine.containers import ContainerEvents
 from ...engine.executor import BackgroundCommand
 from ...errors import LakehouseError
+from ...events import utc_now
 from ...outcomes import (
     CRASH_LOOP_RESTARTS,
     Reporter,
@@ -284,10 +285,6 @@ def failure_details(project: Project, failures: Sequence[tuple[str, str]]) -> li
     ]
 
 
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
 def start_and_wait(
     project: Project,
     *,
@@ -296,7 +293,7 @@ def start_and_wait(
     timeout: float,
     reporter: Reporter,
 ) -> WaitOutcome:
-    started = _now()
+    started = utc_now()
     reporter.step(f"starting: docker compose {' '.join(args)}")
     # Subscribed before `up` so no start or health change is missed: the wait wakes on the
     # engine's events and snapshots at once, instead of sleeping POLL_SECONDS between polls.
