@@ -8,7 +8,8 @@ whatever the number of services.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,27 @@ def stack_deploy(
     return executor.run([*args, stack], scrub=scrub, what="docker stack deploy")
 
 
-def stack_rm(docker_cmd: Sequence[str], stack: str) -> None:
-    """``docker stack rm`` (returns at once; the engine removes tasks in the background)."""
-    executor.run([*docker_cmd, "stack", "rm", stack], what="docker stack rm")
+def stack_rm(
+    docker_cmd: Sequence[str],
+    stack: str,
+    *,
+    attempts: int = 30,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """``docker stack rm`` (returns at once; the engine removes tasks in the background).
+
+    The CLI removes the services, then the networks, and fails when a network is still
+    attached to a task that is shutting down ("is in use by task"); the command is repeated
+    (it removes what is left) until the networks go, at most ``attempts`` times a second apart.
+    """
+    for attempt in range(attempts):
+        try:
+            executor.run([*docker_cmd, "stack", "rm", stack], what="docker stack rm")
+            return
+        except EngineError as exc:
+            if "in use by task" not in exc.stderr or attempt == attempts - 1:
+                raise
+        sleep(1.0)
 
 
 def stack_services(docker_cmd: Sequence[str], stack: str) -> list[dict[str, Any]]:

@@ -127,3 +127,36 @@ def test_a_dump_that_does_not_read_is_an_integrity_failure(
     with pytest.raises(LakehouseError, match="too short") as err:
         drill_checks.dump_row_counts("cid", dump)
     assert err.value.exit_code == ExitCode.INTEGRITY_FAILED
+
+
+def test_stack_rm_repeats_while_a_network_is_still_in_use_by_a_stopping_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lakehouse_tasks.engine import swarm
+
+    calls: list[list[str]] = []
+
+    def run(cmd: Any, **_k: Any) -> str:
+        calls.append(list(cmd))
+        if len(calls) < 3:
+            raise EngineError(
+                "docker stack rm failed",
+                ExitCode.DEPLOY_FAILED,
+                stderr="Failed to remove network n1: network n1 is in use by task t1",
+            )
+        return ""
+
+    monkeypatch.setattr(executor, "run", run)
+    swarm.stack_rm(["docker"], "stk", sleep=lambda _s: None)
+    assert calls == [["docker", "stack", "rm", "stk"]] * 3
+
+
+def test_stack_rm_fails_at_once_for_any_other_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse_tasks.engine import swarm
+
+    def run(_cmd: Any, **_k: Any) -> str:
+        raise EngineError("docker stack rm failed", ExitCode.DEPLOY_FAILED, stderr="denied")
+
+    monkeypatch.setattr(executor, "run", run)
+    with pytest.raises(EngineError):
+        swarm.stack_rm(["docker"], "stk", sleep=lambda _s: pytest.fail("no retry"))
