@@ -118,11 +118,13 @@ def image_id(ref: str) -> str | None:
 
 @contextlib.contextmanager
 def _building(what: str) -> Iterator[None]:
-    """A failed docker command of a build as :class:`StandinBuildError`, with its stderr."""
+    """A failed docker command of a build as :class:`StandinBuildError`: the reason (the last
+    line of its stderr) on the first line, the end of its stderr below."""
     try:
         yield
     except EngineError as exc:
-        raise StandinBuildError(f"{what} failed:\n{exc.stderr[-3000:]}") from None
+        reason = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else exc.message
+        raise StandinBuildError(f"{what} failed: {reason}\n{exc.stderr[-3000:]}") from None
 
 
 def _cache_dir() -> Path:

@@ -122,3 +122,24 @@ def test_undoing_a_patch_of_an_old_path_puts_the_original_back() -> None:
     assert executor.run is not original
     patch.undo()
     assert executor.run is original
+
+
+def test_the_old_data_modules_serve_the_data_package() -> None:
+    from lakehouse_tasks.data import backup, drill, drill_copy, maintenance, restorable, store
+    from lakehouse_tasks.data import restore as data_restore
+
+    for name in ("lakehouse_tasks.backup", "lakehouse_tasks.restore", "lakehouse_tasks.drill"):
+        sys.modules.pop(name, None)
+    with pytest.warns(DeprecationWarning, match="lakehouse_tasks.backup is deprecated"):
+        import lakehouse_tasks.backup as old_backup  # type: ignore[import-not-found]
+    assert old_backup.create_backup is backup.create_backup
+    assert old_backup.recover_interrupted is maintenance.recover_interrupted
+    assert old_backup.find_backup is store.find_backup
+    with pytest.warns(DeprecationWarning):
+        import lakehouse_tasks.restore as old_restore  # type: ignore[import-not-found]
+    assert old_restore.restore_backup is data_restore.restore_backup
+    assert old_restore.check_restorable is restorable.check_restorable
+    with pytest.warns(DeprecationWarning):
+        import lakehouse_tasks.drill as old_drill  # type: ignore[import-not-found]
+    assert old_drill.run_drill is drill.run_drill
+    assert old_drill.leftovers_of is drill_copy.leftovers_of
