@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import EngineError, ExitCode
 from . import executor
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -67,8 +69,21 @@ class Engine:
         if self._client is None:
             from python_on_whales import DockerClient
 
-            self._client = DockerClient()
+            self._client = DockerClient(client_call=self.docker_cmd)
         return self._client
+
+    def whales(self, preview: Sequence[str], call: Callable[[DockerClient], T], *, what: str) -> T:
+        """Run one python-on-whales call on the engine (outside any compose project): traced
+        and counted as ``docker <preview>``, its ``DockerException`` translated by the one
+        error translation (:func:`.executor.translate`)."""
+        from python_on_whales.exceptions import DockerException
+
+        executor.require_binary(self._docker_cmd[0])
+        executor._trace([*self._docker_cmd, *preview])
+        try:
+            return call(self.client)
+        except DockerException as exc:
+            raise executor.translate(exc, what=what) from None
 
     @property
     def docker_cmd(self) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import EngineError
 from . import executor
+from .client import Engine
 
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
 #: Label the tool puts on the swarm secrets it creates (external to the stack file).
@@ -30,15 +31,19 @@ def swarm_state(docker_cmd: Sequence[str]) -> tuple[str, bool]:
 
 def swarm_init(docker_cmd: Sequence[str], *, advertise_addr: str = "127.0.0.1") -> None:
     """Make this engine a single-node swarm manager (``docker swarm init``)."""
-    executor.run(
-        [*docker_cmd, "swarm", "init", "--advertise-addr", advertise_addr], what="swarm init"
+    Engine(docker_cmd=docker_cmd).whales(
+        ["swarm", "init", "--advertise-addr", advertise_addr],
+        lambda c: c.swarm.init(advertise_address=advertise_addr),
+        what="swarm init",
     )
 
 
 def swarm_leave(docker_cmd: Sequence[str]) -> None:
     """Leave the swarm (``--force``: also the last manager); a no-op outside a swarm."""
     try:
-        executor.run([*docker_cmd, "swarm", "leave", "--force"], what="swarm leave")
+        Engine(docker_cmd=docker_cmd).whales(
+            ["swarm", "leave", "--force"], lambda c: c.swarm.leave(force=True), what="swarm leave"
+        )
     except EngineError as exc:
         if "not part of a swarm" not in exc.stderr:
             raise
@@ -60,8 +65,11 @@ def label_node(docker_cmd: Sequence[str], label: str, *, node: str = "") -> None
     ``docker node update`` does not accept ``self``, so its id is asked first)."""
     if not node:
         node = executor.run([*docker_cmd, "info", "--format", "{{.Swarm.NodeID}}"]).strip()
-    executor.run(
-        [*docker_cmd, "node", "update", "--label-add", label, node], what="docker node update"
+    key, _sep, value = label.partition("=")
+    Engine(docker_cmd=docker_cmd).whales(
+        ["node", "update", "--label-add", label, node],
+        lambda c: c.node.update(node, labels_add={key: value}),
+        what="docker node update",
     )
 
 
@@ -92,7 +100,9 @@ def stack_rm(
     """
     for attempt in range(attempts):
         try:
-            executor.run([*docker_cmd, "stack", "rm", stack], what="docker stack rm")
+            Engine(docker_cmd=docker_cmd).whales(
+                ["stack", "rm", stack], lambda c: c.stack.remove(stack), what="docker stack rm"
+            )
             return
         except EngineError as exc:
             if "in use by task" not in exc.stderr or attempt == attempts - 1:
@@ -229,12 +239,18 @@ def remove_secrets(docker_cmd: Sequence[str], names: Sequence[str]) -> list[str]
     kept: list[str] = []
     for name in names:
         try:
-            executor.run([*docker_cmd, "secret", "rm", name], what="docker secret rm")
+            _remove_secret(docker_cmd, name)
         except EngineError as exc:
             if "in use" not in exc.stderr:
                 raise
             kept.append(name)
     return kept
+
+
+def _remove_secret(docker_cmd: Sequence[str], name: str) -> None:
+    Engine(docker_cmd=docker_cmd).whales(
+        ["secret", "rm", name], lambda c: c.secret.remove(name), what="docker secret rm"
+    )
 
 
 #: Label swarm puts on a task's container: the full service name (``<stack>_<service>``).

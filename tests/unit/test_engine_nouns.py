@@ -132,31 +132,46 @@ def test_a_dump_that_does_not_read_is_an_integrity_failure(
 def test_stack_rm_repeats_while_a_network_is_still_in_use_by_a_stopping_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from lakehouse_tasks.engine import swarm
+    from lakehouse_tasks.engine import client, swarm
 
     calls: list[list[str]] = []
 
-    def run(cmd: Any, **_k: Any) -> str:
-        calls.append(list(cmd))
+    def whales(self: client.Engine, preview: Any, _call: Any, *, what: str) -> None:
+        calls.append([*self.docker_cmd, *preview])
         if len(calls) < 3:
             raise EngineError(
-                "docker stack rm failed",
+                f"{what} failed",
                 ExitCode.DEPLOY_FAILED,
                 stderr="Failed to remove network n1: network n1 is in use by task t1",
             )
-        return ""
 
-    monkeypatch.setattr(executor, "run", run)
+    monkeypatch.setattr(client.Engine, "whales", whales)
     swarm.stack_rm(["docker"], "stk", sleep=lambda _s: None)
     assert calls == [["docker", "stack", "rm", "stk"]] * 3
 
 
 def test_stack_rm_fails_at_once_for_any_other_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakehouse_tasks.engine import swarm
+    from lakehouse_tasks.engine import client, swarm
 
-    def run(_cmd: Any, **_k: Any) -> str:
-        raise EngineError("docker stack rm failed", ExitCode.DEPLOY_FAILED, stderr="denied")
+    def whales(self: client.Engine, _preview: Any, _call: Any, *, what: str) -> None:
+        raise EngineError(f"{what} failed", ExitCode.DEPLOY_FAILED, stderr="denied")
 
-    monkeypatch.setattr(executor, "run", run)
+    monkeypatch.setattr(client.Engine, "whales", whales)
     with pytest.raises(EngineError):
         swarm.stack_rm(["docker"], "stk", sleep=lambda _s: pytest.fail("no retry"))
+
+
+def test_a_typed_engine_call_is_traced_and_its_failure_translated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from lakehouse_tasks.engine import client
+
+    failing = _fake_docker(tmp_path, "echo 'Error: This node is not a swarm manager.' >&2; exit 1")
+    before = len(executor.CALLS)
+    with pytest.raises(EngineError) as err:
+        client.Engine(docker_cmd=[failing]).whales(
+            ["stack", "rm", "stk"], lambda c: c.stack.remove("stk"), what="docker stack rm"
+        )
+    assert executor.CALLS[before:] == [[failing, "stack", "rm", "stk"]]
+    assert err.value.message == "docker stack rm failed: Error: This node is not a swarm manager."
+    assert err.value.exit_code == ExitCode.DEPLOY_FAILED
