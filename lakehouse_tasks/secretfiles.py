@@ -82,10 +82,6 @@ def write_secret_files(env: Environment, project_name: str) -> dict[str, str]:
 def _same(path: Path, value: str, gid: int) -> bool:
     try:
         info = path.stat()
-        return (
-            info.st_mode & 0o777 == 0o640
-            and info.st_gid == gid
-            and path.read_text() == value
-        )
+        return info.st_mode & 0o777 == 0o640 and info.st_gid == gid and path.read_text() == value
     except OSError:
         return False

@@ -126,7 +126,8 @@ def test_prod_warnings_are_only_documented_image_needs(prod_findings: list[Findi
     # The two images whose CLI takes an admin password only as an argument (docs/SECURITY.md).
     argv_secrets = {("airflow-init", CHECK_SECRETS), ("superset", CHECK_SECRETS)}
     assert warned == (
-        {(s, CHECK_USER) for s in root_needed} | {(s, CHECK_ROOTFS) for s in writable}
+        {(s, CHECK_USER) for s in root_needed}
+        | {(s, CHECK_ROOTFS) for s in writable}
         | argv_secrets
     )
 
@@ -222,9 +223,16 @@ def test_staging_and_prod_report_a_secret_left_in_a_container_environment() -> N
     env = open_project("prod", strict=False, env_files=[]).env
     secret = "Zq" + "9" * 30
     env = type(env)(**{**env.__dict__, "values": {**env.values, "MINIO_ROOT_PASSWORD": secret}})
-    config = {"services": {"minio": {"image": "m", "environment": {"MINIO_ROOT_PASSWORD": secret}},
-                           "trino": {"image": "t", "secrets": [{"source": "x"}],
-                                     "environment": {"AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/x"}}}}
+    config = {
+        "services": {
+            "minio": {"image": "m", "environment": {"MINIO_ROOT_PASSWORD": secret}},
+            "trino": {
+                "image": "t",
+                "secrets": [{"source": "x"}],
+                "environment": {"AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/x"},
+            },
+        }
+    }
     found = {(f.group, f.check.name): f.check for f in config_findings(config, env=env)}
     assert found[("minio", CHECK_SECRETS)].status is Status.FAIL
     assert "MINIO_ROOT_PASSWORD" in found[("minio", CHECK_SECRETS)].detail
