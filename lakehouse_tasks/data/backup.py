@@ -79,7 +79,7 @@ DUMP_COMPRESSION = 1
 TEST_DELAY_ENV = "LAKEHOUSE_BACKUP_TEST_DELAY"
 
 
-class _Progress:
+class TransferProgress:
     """Per-artefact progress: a rich bar on a terminal, one line per artefact otherwise."""
 
     def __init__(self, out: Output) -> None:
@@ -103,7 +103,7 @@ class _Progress:
                 transient=False,
             )
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> TransferProgress:
         if self._rich is not None:
             self._rich.__enter__()
         return self
@@ -251,7 +251,7 @@ def create_backup(
         # volumes' users; once they are stopped every volume is archived at once. The users
         # are down only while the archives run, not while the dumps do.
         with (
-            _Progress(out) as progress,
+            TransferProgress(out) as progress,
             ThreadPoolExecutor(
                 max_workers=max(1, len(selection.databases) + len(selection.volumes)),
                 thread_name_prefix="backup",

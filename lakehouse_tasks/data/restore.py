@@ -34,7 +34,7 @@ from ..errors import EngineError, ExitCode, LakehouseError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
 from ..ui import Output
-from .backup import _Progress, create_backup
+from .backup import TransferProgress, create_backup
 from .maintenance import recover_interrupted, services_stopped
 from .manifest import KIND_DUMP, KIND_VOLUME, BackupInfo
 from .plan import (
@@ -275,7 +275,7 @@ def restore_backup(
     asides: dict[str, str] = {}
     try:
         with (
-            _Progress(out) as progress,
+            TransferProgress(out) as progress,
             services_stopped(project, stop, reason="restore", backend=backend) as stopped,
         ):
             result.services = list(stopped)
