@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import rehearsal as _r
@@ -237,15 +238,35 @@ def _build_real(kind: str, ref: str, log: _r.Log) -> None:
         _r._docker_build(context, ref, {"BASE": base, **REAL_KINDS[kind]})
 
 
+def _root_kind(kind: str) -> str:
+    while kind in REAL_BASES:
+        kind = REAL_BASES[kind]
+    return kind
+
+
 def build_real_images(
-    force: bool = False, kinds: Iterable[str] | None = None, log: _r.Log = print
+    force: bool = False,
+    kinds: Iterable[str] | None = None,
+    log: _r.Log = print,
+    jobs: int = 1,
 ) -> dict[str, str]:
     """Build the real-application images that are missing or whose inputs changed.
 
     Returns kind -> ``lakehouse-rehearsal/<kind>:<hash>`` (also tagged ``:rehearsal``).
-    ``LAST_BUILD`` records "built" or "cached" per kind.
+    ``LAST_BUILD`` records "built" or "cached" per kind. With ``jobs`` > 1, images that do
+    not build on each other (spark+hive, s3, superset, airflow) build side by side: their
+    time goes mostly to downloads, so a cold build takes about as long as the longest one.
     """
     selected = list(kinds) if kinds is not None else list(REAL_KINDS)
+    if jobs > 1 and len(selected) > 1:
+        debian_base(log)  # the shared root once, before the chains start
+        chains: dict[str, list[str]] = {}
+        for kind in selected:
+            chains.setdefault(_root_kind(kind), []).append(kind)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(build_real_images, force, c, log) for c in chains.values()]
+            built = {k: v for f in futures for k, v in f.result().items()}
+        return {kind: built[kind] for kind in selected}
     result: dict[str, str] = {}
     for kind in selected:
         if kind not in REAL_KINDS:

@@ -278,11 +278,12 @@ def _engine_api_only_for_engine_tests(
 
 @pytest.fixture(scope="session")
 def real_app_images(docker_engine: str, standin_images: dict[str, str]) -> dict[str, str]:
-    """The real-application rehearsal images (Spark, Hive metastore, S3), built once per
-    session and then reused from the cache keyed by a hash of their inputs."""
+    """The real-application rehearsal images (Spark, Hive metastore, S3, Superset, Airflow),
+    built once per session (side by side: a cold build is mostly downloads) and then reused
+    from the cache keyed by a hash of their inputs. Only the real-tier tests ask for them."""
     from lakehouse_tasks.rehearsal_real import build_real_images
 
-    return build_real_images(log=lambda *_: None)
+    return build_real_images(log=lambda *_: None, jobs=4)
 
 
 @pytest.fixture(scope="session")

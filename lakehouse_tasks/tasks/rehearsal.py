@@ -76,7 +76,7 @@ def build(
         from ..errors import EngineError, ExitCode
 
         try:
-            real_refs = rehearsal_real.build_real_images(force=force, log=out.info)
+            real_refs = rehearsal_real.build_real_images(force=force, log=out.info, jobs=4)
         except rehearsal.StandinBuildError as exc:
             raise EngineError(
                 f"Building the real-application images failed: {str(exc).splitlines()[0]}; "
