@@ -258,15 +258,16 @@ def test_real_airflow_runs_its_own_version_and_login_page_as_uid_50000(
     admin = f"{env('AIRFLOW_ADMIN_USER')}:{env('AIRFLOW_ADMIN_PASSWORD')}"
     status, answer = http_get(real_app_stack, "airflow-webserver", 8080, "/api/v1/version", admin)
     assert status == 200 and json.loads(answer)["version"] == "2.11.0", answer
-    # The scheduler's own health server (the compose healthcheck's target) answers.
+    # The scheduler's own health server (the compose healthcheck's target) answers 200 (with
+    # an empty body) while the scheduler's heartbeat is fresh.
     scheduler = container(real_app_stack, "airflow-scheduler")
+    probe = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost:8974/health"]
     health = subprocess.run(
-        ["docker", "exec", scheduler, "curl", "-fsS", "http://localhost:8974/health"],
+        ["docker", "exec", scheduler, *probe],
         capture_output=True,
         text=True,
-        check=True,
     )
-    assert json.loads(health.stdout)["status"] == "healthy", health
+    assert health.stdout == "200", health
 
 
 def bad_env_file(project: Any, tmp_path: Any, **values: str) -> str:
