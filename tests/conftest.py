@@ -302,6 +302,11 @@ def real_app_stack(
         LAKEHOUSE_REHEARSAL_TIER="real",
         HEALTHCHECK_START_PERIOD="600s",
         HIVE_METASTORE_START_PERIOD="600s",
+        # Superset's init and three JVMs starting side by side load the machine well past its
+        # 2 cores (load 15-35 measured). Once in five runs the real Airflow webserver went
+        # unhealthy during the deploy; dev's 5 s probe timeout is the likely reason (not
+        # confirmed: its logs were not kept). The same real probes, with more patience.
+        HEALTHCHECK_TIMEOUT="30s",
     )
     try:
         deploy_and_wait(project, timeout=900)
