@@ -29,7 +29,7 @@ from .stack import ONESHOT_LABEL, require_known
 if TYPE_CHECKING:
     from .project import Project
 
-SERVICE_LABEL = "com.docker.compose.service"
+SERVICE_LABEL = containers.SERVICE_LABEL
 NUMBER_LABEL = "com.docker.compose.container-number"
 
 

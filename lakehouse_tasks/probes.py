@@ -13,11 +13,12 @@ Reading it costs no docker call.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .paths import write_atomic
 
 if TYPE_CHECKING:
     from .project import Project
@@ -75,8 +76,6 @@ def record(project: Project, containers: Iterable[tuple[str, str]]) -> None:
         entries[cid] = {"started_at": started, "at": now}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"passed": entries}))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"passed": entries}))
     except OSError:
         pass  # health then waits for the engine's own check, as before

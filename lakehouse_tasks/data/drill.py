@@ -16,7 +16,7 @@
 5. checks that every database holds, table by table, the row count of its dump (counted from
    the verified dump itself with ``pg_restore --data-only``) and every volume, file by file,
    the sha256 of the archived file (read from the verified archive);
-6. runs the smoke test against the copy where one is installed (:data:`SMOKE_SEAM`);
+6. runs the smoke test against the copy (the hops of its own services);
 7. writes the evidence (JSON, no secrets) to ``<state dir>/drills/``, tears the copy down,
    checks nothing of it is left, and emits ``backup.drill_succeeded`` / ``backup.drill_failed``.
 """
@@ -28,7 +28,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,9 @@ from ..checks import Check, passed, warned
 from ..errors import EngineError, ExitCode, LakehouseError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
-from ..paths import state_dir
+from ..paths import state_dir, write_atomic
+from ..smoke.model import SmokeReport
+from ..smoke.runner import run_smoke
 from ..ui import Output
 from .drill_checks import compare_databases, compare_volumes
 from .drill_copy import (
@@ -65,9 +67,6 @@ if TYPE_CHECKING:
     from ..environment import Environment
     from ..project import Project
 
-#: ``module:function`` called with the copy's project when it exists (``invoke smoke``, issue
-#: 16); a drill without it records ``"smoke": "not installed"``.
-SMOKE_SEAM = "lakehouse_tasks.smoke.runner:run_smoke"
 HEALTH_TIMEOUT_S = 600.0
 
 
@@ -152,24 +151,14 @@ def choose_backup(env: Environment, backup_id: str | None, work: Path) -> tuple[
     return info, source
 
 
-def _smoke(copy: Project, result: DrillResult) -> list[str]:
+def _smoke(
+    copy: Project, result: DrillResult, run: Callable[..., SmokeReport] = run_smoke
+) -> list[str]:
     """Run the smoke test against the copy; record its summary and return its failures.
 
-    The copy publishes no ports, so hops that need one are recorded as skipped (the summary
-    says how many); hops that reach the copy's containers directly run for real."""
-    module_name, _, func_name = SMOKE_SEAM.partition(":")
-    try:
-        import importlib
-
-        module = importlib.import_module(module_name)
-    except ImportError:
-        result.smoke = "not installed"
-        return []
-    func = getattr(module, func_name, None)
-    if func is None:
-        result.smoke = "not installed"
-        return []
-    report = func(copy, within_stack=True)
+    Only the hops whose services are part of the copy's stack run; they reach its unpublished
+    ports at the containers' addresses (smoke.runner.run_smoke, ``within_stack``)."""
+    report = run(copy, within_stack=True)
     result.smoke = report.summary()
     result.smoke_counts = report.counts()
     return [f"smoke hop {hop.name} failed: {hop.cause}" for hop in report.failed] + [
@@ -292,9 +281,7 @@ def _write_evidence(env: Environment, result: DrillResult) -> None:
     text = json.dumps(result.to_dict(), indent=2) + "\n"
     text = env.scrub(text)
     path.write_text(text)
-    tmp = last_path(env).with_suffix(".part")
-    tmp.write_text(text)
-    os.replace(tmp, last_path(env))
+    write_atomic(last_path(env), text)
 
 
 def load_last(env: Environment) -> Mapping[str, Any] | None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, LakehouseError
+from ..paths import write_atomic
 from ..ui import Output
 
 if TYPE_CHECKING:
@@ -239,13 +239,7 @@ def sha256_file(path: Path, on_chunk: Any = None) -> str:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n", fsync=True)
 
 
 # ---- verification ---------------------------------------------------------------------------

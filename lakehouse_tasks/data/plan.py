@@ -12,6 +12,7 @@ from ..engine import commands as engine_commands
 from ..engine import volumes as engine_volumes
 from ..engine.client import Engine
 from ..errors import LakehouseError
+from ..parsing import parse_names
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -82,7 +83,7 @@ def plan(project: Project, only: Iterable[str] | None = None) -> BackupPlan:
     users = volume_users(project)
     db_volumes = {v for d in dbs for v in d.volumes}
     archivable = {k: v for k, v in project.stack.volumes.items() if k not in db_volumes}
-    selectors = [s.strip() for item in (only or []) for s in item.split(",") if s.strip()]
+    selectors = list(parse_names(only))
     if not selectors:
         return BackupPlan(tuple(dbs), archivable, users)
     chosen_dbs: dict[str, Database] = {}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends.compose import ComposeBackend
 from ..engine.client import Engine
 from ..errors import LakehouseError, RefusedError
+from ..parsing import parse_names
 from ..ui import Output
 from .manifest import KIND_DUMP, KIND_VOLUME, BackupInfo, check_checksums
 from .plan import (
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def selected_artefacts(info: BackupInfo, only: Iterable[str] | None, project: Project) -> list[Any]:
-    selectors = [s.strip() for item in (only or []) for s in item.split(",") if s.strip()]
+    selectors = list(parse_names(only))
     arts = [a for a in info.manifest.artefacts if a.kind in (KIND_DUMP, KIND_VOLUME)]
     if not selectors:
         return arts

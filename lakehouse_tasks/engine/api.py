@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..paths import write_atomic
+
 DEFAULT_SOCKET = "/var/run/docker.sock"
 #: A previous sample older than this is not used for CPU (a second round is taken instead).
 PREVIOUS_MAX_AGE_S = 120.0
@@ -174,9 +176,7 @@ def _save_previous(state_file: Path | None, ids: Sequence[str]) -> None:
         }
     try:
         state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_file.with_name(state_file.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, state_file)
+        write_atomic(state_file, json.dumps(doc))
     except OSError:
         pass  # only a later snapshot's speed depends on it
 

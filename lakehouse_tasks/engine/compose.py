@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, EngineError
+from ..paths import write_atomic
 from . import executor
 from .executor import BackgroundCommand
 
@@ -337,11 +338,7 @@ def _save_config(compose: ComposeProject, config: dict[str, Any]) -> None:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, text, mode=0o600)
         saved = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in saved[CONFIG_CACHE_KEEP:]:
             old.unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def _ps_ports(text: str) -> list[tuple[str, int, str]]:
 # ---- container states (deploy, teardown, upgrade) ----
 
 _PROJECT_FILTER = "label=com.docker.compose.project="
-_SERVICE_LABEL = "com.docker.compose.service"
+SERVICE_LABEL = "com.docker.compose.service"  # compose labels every container with its service
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def _container_state(raw: dict[str, Any]) -> ContainerState:
     return ContainerState(
         id=str(raw.get("Id", ""))[:12],
         name=str(raw.get("Name", "")).lstrip("/"),
-        service=labels.get(_SERVICE_LABEL, ""),
+        service=labels.get(SERVICE_LABEL, ""),
         status=str(state.get("Status", "")),
         health=str(health.get("Status", "")),
         exit_code=int(state.get("ExitCode") or 0),

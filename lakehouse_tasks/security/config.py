@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..checks import Check, Status, failed, passed, warned
+from ..engine.containers import SERVICE_LABEL
 from ..environment import (
     Environment,
 )
@@ -293,7 +294,7 @@ def container_findings(
         host = raw.get("HostConfig") or {}
         labels = config.get("Labels") or {}
         name = str(raw.get("Name", "")).lstrip("/")
-        service = str(labels.get("com.docker.compose.service") or name)
+        service = str(labels.get(SERVICE_LABEL) or name)
         bindings = [
             (str(b.get("HostIp", "")), int(b.get("HostPort") or 0))
             for entries in (host.get("PortBindings") or {}).values()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.containers import SERVICE_LABEL
 from .model import HopFailure, HopResult, HopSkipped
 
 STANDIN_IMAGE_PREFIX = "lakehouse-rehearsal/busybox"
@@ -51,7 +52,7 @@ class Services:
         infos: dict[str, ServiceInfo] = {}
         for data in inspected:
             labels = data.get("Config", {}).get("Labels") or {}
-            service = labels.get("com.docker.compose.service")
+            service = labels.get(SERVICE_LABEL)
             if not service:
                 continue
             state = data.get("State", {})

@@ -39,7 +39,7 @@ def service_containers(project: Project, *, running: bool = True) -> dict[str, l
         labels = engine_containers._ps_labels(str(row.get("Labels", "")))
         if labels.get("com.docker.compose.oneoff", "").lower() == "true":
             continue
-        service = labels.get(engine_containers._SERVICE_LABEL, "")
+        service = labels.get(engine_containers.SERVICE_LABEL, "")
         try:
             number = int(labels.get("com.docker.compose.container-number", "1"))
         except ValueError:
