@@ -42,17 +42,10 @@ def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
     return found
 
 
-#: Circles that landed with issue 16's new modules (each closed by an import inside a
-#: function), listed by name so that no other circle can appear; they are still to be opened.
-KNOWN_CIRCLES = [
-    ["lakehouse_tasks.rehearsal", "lakehouse_tasks.rehearsal_real"],
-]
-
-
 def test_no_import_circles_among_the_package_modules() -> None:
     # Imports inside functions count (grimp reads them too); annotations-only ones do not.
     graph = grimp.build_graph("lakehouse_tasks", exclude_type_checking_imports=True)
-    assert [c for c in _cycles(graph) if c not in KNOWN_CIRCLES] == []
+    assert _cycles(graph) == []
 
 
 def test_no_module_guards_a_sibling_import_with_except_import_error() -> None:

@@ -17,11 +17,10 @@ import, tag, rmi); only the root file system tools (debootstrap, chroot, tar) ru
 from __future__ import annotations
 
 import json
-import sys
 
 # The image builders live in rehearsal_images; their names stay importable from here (the
 # real tier, rehearsal_real, and the tests use them as rehearsal.<name>; __all__ below).
-from .rehearsal_images import (
+from ..rehearsal_images import (
     BUSYBOX_BINARY,
     DEBIAN_SUITE,
     LAST_BUILD,
@@ -158,7 +157,7 @@ OPTIONAL_SERVICES = frozenset({"tls-proxy"})
 _OVERRIDE_HEADER = """\
 # The rehearsal layer: every service of the stack on its offline stand-in image.
 #
-# GENERATED from lakehouse_tasks/rehearsal.py (SERVICE_STANDINS); do not edit by hand:
+# GENERATED from lakehouse_tasks/rehearsal/__init__.py (SERVICE_STANDINS); do not edit by hand:
 #   python -m lakehouse_tasks.rehearsal override
 # tests/rehearsal/test_override.py fails when this file and the generator disagree.
 #
@@ -225,43 +224,6 @@ def write_override() -> bool:
     return changed
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    force = "--force" in args
-    args = [a for a in args if a != "--force"]
-    if args and args[0] == "override":
-        from .rehearsal_real import write_real_override
-
-        changed = write_override()
-        changed = write_real_override() or changed
-        print(f"compose/rehearsal*.yaml {'written' if changed else 'up to date'}")
-        return 0
-    if not args or args[0] not in {"build", "hash", "services"}:
-        print(
-            "usage: python -m lakehouse_tasks.rehearsal build [--force] [KIND...] | hash | "
-            "services | override",
-            file=sys.stderr,
-        )
-        return 2
-    if args[0] == "hash":
-        for kind in STANDIN_IMAGES:
-            print(kind, inputs_hash(kind))
-        return 0
-    if args[0] == "services":
-        import json
-
-        print(json.dumps(SERVICE_STANDINS, indent=2))
-        return 0
-    try:
-        refs = build_standins(force=force, kinds=args[1:] or None)
-    except StandinBuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for kind, ref in refs.items():
-        print(f"{kind} {ref}")
-    return 0
-
-
 #: What this module serves: its own override generator, and the builders' names.
 __all__ = [
     "BUSYBOX_BINARY",
@@ -294,13 +256,8 @@ __all__ = [
     "fault_variable",
     "image_id",
     "inputs_hash",
-    "main",
     "render_override",
     "service_override_lines",
     "standin_env",
     "write_override",
 ]
-
-
-if __name__ == "__main__":
-    sys.exit(main())
