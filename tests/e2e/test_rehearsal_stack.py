@@ -119,7 +119,8 @@ def test_state_lives_in_named_volumes_of_the_project(
 
 def test_health_fills_the_url_column_of_the_built_in_interfaces(shared_dev_stack: Any) -> None:
     """Issue 14, item 9: rows are keyed by service, and so are the access URLs now."""
-    from lakehouse_tasks.health import health_rows, take_snapshot
+    from lakehouse_tasks.health import take_snapshot
+    from lakehouse_tasks.health_view import health_rows
 
     rows = {r["service"]: r for r in health_rows(take_snapshot(shared_dev_stack))}
     for service in ("minio", "spark-master", "trino", "superset", "airflow-webserver"):
