@@ -202,12 +202,15 @@ class FakeBackend:
     """A :class:`~lakehouse_tasks.backends.base.Backend` without an engine, for unit tests of
     the lifecycle (and of plugins that observe it): it records each call in ``calls`` and
     answers from its fields. ``name`` picks the rules it plays (``"swarm"``: no history, hard
-    reservations, ``--pull`` refused); ``fail`` makes ``apply`` fail naming those services."""
+    reservations, ``--pull`` refused); ``fail`` makes ``apply`` fail naming those services;
+    ``snapshots`` are the health snapshots ``snapshot`` answers, one per call in order (an
+    exception in the list is raised instead, e.g. ``KeyboardInterrupt`` for Ctrl-C)."""
 
     name: str = "compose"
     running: list[str] = field(default_factory=list)
     fail: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    snapshots: list[Any] = field(default_factory=list)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
@@ -264,7 +267,12 @@ class FakeBackend:
     # inspection and data protection
     def snapshot(self, project: Project, *, resources: bool = True, services: Any = None) -> Any:
         self.calls.append(("snapshot", services))
-        raise NotImplementedError("FakeBackend takes no health snapshots")
+        if not self.snapshots:
+            raise NotImplementedError("FakeBackend has no (more) health snapshots scripted")
+        answer = self.snapshots.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     def running_services(self, project: Project) -> list[str]:
         return sorted(self.running)

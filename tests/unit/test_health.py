@@ -31,6 +31,7 @@ from lakehouse_tasks.schema import Schema
 from lakehouse_tasks.snapshots import HealthSnapshot, ServiceHealth, derive_status, diff_snapshots
 from lakehouse_tasks.stack import Stack
 from lakehouse_tasks.tasks.health import exit_code_for, service_names, watch_health, watch_interval
+from lakehouse_tasks.testing import FakeBackend
 from lakehouse_tasks.ui import Output, render_plain
 
 T0 = _dt.datetime(2026, 1, 1, 12, 0, tzinfo=_dt.UTC)
@@ -405,19 +406,16 @@ def test_unknown_service_is_bad_input(tmp_path: Path, monkeypatch: pytest.Monkey
         take_snapshot(fake_project(tmp_path, 2), services=["nope"])
 
 
-def test_watch_prints_a_table_and_each_event_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_watch_prints_a_table_and_each_event_once(tmp_path: Path, lakehouse_plugins: Any) -> None:
+    lakehouse_plugins()
     project = fake_project(tmp_path, 2)
-    states = iter(
-        [
+    backend = FakeBackend(
+        snapshots=[
             snap(row("s0"), row("s1")),
             snap(row("s0", health="unhealthy"), row("s1"), at=1),
             snap(row("s0", health="unhealthy"), row("s1"), at=2),
         ]
     )
-    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: next(states))
-    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
     buf = io.StringIO()
     out = Output(stdout=buf, stderr=io.StringIO())
     last = watch_health(
@@ -429,18 +427,19 @@ def test_watch_prints_a_table_and_each_event_once(
         services=[],
         detailed=False,
         sleep=lambda _s: None,
+        take=backend.snapshot,
     )
     assert last is not None and exit_code_for(last) == 1
+    assert backend.calls == [("snapshot", None)] * 3
     text = buf.getvalue()
     assert text.count("Health of dev") == 3
     assert text.count("event: ") == 1
     assert "[ERROR] dev/s0: became unhealthy" in text
 
 
-def test_watch_json_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    states = iter([snap(row("s0")), snap(row("s0", restart_count=1), at=1)])
-    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: next(states))
-    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
+def test_watch_json_lines(tmp_path: Path, lakehouse_plugins: Any) -> None:
+    lakehouse_plugins()
+    backend = FakeBackend(snapshots=[snap(row("s0")), snap(row("s0", restart_count=1), at=1)])
     buf = io.StringIO()
     out = Output(json_mode=True, stdout=buf, stderr=io.StringIO())
     watch_health(
@@ -452,6 +451,7 @@ def test_watch_json_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         services=[],
         detailed=False,
         sleep=lambda _s: None,
+        take=backend.snapshot,
     )
     lines = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert len(lines) == 2
@@ -459,11 +459,8 @@ def test_watch_json_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert [e["kind"] for e in lines[1]["events"]] == ["service.restarted"]
 
 
-def test_watch_ctrl_c_is_a_clean_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(*_a: Any, **_k: Any) -> HealthSnapshot:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", interrupted)
+def test_watch_ctrl_c_is_a_clean_exit(tmp_path: Path) -> None:
+    backend = FakeBackend(snapshots=[KeyboardInterrupt()])
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())
     assert (
         watch_health(
@@ -474,18 +471,19 @@ def test_watch_ctrl_c_is_a_clean_exit(tmp_path: Path, monkeypatch: pytest.Monkey
             resources=False,
             services=[],
             detailed=False,
+            take=backend.snapshot,
         )
         is None
     )
+    assert backend.calls == [("snapshot", None)]
 
 
 def test_watch_on_a_terminal_uses_a_live_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lakehouse_plugins: Any
 ) -> None:
     monkeypatch.setenv("LAKEHOUSE_FORCE_TTY", "1")
-    states = iter([snap(row("s0")), snap(row("s0", health="unhealthy"), at=1)])
-    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: next(states))
-    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
+    lakehouse_plugins()
+    backend = FakeBackend(snapshots=[snap(row("s0")), snap(row("s0", health="unhealthy"), at=1)])
     buf = io.StringIO()
     out = Output(stdout=buf, stderr=io.StringIO())
     last = watch_health(
@@ -497,6 +495,7 @@ def test_watch_on_a_terminal_uses_a_live_table(
         services=[],
         detailed=False,
         sleep=lambda _s: None,
+        take=backend.snapshot,
     )
     assert last is not None and not last.ok
     text = buf.getvalue()
