@@ -14,7 +14,7 @@ from lakehouse_tasks import schedule as sched
 from lakehouse_tasks.environment import load_environment
 from lakehouse_tasks.errors import ConfigError, LakehouseError
 from lakehouse_tasks.events import EventKind
-from lakehouse_tasks.testing import RecordingPlugin, write_env
+from lakehouse_tasks.testing import FakeBackend, RecordingPlugin, write_env
 
 LAKEHOUSE = "/opt/lakehouse/.venv/bin/lakehouse"
 
@@ -252,7 +252,7 @@ def test_no_backup_at_all_is_missed_but_manual_never_is(lakehouse_project: Path)
 
 
 def test_health_warns_and_emits_schedule_missed_once_per_watch(
-    lakehouse_project: Path, lakehouse_plugins: Any, monkeypatch: pytest.MonkeyPatch
+    lakehouse_project: Path, lakehouse_plugins: Any
 ) -> None:
     from lakehouse_tasks.health import HealthSnapshot
     from lakehouse_tasks.tasks import health as health_tasks
@@ -263,10 +263,7 @@ def test_health_warns_and_emits_schedule_missed_once_per_watch(
     env = _env(lakehouse_project)
     project = type("P", (), {"env": env})()
     snapshot = HealthSnapshot(environment="prod", project="lakehouse-prod", rows=())
-    # The task module imports its domain modules inside the bodies (start-up time), so the
-    # functions are patched where they live.
-    monkeypatch.setattr("lakehouse_tasks.health.take_snapshot", lambda *a, **k: snapshot)
-    monkeypatch.setattr("lakehouse_tasks.health.publish", lambda *a, **k: None)
+    backend = FakeBackend(snapshots=[snapshot] * 3)
     out = Output(json_mode=True)
     health_tasks.watch_health(
         project,  # type: ignore[arg-type]
@@ -277,7 +274,9 @@ def test_health_warns_and_emits_schedule_missed_once_per_watch(
         services=[],
         detailed=False,
         sleep=lambda s: None,
+        take=backend.snapshot,
     )
+    assert len(backend.calls) == 3
     missed = [e for e in plugin.events if e.kind == EventKind.SCHEDULE_MISSED]
     assert len(missed) == 1
 
