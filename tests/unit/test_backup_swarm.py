@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.backends.compose import services as compose
 from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.backends.swarm import backend as swarm
 from lakehouse_tasks.data import maintenance
 from lakehouse_tasks.engine import swarm as engine_swarm
+from lakehouse_tasks.testing import FakeBackend
 
 
 class _Task(SimpleNamespace):
@@ -72,15 +72,13 @@ def test_recover_interrupted_scales_back_to_the_recorded_replicas(fake: Any) -> 
     assert not state.exists()
 
 
-def test_an_old_state_file_without_target_means_compose(
-    fake: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    started: list[tuple[str, ...]] = []
-    monkeypatch.setattr(
-        compose, "start_services", lambda _p, services: started.append(("start", *services))
-    )
+def test_an_old_state_file_without_target_means_compose(fake: Any) -> None:
+    # the current target is a compose one: a record without a target is started with it,
+    # not handed to swarm (which would scale)
+    backend = FakeBackend(name="compose")
     state = Path(fake.project.env.root) / "state" / "stopped-stk-1-2.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"services": ["web"], "pid": 0}))
-    assert maintenance.recover_interrupted(fake.project) == ["web"]
-    assert started == [("start", "web")] and fake.scales == []
+    assert maintenance.recover_interrupted(fake.project, backend=backend) == ["web"]
+    assert backend.calls == [("start", ["web"])] and fake.scales == []
+    assert not state.exists()
