@@ -37,11 +37,16 @@ def remove_project(name: str) -> None:
         (["volume", "ls"], ["volume", "rm", "-f"]),
         (["network", "ls"], ["network", "rm"]),
     ):
-        ids = subprocess.run(
-            ["docker", *args, "--filter", label, "-q"], capture_output=True, text=True
-        ).stdout.split()
-        if ids:
+        # A network still holds the endpoints of containers the engine is removing: on a
+        # loaded engine `network rm` right after `rm -f` can fail, so it is asked again.
+        for _attempt in range(20):
+            ids = subprocess.run(
+                ["docker", *args, "--filter", label, "-q"], capture_output=True, text=True
+            ).stdout.split()
+            if not ids:
+                break
             subprocess.run(["docker", *rm, *ids], capture_output=True)
+            time.sleep(0.5)
 
 
 def standin_services(n: int, interval: str = "1s", **extra: Any) -> dict[str, Any]:
