@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,7 +74,11 @@ def port_variables(env_name: str, root: Path = REPO) -> list[str]:
 
 
 def remove_project(name: str) -> None:
-    """Remove every container, network and volume labelled with compose project ``name``."""
+    """Remove every container, network and volume labelled with compose project ``name``.
+
+    A network still holds the endpoints of containers the engine is removing, so on a loaded
+    engine `network rm` right after `rm -f` can fail (seen with the real-application stack and
+    a 64-service project): whatever is still there is asked for again, for up to 20 s."""
     label = f"label=com.docker.compose.project={name}"
 
     def ids(*args: str) -> list[str]:
@@ -82,18 +87,20 @@ def remove_project(name: str) -> None:
         ).stdout
         return out.split()
 
-    containers = ids("ps", "-a")
-    if containers:
-        subprocess.run(["docker", "rm", "-f", "-v", *containers], capture_output=True)
-    for kind in ("network", "volume"):
-        found = ids(kind, "ls")
-        if found:
-            subprocess.run(
-                ["docker", kind, "rm", "-f", *found]
-                if kind == "volume"
-                else ["docker", kind, "rm", *found],
-                capture_output=True,
-            )
+    for _attempt in range(40):
+        containers = ids("ps", "-a")
+        if containers:
+            subprocess.run(["docker", "rm", "-f", "-v", *containers], capture_output=True)
+        networks, volumes = ids("network", "ls"), ids("volume", "ls")
+        if networks:
+            subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+        if volumes:
+            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
+        if not (containers or networks or volumes):
+            return
+        if not (ids("ps", "-a") or ids("network", "ls") or ids("volume", "ls")):
+            return
+        time.sleep(0.5)
 
 
 def leftovers(prefix: str = TEST_PROJECT_PREFIX) -> dict[str, dict[str, list[str]]]:

@@ -25,28 +25,7 @@ pytestmark = pytest.mark.engine
 STANDIN = "lakehouse-rehearsal/busybox:rehearsal"
 
 
-from tests.conftest import unique_project_name  # noqa: E402  (this session's prefix)
-
-
-def remove_project(name: str) -> None:
-    """Remove what ``compose down`` missed: containers, volumes and networks of this project
-    only (on a loaded engine ``down`` of a 64-service project can give up on its network)."""
-    label = f"label=com.docker.compose.project={name}"
-    for args, rm in (
-        (["ps", "-a"], ["rm", "-f", "-v"]),
-        (["volume", "ls"], ["volume", "rm", "-f"]),
-        (["network", "ls"], ["network", "rm"]),
-    ):
-        # A network still holds the endpoints of containers the engine is removing: on a
-        # loaded engine `network rm` right after `rm -f` can fail, so it is asked again.
-        for _attempt in range(20):
-            ids = subprocess.run(
-                ["docker", *args, "--filter", label, "-q"], capture_output=True, text=True
-            ).stdout.split()
-            if not ids:
-                break
-            subprocess.run(["docker", *rm, *ids], capture_output=True)
-            time.sleep(0.5)
+from tests.conftest import remove_project, unique_project_name  # noqa: E402
 
 
 def standin_services(n: int, interval: str = "1s", **extra: Any) -> dict[str, Any]:
