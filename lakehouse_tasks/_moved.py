@@ -65,16 +65,16 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
             "lakehouse_tasks.data.plan",
             "lakehouse_tasks.data.store",
             "lakehouse_tasks.data.manifest",
-            "lakehouse_tasks.data.tables",
+            "lakehouse_tasks.backup_view",
         ),
-        "use lakehouse_tasks.data (backup, maintenance, plan, store, manifest, tables); plugins "
+        "use lakehouse_tasks.data (backup, maintenance, plan, store, manifest; the tables: lakehouse_tasks.backup_view); plugins "
         "import default_dest and check_free_space from lakehouse_tasks.plugin",
     ),
     "lakehouse_tasks.restore": (
         (
             "lakehouse_tasks.data.restore",
             "lakehouse_tasks.data.restorable",
-            "lakehouse_tasks.data.tables",
+            "lakehouse_tasks.backup_view",
         ),
         "use lakehouse_tasks.data.restore (check_restorable: lakehouse_tasks.data.restorable)",
     ),
@@ -105,6 +105,10 @@ MOVED: dict[str, tuple[tuple[str, ...], str]] = {
     "lakehouse_tasks.builtin.event_log": (
         ("lakehouse_tasks.hooks.builtin.event_log",),
         "use lakehouse_tasks.hooks.builtin.event_log",
+    ),
+    "lakehouse_tasks.data.tables": (
+        ("lakehouse_tasks.backup_view",),
+        "use lakehouse_tasks.backup_view (the data package renders nothing)",
     ),
 }
 

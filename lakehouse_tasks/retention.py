@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .ui import Table
-
 
 class Prunable(Protocol):
     @property
@@ -253,22 +251,3 @@ def prune_by_policy(
 
     get_plugin_manager().post_prune(env=env, result=result)
     return result
-
-
-def prune_table(result: PruneResult) -> Table:
-    verb = "would delete" if result.dry_run else "deleted"
-    rows: list[Mapping[str, Any]] = [
-        {"id": b.id, "time": b.time.isoformat(), "action": "keep"} for b in result.kept
-    ]
-    rows += [{"id": b.id, "time": b.time.isoformat(), "action": verb} for b in result.deleted]
-    rows += [{"id": p.name, "time": "", "action": f"{verb} (incomplete)"} for p in result.leftovers]
-    return Table(
-        columns=[("id", "BACKUP"), ("time", "TIME"), ("action", "ACTION")],
-        rows=rows,
-        title="Backup retention",
-        caption=(
-            f"keep last {result.keep_last or '-'}, daily {result.keep_daily or '-'}, weekly "
-            f"{result.keep_weekly or '-'}, monthly {result.keep_monthly or '-'}, keep "
-            f"{result.max_age_days or '-'} days"
-        ),
-    )

@@ -22,6 +22,9 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from .notices import LineTransfers, Transfers
+from .units import human_bytes, human_duration
+
 STATUS_STYLES = {
     "pass": "green",
     "ok": "green",
@@ -159,6 +162,13 @@ class Output:
             self.stderr.write("error: " + text + "\n")
             self.stderr.flush()
 
+    def transfers(self) -> Transfers:
+        """Per-artefact progress of a backup or restore: a rich bar on a terminal, one line per
+        artefact otherwise (``notices.Notices``)."""
+        if self.err_is_tty and not self.json_mode:
+            return TransferProgress(self)
+        return LineTransfers(self)
+
     def success(self, text: str) -> None:
         if self.err_is_tty:
             self.err_console.print(Text(text, style="bold green"))
@@ -247,29 +257,46 @@ def render_plain(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def human_bytes(n: float | int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}".replace(".0 ", " ")
-        value /= 1024
-    return f"{value:.1f} TiB"
+class TransferProgress:
+    """A rich bar per artefact (size, speed) on the terminal's stderr."""
+
+    def __init__(self, out: Output) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        self._rich = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=out.err_console,
+            transient=False,
+        )
+
+    def __enter__(self) -> TransferProgress:
+        self._rich.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._rich.__exit__(*exc)
+
+    def start(self, label: str, total: int | None) -> Callable[[int], None]:
+        task = self._rich.add_task(label, total=total or None)
+        return lambda n: self._rich.advance(task, n)
 
 
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    return f"{hours // 24}d{hours % 24:02d}h"
+__all__ = [
+    "Output",
+    "Table",
+    "TransferProgress",
+    "human_bytes",
+    "human_duration",
+    "render_plain",
+    "render_rich",
+    "to_jsonable",
+]

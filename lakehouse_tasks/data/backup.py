@@ -40,8 +40,9 @@ from ..errors import LakehouseError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
 from ..hooks.manager import get_plugin_manager
+from ..notices import Notices, PlainNotices
 from ..paths import git_commit
-from ..ui import Output, human_bytes
+from ..units import human_bytes
 from .maintenance import recover_interrupted, services_stopped
 from .manifest import (
     KIND_DUMP,
@@ -77,47 +78,6 @@ DUMP_COMPRESSION = 1
 
 
 TEST_DELAY_ENV = "LAKEHOUSE_BACKUP_TEST_DELAY"
-
-
-class TransferProgress:
-    """Per-artefact progress: a rich bar on a terminal, one line per artefact otherwise."""
-
-    def __init__(self, out: Output) -> None:
-        self.out = out
-        self._rich: Any = None
-        if out.err_is_tty and not out.json_mode:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TransferSpeedColumn,
-            )
-
-            self._rich = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                console=out.err_console,
-                transient=False,
-            )
-
-    def __enter__(self) -> TransferProgress:
-        if self._rich is not None:
-            self._rich.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._rich is not None:
-            self._rich.__exit__(*exc)
-
-    def start(self, label: str, total: int | None) -> Any:
-        if self._rich is None:
-            self.out.info(f"{label} ...")
-            return lambda n: None
-        task = self._rich.add_task(label, total=total or None)
-        return lambda n: self._rich.advance(task, n)
 
 
 def _delay_for_tests() -> None:
@@ -218,7 +178,7 @@ def create_backup(
     only: Iterable[str] | None = None,
     tag: str | None = None,
     online: bool = False,
-    out: Output | None = None,
+    out: Notices | None = None,
     backend: Backend | None = None,
 ) -> BackupManifest:
     """Back up ``project`` into ``dest`` and return the manifest of the complete backup.
@@ -230,7 +190,7 @@ def create_backup(
     Refuses (exit 7) before writing anything when the destination lacks space; fails with the
     failing command's error otherwise. Emits BACKUP_SUCCEEDED or BACKUP_FAILED.
     """
-    out = out or Output()
+    out = out or PlainNotices()
     tag = check_tag(tag)
     started = time.monotonic()
     backend = backend or ComposeBackend()
@@ -251,7 +211,7 @@ def create_backup(
         # volumes' users; once they are stopped every volume is archived at once. The users
         # are down only while the archives run, not while the dumps do.
         with (
-            TransferProgress(out) as progress,
+            out.transfers() as progress,
             ThreadPoolExecutor(
                 max_workers=max(1, len(selection.databases) + len(selection.volumes)),
                 thread_name_prefix="backup",

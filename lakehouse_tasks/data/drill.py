@@ -38,10 +38,10 @@ from ..checks import Check, passed, warned
 from ..errors import EngineError, ExitCode, LakehouseError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
+from ..notices import Notices, PlainNotices
 from ..paths import state_dir, write_atomic
 from ..smoke.model import SmokeReport
 from ..smoke.runner import run_smoke
-from ..ui import Output
 from .drill_checks import compare_databases, compare_volumes
 from .drill_copy import (
     clean_interrupted,
@@ -170,7 +170,7 @@ def run_drill(
     project: Project,
     *,
     backup_id: str | None = None,
-    out: Output | None = None,
+    out: Notices | None = None,
     timeout: float = HEALTH_TIMEOUT_S,
 ) -> DrillResult:
     """Run one restore drill of ``project``'s environment (see the module docstring)."""
@@ -178,7 +178,7 @@ def run_drill(
 
     # The copy is a compose project on this engine, whatever the environment's own target.
     backend = ComposeBackend()
-    out = out or Output()
+    out = out or PlainNotices()
     env = project.env
     started = time.monotonic()
     result = DrillResult(env.name, backup_id or "", copy_name(env))

@@ -17,8 +17,8 @@ from ..engine import networks as engine_networks
 from ..engine import volumes as engine_volumes
 from ..engine.compose import ComposeProject
 from ..errors import RefusedError
+from ..notices import Notices
 from ..paths import state_dir
-from ..ui import Output
 from .store import pid_alive
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def remove_copy(name: str) -> None:
     engine_networks.remove(engine_networks.labelled(PROJECT_LABEL, name))
 
 
-def clean_interrupted(env: Environment, out: Output | None = None) -> str | None:
+def clean_interrupted(env: Environment, out: Notices | None = None) -> str | None:
     """Remove the copy (and work directory) a drill killed outright left; return its name."""
     path = record_path(env)
     try:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ..backends import backend_of_record
 from ..backends.compose import ComposeBackend
 from ..errors import EngineError
+from ..notices import Notices
 from ..paths import state_dir
-from ..ui import Output
 from .plan import running_services
 from .store import pid_alive
 
@@ -37,7 +37,7 @@ def _state_root(project: Project) -> Path:
 
 
 def recover_interrupted(
-    project: Project, out: Output | None = None, backend: Backend | None = None
+    project: Project, out: Notices | None = None, backend: Backend | None = None
 ) -> list[str]:
     """Start again the services that a killed backup or restore left stopped.
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, LakehouseError
+from ..notices import Notices
 from ..paths import write_atomic
-from ..ui import Output
 
 if TYPE_CHECKING:
     pass
@@ -253,7 +253,7 @@ class VerifyResult:
         return {"backup": self.backup, "deep": self.deep, "ok": True, "artefacts": self.artefacts}
 
 
-def check_checksums(info: BackupInfo, out: Output | None = None) -> list[dict[str, Any]]:
+def check_checksums(info: BackupInfo, out: Notices | None = None) -> list[dict[str, Any]]:
     """Recompute every artefact's size and sha256; exit 6 naming the first that differs."""
     rows = []
     for art in info.manifest.artefacts:

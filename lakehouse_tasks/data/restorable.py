@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from ..backends.compose import ComposeBackend
 from ..engine.client import Engine
 from ..errors import LakehouseError, RefusedError
+from ..notices import Notices
 from ..parsing import parse_names
-from ..ui import Output
 from .manifest import KIND_DUMP, KIND_VOLUME, BackupInfo, check_checksums
 from .plan import (
     database_size,
@@ -59,7 +59,7 @@ def check_restorable(
     *,
     only: Iterable[str] | None = None,
     allow_other_env: bool = False,
-    out: Output | None = None,
+    out: Notices | None = None,
     backend: Backend | None = None,
 ) -> None:
     """Everything a restore checks before it asks or changes anything: every checksum (exit 6,

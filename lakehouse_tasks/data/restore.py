@@ -33,8 +33,8 @@ from ..engine import volumes as engine_volumes
 from ..errors import EngineError, ExitCode, LakehouseError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
-from ..ui import Output
-from .backup import TransferProgress, create_backup
+from ..notices import Notices, PlainNotices
+from .backup import create_backup
 from .maintenance import recover_interrupted, services_stopped
 from .manifest import KIND_DUMP, KIND_VOLUME, BackupInfo
 from .plan import (
@@ -227,7 +227,7 @@ def restore_backup(
     allow_other_env: bool = False,
     safety_backup: bool = True,
     dest: Path | None = None,
-    out: Output | None = None,
+    out: Notices | None = None,
     checked: bool = False,
     backend: Backend | None = None,
     inspect_restored: Callable[[], None] | None = None,
@@ -238,7 +238,7 @@ def restore_backup(
     ``inspect_restored`` is called once everything is restored, while the services that mount
     a restored volume are still stopped (``backup.drill`` checksums the volumes there, before
     a service writes to them again)."""
-    out = out or Output()
+    out = out or PlainNotices()
     backend = backend or ComposeBackend()
     started = time.monotonic()
     env_name = project.env.name
@@ -275,7 +275,7 @@ def restore_backup(
     asides: dict[str, str] = {}
     try:
         with (
-            TransferProgress(out) as progress,
+            out.transfers() as progress,
             services_stopped(project, stop, reason="restore", backend=backend) as stopped,
         ):
             result.services = list(stopped)
@@ -336,7 +336,7 @@ def restore_backup(
     return result
 
 
-def _roll_back(project: Project, asides: dict[str, str], out: Output, backend: Backend) -> None:
+def _roll_back(project: Project, asides: dict[str, str], out: Notices, backend: Backend) -> None:
     """Put each volume's pre-restore content back (services are stopped around it)."""
     if not asides:
         return

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import LakehouseError, RefusedError
 from ..hooks.manager import get_plugin_manager
-from ..ui import Output, human_bytes
+from ..notices import Notices
+from ..units import human_bytes
 from .manifest import (
     MANIFEST,
     TMP_PREFIX,
@@ -137,7 +138,7 @@ def find_backup(dest: Path, ident: str) -> BackupInfo:
 
 
 def find_or_fetch_backup(
-    env: Environment, dest: Path, ident: str, out: Output | None = None
+    env: Environment, dest: Path, ident: str, out: Notices | None = None
 ) -> BackupInfo:
     """The backup ``ident`` from ``dest``; when the host does not hold it, fetched back from a
     plugin's copy (``lakehouse_fetch_backup``, e.g. the off-site restic repository) into

@@ -15,7 +15,7 @@ from ..compress import open_tar_stream
 from ..engine import commands as engine_commands
 from ..engine.client import Engine
 from ..errors import EngineError, ExitCode, LakehouseError
-from ..ui import Output
+from ..notices import Notices, PlainNotices
 from .manifest import (
     KIND_DUMP,
     KIND_VOLUME,
@@ -37,11 +37,11 @@ def verify_backup(
     *,
     deep: bool = False,
     project: Project | None = None,
-    out: Output | None = None,
+    out: Notices | None = None,
 ) -> VerifyResult:
     """Check a backup's checksums (and with ``deep`` that every dump restores and every
     archive reads). Records the outcome in ``verified.json``; raises exit 6 on a mismatch."""
-    out = out or Output()
+    out = out or PlainNotices()
     result = VerifyResult(backup=info.id, deep=deep)
     try:
         result.artefacts = check_checksums(info, out)
@@ -106,7 +106,7 @@ def _count_entries(path: Path, compression: str) -> int:
 
 
 def deep_check(
-    info: BackupInfo, project: Project | None, out: Output, rows: list[dict[str, Any]]
+    info: BackupInfo, project: Project | None, out: Notices, rows: list[dict[str, Any]]
 ) -> None:
     """Read every archive to its end and restore every dump into a throw-away PostgreSQL
     container of the stack's own image; raise exit 6 naming the artefact that fails."""

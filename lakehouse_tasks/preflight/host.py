@@ -19,7 +19,7 @@ from ..engine.client import (
 )
 from ..schema import Schema
 from ..stack import PublishedPort, Stack
-from ..ui import human_bytes
+from ..units import human_bytes
 
 if TYPE_CHECKING:
     from ..environment import Environment

@@ -94,7 +94,7 @@ def health_section(
     snapshot: HealthSnapshot, urls: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The health table's rows, without what may hold a secret (healthcheck outputs)."""
-    from ..ui import human_bytes, human_duration
+    from ..units import human_bytes, human_duration
 
     urls = urls or {}
     rows = []

@@ -67,8 +67,8 @@ def create(
 ) -> None:
     """Back up the databases (pg_dump) and named volumes (tar.zst) of an environment."""
     from ..backends import backend_for
+    from ..backup_view import manifest_table
     from ..data.backup import create_backup
-    from ..data.tables import manifest_table
     from ..ui import Output
 
     backend = backend_for(target)
@@ -101,8 +101,8 @@ def list_(
 ) -> None:
     """List the backups of an environment, newest first, and where each lives (local, off-site,
     both), with incomplete leftovers of interrupted runs."""
+    from ..backup_view import backups_table, where_label
     from ..data.store import list_backups
-    from ..data.tables import backups_table, where_label
     from ..hooks.manager import get_plugin_manager
     from ..ui import Output
 
@@ -266,7 +266,8 @@ def prune_(
     never all of them), and incomplete leftovers of interrupted runs."""
     import dataclasses
 
-    from ..retention import prune_by_policy, prune_table, retention_policy
+    from ..backup_view import prune_table
+    from ..retention import prune_by_policy, retention_policy
     from ..ui import Output
 
     project = project_from_flags(env, False, env_file, strict=False)

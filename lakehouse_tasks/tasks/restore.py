@@ -39,11 +39,11 @@ def restore(
 ) -> None:
     """Restore databases and volumes of an environment from a verified-on-the-spot backup."""
     from ..backends import backend_for
+    from ..backup_view import restore_table
     from ..confirm import confirm_destructive
     from ..data.restorable import check_restorable
     from ..data.restore import restore_backup
     from ..data.store import default_dest, find_or_fetch_backup
-    from ..data.tables import restore_table
     from ..ui import Output
 
     backend = backend_for(target)

@@ -269,3 +269,21 @@ def test_compression_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert compress.for_archives() is compress.GZIP
     with pytest.raises(ConfigError, match="apt-get install zstd"):
         compress.decompress_argv("zstd")
+
+
+def test_a_backup_s_progress_is_a_line_per_artefact_when_stderr_is_not_a_terminal() -> None:
+    import io
+
+    from lakehouse_tasks.notices import PlainNotices, RecordedNotices
+    from lakehouse_tasks.ui import Output
+
+    err = io.StringIO()
+    with Output(stderr=err).transfers() as progress:
+        progress.start("volumes/minio-data", 1024)(512)
+    assert err.getvalue() == "volumes/minio-data ...\n"
+    plain = io.StringIO()
+    PlainNotices(plain).warn("kept the set-aside volume")
+    assert plain.getvalue() == "warning: kept the set-aside volume\n"
+    recorded = RecordedNotices()
+    recorded.transfers().start("postgres/airflow-db.dump", None)
+    assert recorded.texts("info") == ["postgres/airflow-db.dump ..."]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lakehouse_tasks import hookimpl
+from lakehouse_tasks.backup_view import backups_table, where_label
 from lakehouse_tasks.checks import Status, failed, passed, warned
-from lakehouse_tasks.data.tables import backups_table, where_label
 from lakehouse_tasks.errors import ExitCode, LakehouseError
 from lakehouse_tasks.plugin import BackupCopy
 from lakehouse_tasks.retention import PruneResult

@@ -1,5 +1,6 @@
 """Backups rendered as tables (rich, plain or JSON through ``ui.Table``): a manifest, the
-list of backups with where each one lives."""
+list of backups with where each one lives, a restore, a prune. The data modules return the
+values; the tasks render them here (the data package imports no presentation)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..ui import Table, human_bytes
-from .manifest import BackupInfo, BackupManifest
+from .data.manifest import BackupInfo, BackupManifest
+from .ui import Table, human_bytes
 
 if TYPE_CHECKING:
-    from .restore import RestoreResult
-
-    pass
+    from .data.restore import RestoreResult
+    from .retention import PruneResult
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -130,4 +130,23 @@ def restore_table(result: RestoreResult) -> Table:
             f"{', '.join(result.services) or 'none'}; {result.duration_seconds:.1f}s"
         ),
         status_column="status",
+    )
+
+
+def prune_table(result: PruneResult) -> Table:
+    verb = "would delete" if result.dry_run else "deleted"
+    rows: list[Mapping[str, Any]] = [
+        {"id": b.id, "time": b.time.isoformat(), "action": "keep"} for b in result.kept
+    ]
+    rows += [{"id": b.id, "time": b.time.isoformat(), "action": verb} for b in result.deleted]
+    rows += [{"id": p.name, "time": "", "action": f"{verb} (incomplete)"} for p in result.leftovers]
+    return Table(
+        columns=[("id", "BACKUP"), ("time", "TIME"), ("action", "ACTION")],
+        rows=rows,
+        title="Backup retention",
+        caption=(
+            f"keep last {result.keep_last or '-'}, daily {result.keep_daily or '-'}, weekly "
+            f"{result.keep_weekly or '-'}, monthly {result.keep_monthly or '-'}, keep "
+            f"{result.max_age_days or '-'} days"
+        ),
     )
