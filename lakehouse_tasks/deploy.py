@@ -27,7 +27,6 @@ from .backends.compose.plan import DeployPlan, plan_deploy
 from .checks import Status
 from .engine.client import Engine
 from .engine.compose import ComposeProject
-from .engine.containers import container_states
 from .errors import ConfigError, ExitCode, LakehouseError
 from .events import EventKind
 from .hooks.emit import emit
@@ -119,14 +118,16 @@ def backup_before_deploy(project: Project, backend: Backend | None = None) -> st
 
 
 def _record(
-    project: Project, *, kind: str, config: Mapping[str, Any], rolled_back_to: str | None = None
+    project: Project,
+    backend: Backend,
+    *,
+    kind: str,
+    config: Mapping[str, Any],
+    rolled_back_to: str | None = None,
 ) -> history.DeployRecord:
     root = project.env.root
     stack = Stack.from_config(config)
-    images: dict[str, str] = {}
-    for state in container_states(project.compose):
-        if state.service and state.service not in images:
-            images[state.service] = state.image_id
+    images = backend.running_images(project)
     records = history.load(root, project.env.name)
     when = history.now_iso()
     record = history.DeployRecord(
@@ -186,7 +187,9 @@ def _conclude(
         return result
     if backend.keeps_history:
         config = config if config is not None else project.compose.config()
-        result.record = _record(project, kind=kind, config=config, rolled_back_to=rolled_back_to)
+        result.record = _record(
+            project, backend, kind=kind, config=config, rolled_back_to=rolled_back_to
+        )
     result.access = access_urls(project)
     if kind == "rollback":
         emit(project, EventKind.ROLLBACK, result.summary, to=rolled_back_to)

@@ -13,14 +13,18 @@ import re
 import zlib
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from .engine.compose import compose_log_lines
+from .backends.compose import ComposeBackend
 from .errors import ConfigError
 from .parsing import parse_names
 from .project import Project
 from .stack import require_known
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 #: Colours given to service prefixes; a service always gets the same one (crc32 of its name).
 PREFIX_COLOURS = (
@@ -142,12 +146,15 @@ def stream_logs(
     since: str = "",
     tail: str = "",
     timestamps: bool = True,
+    backend: Backend | None = None,
 ) -> Generator[LogLine, None, None]:
-    """The project's log lines as they come (forever with ``follow``), secrets scrubbed."""
+    """The project's log lines as they come (forever with ``follow``), secrets scrubbed.
+
+    ``backend``: where the stack runs (default compose: ``docker compose logs``)."""
     if services:
         validate_services(services, project.stack.services)
     args = logs_arguments(services, follow=follow, since=since, tail=tail, timestamps=timestamps)
-    for raw in compose_log_lines(project.compose, *args):
+    for raw in (backend or ComposeBackend()).log_lines(project, args):
         # Scrubbed in docker.stream_lines already; scrubbing again is cheap and keeps this
         # function safe whatever feeds it.
         yield parse_log_line(project.env.scrub(raw))

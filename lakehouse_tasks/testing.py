@@ -204,13 +204,17 @@ class FakeBackend:
     answers from its fields. ``name`` picks the rules it plays (``"swarm"``: no history, hard
     reservations, ``--pull`` refused); ``fail`` makes ``apply`` fail naming those services;
     ``snapshots`` are the health snapshots ``snapshot`` answers, one per call in order (an
-    exception in the list is raised instead, e.g. ``KeyboardInterrupt`` for Ctrl-C)."""
+    exception in the list is raised instead, e.g. ``KeyboardInterrupt`` for Ctrl-C);
+    ``images`` (service -> image id) is what the history records of a deploy; ``logs`` are
+    the raw lines (``service-1 | text``) ``log_lines`` streams."""
 
     name: str = "compose"
     running: list[str] = field(default_factory=list)
     fail: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     snapshots: list[Any] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
@@ -309,3 +313,11 @@ class FakeBackend:
     def create_volume(self, project: Project, key: str, volume: str) -> None:
         self.calls.append(("create_volume", volume))
         self.volumes.append(volume)
+
+    # records and logs
+    def running_images(self, project: Project) -> dict[str, str]:
+        return dict(self.images)
+
+    def log_lines(self, project: Project, args: Sequence[str]) -> Iterable[str]:
+        self.calls.append(("log_lines", list(args)))
+        return list(self.logs)  # raw, as given: stream_logs scrubs whatever feeds it

@@ -113,6 +113,18 @@ class Backend(Protocol):
         """Create the missing volume ``volume`` (compose key ``key``) as a deploy would."""
         ...
 
+    # ---- records and logs ---------------------------------------------------------------
+    def running_images(self, project: Project) -> dict[str, str]:
+        """The image id each service with a container runs (the first container of a
+        service), which the deployment history records (only asked when
+        :attr:`keeps_history`)."""
+        ...
+
+    def log_lines(self, project: Project, args: Sequence[str]) -> Iterable[str]:
+        """The stack's log lines as they come, ``service-1 | text`` (compose's logs format),
+        secrets scrubbed; ``args`` are ``docker compose logs`` options and services."""
+        ...
+
 
 def refuse_unsupported(backend: Backend, **flags: Any) -> None:
     """Exit 2 for a flag the backend cannot honour: never drop it silently."""

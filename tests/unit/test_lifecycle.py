@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
-from lakehouse_tasks import deploy as lifecycle
 from lakehouse_tasks.deploy import DeployOptions, deploy
 from lakehouse_tasks.events import EventKind
 from lakehouse_tasks.project import open_project
@@ -92,18 +91,18 @@ def test_teardown_rules_and_event_are_the_same_on_both_targets(
 # ---- deploy -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["compose", "swarm"])
 def test_deploy_events_carry_the_resolved_environment_on_both_targets(
-    lakehouse_project: Path,
-    recorder: RecordingPlugin,
-    monkeypatch: pytest.MonkeyPatch,
-    name: str,
+    lakehouse_project: Path, recorder: RecordingPlugin, name: str
 ) -> None:
     project = _open(lakehouse_project, "dev")
-    backend = FakeBackend(name=name)
+    backend = FakeBackend(name=name, images={"web": "sha256:web"})
     options = DeployOptions(services=("web",), skip_preflight=True, skip_backup=True)
-    # compose records the deployment in the history, which reads the containers: not here
-    monkeypatch.setattr(lifecycle, "_record", lambda *_a, **_k: None)
     result = deploy(project, options, backend=backend)
     assert result.ok
+    # compose records the deployment in the history, with the image the backend runs
+    if name == "compose":
+        assert result.record is not None and result.record.images == {"web": "sha256:web"}
+    else:
+        assert result.record is None
     kinds = [(c.kwargs["event"].kind, c.kwargs["env"]) for c in recorder.called("event")]
     assert kinds == [
         (EventKind.DEPLOY_STARTED, project.env),

@@ -21,7 +21,7 @@ from lakehouse_tasks.logs import (
     stream_logs,
     validate_services,
 )
-from lakehouse_tasks.testing import write_env
+from lakehouse_tasks.testing import FakeBackend, write_env
 
 SECRET = "Zq8-very-secret-password"
 
@@ -73,39 +73,23 @@ def test_logs_arguments() -> None:
         logs_arguments([], tail="ten")
 
 
-class _FakeCompose:
-    def __init__(self, env: Any, lines: list[str]) -> None:
-        self.env = env
-        self.lines = lines
-
-
 class _FakeProject:
-    def __init__(self, env: Any, lines: list[str]) -> None:
+    def __init__(self, env: Any) -> None:
         self.env = env
-        self.compose = _FakeCompose(env, lines)
         self.stack = type("S", (), {"services": {"minio": None, "trino": None}})()
 
 
-def test_a_line_holding_a_secret_is_masked(
-    lakehouse_project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_line_holding_a_secret_is_masked(lakehouse_project: Path) -> None:
     (lakehouse_project / "env" / "variables.yaml").write_text(
         "MINIO_ROOT_PASSWORD:\n  type: secret\n  required: true\n"
     )
     write_env(lakehouse_project, "dev", {"MINIO_ROOT_PASSWORD": SECRET})
     env = load_environment("dev")
-    raw = [f"minio-1  | login with {SECRET} ok", "trino-1  | fine"]
-    seen: list[tuple[str, ...]] = []
-
-    def fake_lines(compose: Any, *args: str) -> list[str]:
-        seen.append(args)
-        return compose.lines
-
-    monkeypatch.setattr("lakehouse_tasks.logs.compose_log_lines", fake_lines)
-    lines = list(stream_logs(_FakeProject(env, raw), ["minio"], tail="1"))  # type: ignore[arg-type]
+    backend = FakeBackend(logs=[f"minio-1  | login with {SECRET} ok", "trino-1  | fine"])
+    lines = list(stream_logs(_FakeProject(env), ["minio"], tail="1", backend=backend))  # type: ignore[arg-type]
     assert lines[0] == LogLine("minio-1", f"login with {MASK} ok")
     assert all(SECRET not in render_plain(line) for line in lines)
-    assert seen == [("--no-color", "--timestamps", "--tail", "1", "minio")]
+    assert backend.calls == [("log_lines", ["--no-color", "--timestamps", "--tail", "1", "minio"])]
 
 
 def test_docker_stream_lines_scrubs_strips_ansi_and_reports_failure() -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...engine import containers as engine_containers
 from ...engine import volumes as engine_volumes
+from ...engine.compose import compose_log_lines
 from ...errors import LakehouseError
 from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
 from ...stack import with_dependencies
@@ -92,6 +93,16 @@ class ComposeBackend:
 
     def running_services(self, project: Project) -> list[str]:
         return sorted(compose_services.running_containers(project))
+
+    def running_images(self, project: Project) -> dict[str, str]:
+        images: dict[str, str] = {}
+        for state in engine_containers.container_states(project.compose):
+            if state.service and state.service not in images:
+                images[state.service] = state.image_id
+        return images
+
+    def log_lines(self, project: Project, args: Sequence[str]) -> Iterable[str]:
+        return compose_log_lines(project.compose, *args)
 
     def exec_target(self, project: Project, service: str) -> str:
         found = compose_services.running_containers(project).get(service, [])

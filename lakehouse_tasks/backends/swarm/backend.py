@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...engine import swarm as engine_swarm
 from ...engine import volumes as engine_volumes
-from ...errors import EngineError, LakehouseError
+from ...errors import EngineError, ExitCode, LakehouseError
 from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult, WaitOutcome
 from ..base import no_running_container, not_healthy
 from .cluster import check_ready, deploy_targets
@@ -86,6 +86,16 @@ class SwarmBackend:
     def running_services(self, project: Project) -> list[str]:
         views = stack_views(project)
         return sorted(n for n, v in views.items() if any(t.state == "running" for t in v.tasks))
+
+    def running_images(self, project: Project) -> dict[str, str]:
+        return {}  # never asked: swarm keeps its own previous spec (keeps_history is False)
+
+    def log_lines(self, project: Project, args: Sequence[str]) -> Iterable[str]:
+        raise LakehouseError(
+            "logs reads a compose project; on swarm use `docker service logs "
+            f"{project.compose.project_name}_<service>`",
+            ExitCode.BAD_INPUT,
+        )
 
     def exec_target(self, project: Project, service: str) -> str:
         running = engine_swarm.stack_running_containers(
