@@ -215,24 +215,29 @@ def _build_busybox(ref: str, log: Log) -> None:
         _docker_build(context, ref)
 
 
-def _postgres_root_tar(log: Log) -> Path:
-    """The debootstrapped root as a tar file, cached under ~/.cache/lakehouse-ops/."""
-    root_hash = _postgres_root_hash()
+def build_root_tarball(
+    name: str, root_hash: str, packages_file: Path, script: str, log: Log, *, label: str
+) -> Path:
+    """A debootstrapped Debian root (minbase + ``packages_file``, then ``script`` run in it by
+    chroot) as the tar file ``<name>-<root_hash>.tar``, cached under ~/.cache/lakehouse-ops/
+    (older ``<name>-*.tar`` files are removed). ``label`` names the root in log lines and
+    errors. Both tiers' roots are built here: the postgres stand-in and the real tier's
+    Debian base."""
     cache = _cache_dir()
-    tarball = cache / f"postgres-root-{root_hash}.tar"
+    tarball = cache / f"{name}-{root_hash}.tar"
     if tarball.is_file():
-        log(f"postgres root: cached {tarball.name}")
+        log(f"{label}: cached {tarball.name}")
         return tarball
     if os.geteuid() != 0:
-        raise StandinBuildError("debootstrap needs root to build the postgres stand-in root")
+        raise StandinBuildError(f"debootstrap needs root to build the {label}")
     if shutil.which("debootstrap") is None:
         raise StandinBuildError("debootstrap is missing: apt-get install debootstrap")
-    packages = _read_packages(STANDINS_DIR / "postgres" / "packages.txt")
+    packages = _read_packages(packages_file)
     mirror = debian_mirror()
-    work = Path(tempfile.mkdtemp(prefix="postgres-root-", dir=cache))
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=cache))
     try:
         rootfs = work / "rootfs"
-        log(f"postgres root: debootstrap {DEBIAN_SUITE} minbase + {','.join(packages)}")
+        log(f"{label}: debootstrap {DEBIAN_SUITE} minbase + {','.join(packages)}")
         _run(
             [
                 "debootstrap",
@@ -243,8 +248,24 @@ def _postgres_root_tar(log: Log) -> Path:
                 mirror,
             ]
         )
-        # The official image runs postgres as uid/gid 999: renumber the Debian user.
-        script = r"""
+        _run(["chroot", str(rootfs), "/bin/sh", "-c", script])
+        # debootstrap can leave these mounted when it fails half-way; be tidy anyway.
+        for sub in ("proc", "sys"):
+            subprocess.run(["umount", "-l", str(rootfs / sub)], capture_output=True)
+        partial = work / "root.tar"
+        _run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."])
+        partial.rename(tarball)
+        for old in cache.glob(f"{name}-*.tar"):
+            if old != tarball:
+                old.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tarball
+
+
+#: Run in the postgres root: the official image runs postgres as uid/gid 999 (the Debian user
+#: is renumbered), and the entrypoint creates the cluster in $PGDATA (no default one).
+_POSTGRES_ROOT_SCRIPT = r"""
 set -e
 old_uid=$(id -u postgres); old_gid=$(id -g postgres)
 if [ "$old_uid" != 999 ]; then
@@ -253,24 +274,22 @@ if [ "$old_uid" != 999 ]; then
   find / -xdev -uid "$old_uid" -exec chown -h 999 {} +
   find / -xdev -gid "$old_gid" -exec chgrp -h 999 {} +
 fi
-# No default cluster: the entrypoint creates one in $PGDATA.
 rm -rf /var/lib/postgresql/15 /etc/postgresql/15
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log
 """
-        _run(["chroot", str(rootfs), "/bin/sh", "-c", script])
-        # debootstrap can leave these mounted when it fails half-way; be tidy anyway.
-        for sub in ("proc", "sys"):
-            subprocess.run(["umount", "-l", str(rootfs / sub)], capture_output=True)
-        partial = work / "root.tar"
-        _run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."])
-        partial.rename(tarball)
-        for old in cache.glob("postgres-root-*.tar"):
-            if old != tarball:
-                old.unlink()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return tarball
+
+
+def _postgres_root_tar(log: Log) -> Path:
+    """The postgres stand-in's debootstrapped root (:func:`build_root_tarball`)."""
+    return build_root_tarball(
+        "postgres-root",
+        _postgres_root_hash(),
+        STANDINS_DIR / "postgres" / "packages.txt",
+        _POSTGRES_ROOT_SCRIPT,
+        log,
+        label="postgres root",
+    )
 
 
 def _build_postgres(ref: str, log: Log) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,44 +149,14 @@ def real_inputs_hash(kind: str) -> str:
 
 
 def _base_root_tar(log: _r.Log) -> Path:
-    root_hash = _base_root_hash()
-    cache = _r._cache_dir()
-    tarball = cache / f"debian-root-{root_hash}.tar"
-    if tarball.is_file():
-        log(f"debian root: cached {tarball.name}")
-        return tarball
-    if os.geteuid() != 0:
-        raise _r.StandinBuildError("debootstrap needs root to build the Debian base root")
-    if shutil.which("debootstrap") is None:
-        raise _r.StandinBuildError("debootstrap is missing: apt-get install debootstrap")
-    packages = _r._read_packages(_r.STANDINS_DIR / "debian" / "packages.txt")
-    work = Path(tempfile.mkdtemp(prefix="debian-root-", dir=cache))
-    try:
-        rootfs = work / "rootfs"
-        log(f"debian root: debootstrap {_r.DEBIAN_SUITE} minbase + {','.join(packages)}")
-        _r._run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(packages)}",
-                _r.DEBIAN_SUITE,
-                str(rootfs),
-                _r.debian_mirror(),
-            ]
-        )
-        script = "apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log"
-        _r._run(["chroot", str(rootfs), "/bin/sh", "-c", script])
-        for sub in ("proc", "sys"):
-            subprocess.run(["umount", "-l", str(rootfs / sub)], capture_output=True)
-        partial = work / "root.tar"
-        _r._run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."])
-        partial.rename(tarball)
-        for old in cache.glob("debian-root-*.tar"):
-            if old != tarball:
-                old.unlink()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return tarball
+    return _r.build_root_tarball(
+        "debian-root",
+        _base_root_hash(),
+        _r.STANDINS_DIR / "debian" / "packages.txt",
+        "apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log",
+        log,
+        label="debian root",
+    )
 
 
 def debian_base(log: _r.Log) -> str:
