@@ -21,7 +21,6 @@ Only a local unix socket is used (``DOCKER_HOST`` unset or ``unix://``, no ``--c
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -44,6 +43,9 @@ PREVIOUS_MAX_AGE_S = 120.0
 REQUEST_TIMEOUT_S = 300.0
 #: Requests in flight at once (all must wait for the same collector tick).
 MAX_PARALLEL = 512
+#: Inspect requests in flight at once (the engine answers each in a few milliseconds; for 256
+#: containers on the loaded test engine 8 to 32 side by side took 0.1-1.2 s, one by one 0.7-1.3 s).
+INSPECT_PARALLEL = 16
 
 
 class _Requests:
@@ -75,32 +77,55 @@ def socket_path(docker_cmd: Sequence[str] = ()) -> str | None:
     return path if os.access(path, os.R_OK | os.W_OK) else None
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+def _dechunk(body: bytes) -> bytes:
+    out, rest = [], body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        rest = rest[size + 2 :]
+    return b"".join(out)
 
 
 def get_json(path: str, url: str, *, timeout: float = REQUEST_TIMEOUT_S) -> Any:
-    """``GET url`` on the engine at socket ``path``; ``None`` for a 404 (a container gone)."""
+    """``GET url`` on the engine at socket ``path``; ``None`` for a 404 (a container gone).
+
+    One HTTP/1.0 request per connection, read to its end: the engine closes the connection
+    after the answer and never chunks it, so no HTTP client library is needed
+    (``http.client`` costs its import at start-up and parses headers through ``email``:
+    256 inspects took 0.44 s with it and 0.34 s like this, side by side, on a loaded engine).
+    """
     REQUESTS.add()
-    conn = _UnixConnection(path, timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
     try:
-        conn.request("GET", url)
-        response = conn.getresponse()
-        body = response.read()
+        sock.connect(path)
+        sock.sendall(f"GET {url} HTTP/1.0\r\nHost: docker\r\n\r\n".encode("ascii"))
+        chunks = []
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
+                break
+            chunks.append(data)
     finally:
-        conn.close()
-    if response.status == 404:
+        sock.close()
+    head, sep, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise ConnectionError(f"engine API {url}: no HTTP answer") from None
+    if not sep:
+        raise ConnectionError(f"engine API {url}: the answer ended early")
+    if any(line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower()
+           for line in lines[1:]):  # fmt: skip
+        body = _dechunk(body)
+    if status == 404:
         return None
-    if response.status >= 400:
-        raise OSError(f"engine API {url}: HTTP {response.status}: {body[:200]!r}")
+    if status >= 400:
+        raise OSError(f"engine API {url}: HTTP {status}: {body[:200]!r}")
     return json.loads(body)
 
 
@@ -279,7 +304,7 @@ def inspect_many(path: str, ids: Sequence[str]) -> list[dict[str, Any]]:
     256 containers on the loaded test machine). A container gone meanwhile is left out."""
     if not ids:
         return []
-    with ThreadPoolExecutor(max_workers=min(len(ids), 32)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(ids), INSPECT_PARALLEL)) as pool:
         found = list(pool.map(lambda cid: get_json(path, f"/containers/{cid}/json"), ids))
     return [data for data in found if isinstance(data, dict)]
 
