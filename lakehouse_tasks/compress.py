@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .pipes import producing
 
 ENV_VAR = "LAKEHOUSE_BACKUP_COMPRESSION"
 
@@ -71,21 +71,13 @@ def open_tar_stream(path: str | os.PathLike[str], compression: str) -> Iterator[
         with tarfile.open(path, mode="r|gz" if compression == "gzip" else "r|") as archive:
             yield archive
         return
-    with open(path, "rb") as fh:
-        proc = subprocess.Popen(
-            decompress_argv(compression), stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert proc.stdout is not None
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                yield archive
-        finally:
-            proc.stdout.close()
-            _out, err = proc.communicate()
-    if proc.returncode not in (0, None) and not _killed_by_close(proc.returncode):
-        raise OSError(err.decode(errors="replace").strip() or f"exit code {proc.returncode}")
+    with (
+        open(path, "rb") as fh,
+        producing(decompress_argv(compression), stdin=fh) as unpack,
+        tarfile.open(fileobj=unpack.stdout, mode="r|") as archive,
+    ):
+        yield archive
+    if unpack.failed():
+        raise OSError(unpack.error_text() or f"exit code {unpack.returncode}")
 
 
-def _killed_by_close(returncode: int) -> bool:
-    """zstd stopped by a closed pipe (the reader stopped early on purpose)."""
-    return returncode in (-13, 141)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import pipes
 from . import executor
 
 STREAM_CHUNK = 1024 * 1024
@@ -227,39 +228,41 @@ def stream_from_file(
 def _stream_through(
     argv: list[str], unpack: list[str], src: Path, scrub: Any, what: str, on_chunk: Any
 ) -> int:
-    """``unpack < src | argv``, both exit codes checked (the decompressor's first)."""
+    """``unpack < src | argv`` (:func:`_pipeline`)."""
     executor._trace(unpack)
-    with (
-        tempfile.TemporaryFile() as err,
-        tempfile.TemporaryFile() as zerr,
-        open(src, "rb") as fh,
-    ):
-        zproc = subprocess.Popen(unpack, stdin=fh, stdout=subprocess.PIPE, stderr=zerr)
-        assert zproc.stdout is not None
-        try:
-            proc = subprocess.Popen(argv, stdin=zproc.stdout, stdout=err, stderr=err)
-        except BaseException:
-            zproc.kill()
-            zproc.wait()
-            raise
-        zproc.stdout.close()  # the command holds the pipe now
-        try:
-            rc = proc.wait()
-            zrc = zproc.wait()
-        except BaseException:
-            proc.kill()
-            zproc.kill()
-            proc.wait()
-            zproc.wait()
-            raise
-        if zrc != 0 and rc == 0:
-            raise executor.failure_from_file(unpack, zrc, zerr, scrub=scrub, what=what)
-        if rc != 0:
-            raise executor.failure_from_file(argv, rc, err, scrub=scrub, what=what)
+    with open(src, "rb") as fh:
+        _pipeline(unpack, argv, stdin=fh, scrub=scrub, what=what)
     size = src.stat().st_size
     if on_chunk is not None:
         on_chunk(size)
     return size
+
+
+def _pipeline(
+    producer: list[str], consumer: list[str], *, stdin: Any, scrub: Any, what: str
+) -> None:
+    """``producer | consumer`` without a shell (:func:`lakehouse_tasks.pipes.producing`), both
+    exit codes judged: the producer's failure is named first (the consumer then saw a cut
+    stream), unless it only died of the pipe the failing consumer closed."""
+    with (
+        pipes.producing(producer, stdin=stdin) as first,
+        tempfile.TemporaryFile() as err,
+    ):
+        second = subprocess.Popen(consumer, stdin=first.stdout, stdout=err, stderr=err)
+        first.stdout.close()  # the consumer holds the pipe now
+        try:
+            rc = second.wait()
+        except BaseException:
+            second.kill()
+            second.wait()
+            raise
+        first.wait()
+        if first.failed():
+            raise executor.command_failure(
+                first.argv, first.returncode or 1, first.error_text(), scrub=scrub, what=what
+            )
+        if rc != 0:
+            raise executor.failure_from_file(consumer, rc, err, scrub=scrub, what=what)
 
 
 def pipe_commands(
@@ -269,21 +272,4 @@ def pipe_commands(
     out_argv = [str(a) for a in producer]
     in_argv = [str(a) for a in consumer]
     executor._trace([*out_argv, "|", *in_argv])
-    with tempfile.TemporaryFile() as err1, tempfile.TemporaryFile() as err2:
-        first = subprocess.Popen(
-            out_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err1
-        )
-        assert first.stdout is not None
-        try:
-            second = subprocess.Popen(in_argv, stdin=first.stdout, stdout=err2, stderr=err2)
-        except BaseException:
-            first.kill()
-            first.wait()
-            raise
-        first.stdout.close()
-        rc2 = second.wait()
-        rc1 = first.wait()
-        if rc1 != 0:
-            raise executor.failure_from_file(out_argv, rc1, err1, scrub=scrub, what=what)
-        if rc2 != 0:
-            raise executor.failure_from_file(in_argv, rc2, err2, scrub=scrub, what=what)
+    _pipeline(out_argv, in_argv, stdin=subprocess.DEVNULL, scrub=scrub, what=what)
