@@ -72,7 +72,14 @@ class Engine:
             self._client = DockerClient(client_call=self.docker_cmd)
         return self._client
 
-    def whales(self, preview: Sequence[str], call: Callable[[DockerClient], T], *, what: str) -> T:
+    def whales(
+        self,
+        preview: Sequence[str],
+        call: Callable[[DockerClient], T],
+        *,
+        what: str,
+        scrub: Any = None,
+    ) -> T:
         """Run one python-on-whales call on the engine (outside any compose project): traced
         and counted as ``docker <preview>``, its ``DockerException`` translated by the one
         error translation (:func:`.executor.translate`)."""
@@ -83,7 +90,7 @@ class Engine:
         try:
             return call(self.client)
         except DockerException as exc:
-            raise executor.translate(exc, what=what) from None
+            raise executor.translate(exc, what=what, scrub=scrub) from None
 
     @property
     def docker_cmd(self) -> list[str]:

@@ -8,6 +8,7 @@ whatever the number of services.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -225,13 +226,38 @@ def stack_secrets(docker_cmd: Sequence[str], stack: str) -> list[str]:
 
 
 def create_secret(docker_cmd: Sequence[str], stack: str, name: str, value: str) -> None:
-    """Create one swarm secret from ``value`` on stdin (it never touches the disk or argv)."""
-    executor.run(
-        [*docker_cmd, "secret", "create", "--label", f"{SECRET_STACK_LABEL}={stack}", name, "-"],
-        input=value.encode(),
-        scrub=lambda text: text.replace(value, "********") if value else text,
-        what="docker secret create",
-    )
+    """Create one swarm secret holding ``value`` (never in argv, never on disk).
+
+    Through python-on-whales' typed ``secret.create``, which takes the value as a file: the
+    file is an in-memory one (``memfd_create``) that the docker CLI opens as
+    ``/proc/<this process>/fd/<n>``. Where the system has no in-memory files (not Linux),
+    the CLI reads the value on its stdin instead (``secret create ... -``)."""
+    labels = {SECRET_STACK_LABEL: stack}
+
+    def scrub(text: str) -> str:
+        return text.replace(value, "********") if value else text
+
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is None:
+        executor.run(
+            [*docker_cmd, "secret", "create", "--label", f"{SECRET_STACK_LABEL}={stack}", name, "-"],
+            input=value.encode(),
+            scrub=scrub,
+            what="docker secret create",
+        )
+        return
+    fd = memfd_create(f"secret-{name}", 0)  # no MFD_CLOEXEC needed: the CLI opens the path
+    try:
+        os.write(fd, value.encode())
+        path = f"/proc/{os.getpid()}/fd/{fd}"
+        Engine(docker_cmd=docker_cmd).whales(
+            ["secret", "create", "--label", f"{SECRET_STACK_LABEL}={stack}", name, path],
+            lambda c: c.secret.create(name, path, labels=labels),
+            what="docker secret create",
+            scrub=scrub,
+        )
+    finally:
+        os.close(fd)
 
 
 def remove_secrets(docker_cmd: Sequence[str], names: Sequence[str]) -> list[str]:

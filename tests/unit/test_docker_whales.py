@@ -63,3 +63,32 @@ def test_down_uses_the_typed_api(
         ("down", {"remove_orphans": True, "volumes": True, "quiet": True}),
         ("down", {"remove_orphans": True, "volumes": False, "quiet": True}),
     ]
+
+
+def test_a_swarm_secret_is_created_through_the_typed_api_with_its_value_off_argv(
+    tmp_path: Path,
+) -> None:
+    from lakehouse_tasks.engine import swarm as engine_swarm
+
+    seen = tmp_path / "seen"
+    docker = tmp_path / "docker"
+    # A docker CLI stand-in: records its argv and what the file it is given holds.
+    docker.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > {seen}.argv\n'
+        'for last; do :; done\n'
+        f'cat "$last" > {seen}.value\n'
+        "echo sec-id\n"
+    )
+    docker.chmod(0o755)
+    engine_swarm.create_secret([str(docker)], "stk", "stk_db_password_ab12", "hunter2-very-secret")
+    argv = (tmp_path / "seen.argv").read_text()
+    assert "hunter2-very-secret" not in argv
+    assert argv.splitlines()[:5] == [
+        "secret",
+        "create",
+        "--label",
+        "io.lakehouse.stack=stk",
+        "stk_db_password_ab12",
+    ]
+    assert (tmp_path / "seen.value").read_text() == "hunter2-very-secret"
