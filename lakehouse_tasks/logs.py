@@ -15,8 +15,6 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-
 from .backends.compose import ComposeBackend
 from .errors import ConfigError
 from .parsing import parse_names
@@ -86,16 +84,6 @@ def render_plain(line: LogLine, width: int = 0) -> str:
     if not line.container:
         return line.text
     return f"{line.container.ljust(width)} | {line.text}"
-
-
-def render_coloured(line: LogLine, width: int = 0) -> Text:
-    """The same line with its prefix coloured by :func:`service_colour` (for a terminal)."""
-    if not line.container:
-        return Text(line.text)
-    text = Text()
-    text.append(line.container.ljust(width) + " | ", style=service_colour(line.service))
-    text.append(line.text)  # the message itself keeps the terminal's colour
-    return text
 
 
 def split_services(values: Iterable[str] | None) -> list[str]:

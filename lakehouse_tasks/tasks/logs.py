@@ -39,7 +39,8 @@ def logs(
     Service prefixes are coloured, each service always the same colour, when stdout is a
     terminal; piped output is compose's plain ``service-1 | line`` format.
     """
-    from ..logs import prefix_width, render_coloured, render_plain, split_services, stream_logs
+    from ..logs import prefix_width, render_plain, split_services, stream_logs
+    from ..logs_view import render_coloured
     from ..ui import Output
 
     project = project_from_flags(env, rehearsal, env_file, strict=False)

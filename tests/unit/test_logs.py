@@ -14,13 +14,13 @@ from lakehouse_tasks.logs import (
     LogLine,
     logs_arguments,
     parse_log_line,
-    render_coloured,
     render_plain,
     service_colour,
     split_services,
     stream_logs,
     validate_services,
 )
+from lakehouse_tasks.logs_view import render_coloured
 from lakehouse_tasks.testing import FakeBackend, write_env
 
 SECRET = "Zq8-very-secret-password"
