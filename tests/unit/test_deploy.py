@@ -60,7 +60,7 @@ def test_dry_run_plan_names_everything_and_the_exact_command(project: Any) -> No
     assert plan.layers[0] == ("minio", "superset")
     assert plan.compose_files[0].endswith("compose/docker-compose.yaml")
     (command,) = plan.commands
-    assert "compose" in command and "up -d --remove-orphans --no-build" in command
+    assert "compose" in command and "create --remove-orphans --no-build" in command
     assert "--wait" not in command
     assert "-p lakehouse-dev" in command or "--project-name lakehouse-dev" in command
     assert any("120s" in step for step in plan.steps)

@@ -20,7 +20,8 @@ from ...outcomes import DeployOptions, Reporter, ServiceFailure, TeardownResult,
 from ...stack import with_dependencies
 from ..base import no_running_container
 from . import services as compose_services
-from .deploy import failure_details, missing_images, start_and_wait, up_arguments
+from .deploy import failure_details, missing_images, up_arguments
+from .layers import create_arguments, start_in_order
 from .plan import plan_deploy
 from .services import HEALTH_TIMEOUT_S
 from .upgrade import plan_upgrade, report_containers, upgrade_step
@@ -156,8 +157,8 @@ class ComposeBackend:
         options: DeployOptions,
         reporter: Reporter,
     ) -> WaitOutcome:
-        """One-at-a-time updates where several Spark workers changed, then ``compose up`` in
-        the background and the wait (:mod:`.deploy`)."""
+        """One-at-a-time updates where several Spark workers changed, then ``compose create``
+        and each service started once its dependencies are ready (:mod:`.layers`)."""
         from ...project import stamp_config_hashes
 
         # The tool's own config-hash label on every container (lakehouse_tasks.confighash).
@@ -172,8 +173,15 @@ class ComposeBackend:
             pull=options.pull,
             missing_images=missing_images(stack, targets),
         )
-        outcome = start_and_wait(
-            project, args=args, services=targets, timeout=options.timeout, reporter=reporter
+        # compose create, then each service started by the tool once its dependencies pass
+        # their own healthchecks (.layers): not compose up, which waits for the engine's
+        # first healthcheck interval at every layer
+        outcome = start_in_order(
+            project,
+            args=create_arguments(args),
+            services=targets,
+            timeout=options.timeout,
+            reporter=reporter,
         )
         report_containers(project, outcome, before, reporter)
         return outcome

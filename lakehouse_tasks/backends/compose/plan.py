@@ -11,6 +11,7 @@ from ...outcomes import (
 )
 from ...stack import with_dependencies
 from .deploy import missing_images, up_arguments
+from .layers import create_arguments
 
 if TYPE_CHECKING:
     from ...project import Project
@@ -53,8 +54,10 @@ def plan_deploy(project: Project, options: DeployOptions) -> DeployPlan:
     stack = project.stack
     services = with_dependencies(stack, options.services)
     requested = list(options.services)
-    args = up_arguments(
-        stack, requested, pull=options.pull, missing_images=missing_images(stack, services)
+    args = create_arguments(
+        up_arguments(
+            stack, requested, pull=options.pull, missing_images=missing_images(stack, services)
+        )
     )
     compose_cmd = shlex.join(str(a) for a in [*project.compose.compose_cmd, *args])
     layers = [tuple(n for n in layer if n in services) for layer in stack.startup_layers()]
@@ -64,7 +67,9 @@ def plan_deploy(project: Project, options: DeployOptions) -> DeployPlan:
         "skip backup (--skip-backup)"
         if options.skip_backup
         else "back up first when the stack already holds data",
-        f"start: {compose_cmd}",
+        f"create: {compose_cmd}",
+        "start each service with docker start once its dependencies pass their own"
+        " healthchecks (run at once with docker exec) or, for one-shots, exited 0",
         f"wait up to {options.timeout:g}s: long-running services healthy, one-shots exited 0",
         "record the deployment in the history",
     ]
