@@ -6,8 +6,9 @@ backend's own readiness (swarm: a manager, no compose project of the environment
 image on the node); the preflight with the backend's rules; the plugins' veto; services an
 interrupted backup or restore left stopped are started again; the ``deploy.started`` event;
 the automatic pre-deploy backup when the stack holds data; then ``backend.apply`` (compose:
-``up`` in the background and its wait, :mod:`lakehouse_tasks.backends.compose.deploy`; swarm:
-stepwise ``docker stack deploy``); then the history record (when the backend keeps one), the
+``compose create`` and each service started once its dependencies pass their own
+healthchecks, :mod:`lakehouse_tasks.backends.compose.layers`; swarm: stepwise ``docker stack
+deploy``); then the history record (when the backend keeps one), the
 access URLs, the events (rollbacks the target did by itself included) with the resolved
 environment, and ``post_deploy``. A flag the backend cannot honour is refused (exit 2) before
 anything runs. On failure healthy services are left running and volumes are never touched.
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import history
 from .backends.base import refuse_unsupported
 from .backends.compose import ComposeBackend
-from .backends.compose.deploy import start_and_wait
+from .backends.compose.layers import start_in_order
 from .backends.compose.plan import DeployPlan, plan_deploy
 from .checks import Status
 from .engine.client import Engine
@@ -356,8 +357,8 @@ def rollback(
             pinned = Project(env=env, compose=compose, rehearsal=target.rehearsal)
             reporter.step(f"rolling back {env.name} to {target.id} ({target.time})")
             services = sorted(pinned.stack.active)
-            args = ["up", "-d", "--remove-orphans", "--no-build", "--pull", "never"]
-            outcome = start_and_wait(
+            args = ["create", "--remove-orphans", "--no-build", "--pull", "never"]
+            outcome = start_in_order(
                 pinned, args=args, services=services, timeout=timeout, reporter=reporter
             )
             return _conclude(

@@ -19,7 +19,8 @@ of its dependencies meets its ``depends_on`` condition:
 
 The verdicts are the snapshot deploy's (:func:`.deploy.judge`): a one-shot that exits non-zero,
 a container that exits or crash-loops, an unhealthy healthcheck or a failed ``docker start``
-fails the deploy at once; what was already started is let to settle, nothing more is started.
+fails the deploy: what was started is let to settle, what does not depend on the failed
+service is still started (as ``compose up`` does), what does is never started.
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ def start_in_order(
         }
         probed: set[str] = set()  # container ids whose own healthcheck passed
         failures: dict[str, str] = {}
-        first_failure_at: float | None = None
         timed_out = False
         while True:
             snapshot = take_snapshot(project, resources=False, services=wanted)
@@ -112,7 +112,7 @@ def start_in_order(
                 and r.health == "starting"
                 and r.container_id not in probed
             ]
-            if starting and not failures:
+            if starting:
                 passed = probe_starting(project, starting, set())
                 probed |= {r.container_id for r in starting if r.service in passed}
             now = clock()
@@ -147,51 +147,49 @@ def start_in_order(
                 if reason and not progress.failure:
                     progress.failure = reason
                     failures[name] = reason
-            if failures and first_failure_at is None:
-                first_failure_at = now
             ready = {s for s, flags in done_by.items() if flags and all(flags)}
-            if not failures:
-                startable = [
-                    s
-                    for s in wanted
-                    if s not in launched
-                    and by_service.get(s)
-                    and _deps_met(project, s, launched, ready)
-                ]
-                for service in startable:
-                    rows[service].status = "starting"
-                    changed.append(rows[service])
-                reporter.progress(list(rows.values()), changed)
-                if startable:
-                    failed = _start(project, startable, by_service)
-                    for service, reason in failed.items():
-                        rows[service].failure = failures[service] = reason
-                    launched.update(s for s in startable if s not in failed)
-                    continue  # probe the new ones at once
-                if all(r.done for r in rows.values()):
-                    return WaitOutcome(True, list(rows.values()), [], elapsed=now - start)
-                if now - start >= timeout:
-                    timed_out = True
-                    break
-                # a started service not healthy yet is probed again soon; else the engine's
-                # events (a start, a death, a health change) wake the wait
-                unprobed = any(r.container_id not in probed for r in starting)
-                events.wait(PROBE_INTERVAL_S if unprobed else poll)
-                continue
-            reporter.progress(list(rows.values()), changed)
-            # Let what was started finish starting, so the report names every failure and the
-            # healthy ones are left healthy; nothing more is started.
-            settling = [
-                r
-                for r in rows.values()
-                if not r.done
-                and not r.failure
-                and _service_of(project, r.service) in launched
-                and r.status in ("starting", "running")
+            # what depends on a failed service never becomes ready, so it is never started;
+            # what does not is started still, as compose up would
+            startable = [
+                s
+                for s in wanted
+                if s not in launched
+                and s not in failures
+                and by_service.get(s)
+                and _deps_met(project, s, launched, ready)
             ]
-            if not settling or now - start >= timeout:
+            for service in startable:
+                rows[service].status = "starting"
+                changed.append(rows[service])
+            reporter.progress(list(rows.values()), changed)
+            if startable:
+                failed = _start(project, startable, by_service)
+                for service, reason in failed.items():
+                    rows[service].failure = failures[service] = reason
+                launched.update(s for s in startable if s not in failed)
+                continue  # probe the new ones at once
+            if not failures and all(r.done for r in rows.values()):
+                return WaitOutcome(True, list(rows.values()), [], elapsed=now - start)
+            if failures:
+                # Let what was started finish starting, so the report names every failure
+                # and the healthy ones are left healthy.
+                settling = [
+                    r
+                    for r in rows.values()
+                    if not r.done
+                    and not r.failure
+                    and _service_of(project, r.service) in launched
+                    and r.status in ("starting", "running")
+                ]
+                if not settling or now - start >= timeout:
+                    break
+            elif now - start >= timeout:
+                timed_out = True
                 break
-            events.wait(poll)
+            # a started service not healthy yet is probed again soon; else the engine's
+            # events (a start, a death, a health change) wake the wait
+            unprobed = any(r.container_id not in probed for r in starting)
+            events.wait(PROBE_INTERVAL_S if unprobed else poll)
     finally:
         events.close()
         reporter.finish()
