@@ -23,11 +23,6 @@ def _project() -> Any:
     return SimpleNamespace(env=SimpleNamespace(name="dev"))
 
 
-@pytest.fixture(autouse=True)
-def no_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data_restorable, "selected_artefacts", lambda _info, _only, _project: [])
-
-
 def test_checksums_run_while_the_space_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     measuring = threading.Event()
 
