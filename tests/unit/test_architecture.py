@@ -108,3 +108,27 @@ def test_every_named_long_module_exists_and_is_still_long() -> None:
     }
     assert stale == {}, f"no longer over {MAX_MODULE_LINES} lines (or gone): remove {stale}"
     assert all(reason.strip() for reason in OVER_400_LINES.values())
+
+
+def test_the_unit_tests_patch_module_globals_only_where_architecture_md_says_why() -> None:
+    """Unit tests use a fake backend; every ``monkeypatch.setattr`` left is in the table of
+    docs/ARCHITECTURE.md ("Unit tests: a fake backend, and the patches kept"), per file."""
+    import re
+    from collections import Counter
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    call = re.compile(r"^\s*monkeypatch\.setattr\(", re.M)
+    found = Counter(
+        {
+            path.name: len(call.findall(path.read_text()))
+            for path in sorted((root / "tests" / "unit").glob("test_*.py"))
+            if call.search(path.read_text())
+        }
+    )
+    doc = (root / "docs" / "ARCHITECTURE.md").read_text()
+    listed = Counter(
+        {m[1]: int(m[2]) for m in re.finditer(r"^\| `(test_\w+\.py)` \| (\d+) \|", doc, re.M)}
+    )
+    assert found == listed, "update the table of kept patches in docs/ARCHITECTURE.md"
+    assert f"({sum(found.values())} calls in `tests/unit`)" in doc
