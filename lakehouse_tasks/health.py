@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import probes
 from .engine import containers
 from .engine import stats as engine_stats
+from .engine.inspect_cache import InspectCache
 from .events import Event, utc_now
 from .hooks.manager import get_plugin_manager
 from .parsing import parse_names
@@ -170,8 +171,13 @@ def take_snapshot(
     *,
     resources: bool = True,
     services: Sequence[str] | None = None,
+    inspect_cache: InspectCache | None = None,
 ) -> HealthSnapshot:
     """Look at every service of ``project`` once.
+
+    ``inspect_cache`` (``health --watch``) keeps the inspect objects of the previous
+    refreshes and asks only for the containers whose state changed
+    (:mod:`lakehouse_tasks.engine.inspect_cache`).
 
     Docker calls: one ``ps -a``, one ``inspect`` and (``resources``) one ``stats --no-stream``
     concurrent with the inspect, whatever the number of services; plus the merged config the
@@ -208,7 +214,12 @@ def take_snapshot(
     with engine_stats.StatsSample(
         docker_cmd, running if resources else (), state_file=_stats_state(project)
     ) as sampler:
-        inspected = containers.inspect_containers(docker_cmd, ids)
+        if inspect_cache is None:
+            inspected = containers.inspect_containers(docker_cmd, ids)
+        else:
+            inspected = inspect_cache.inspect(
+                listed, ids, lambda ask: containers.inspect_containers(docker_cmd, ask)
+            )
         if loader is not None:
             loader.join()
             if isinstance(loaded[0], BaseException):

@@ -15,6 +15,7 @@ calls than one, and the memory in use is one report plus the bounded sample hist
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import threading
@@ -93,9 +94,12 @@ class Refresher:
     def refresh(self) -> dict[str, Any]:
         """Take one snapshot and publish a new report; a failed snapshot keeps the last
         report and adds the one-line error to it (the page says so instead of going blank)."""
+        from ..engine.inspect_cache import InspectCache
         from ..health import take_snapshot
 
-        take = self._take or take_snapshot
+        if self._take is None:  # the real engine: inspect only what changed since the last one
+            self._take = functools.partial(take_snapshot, inspect_cache=InspectCache())
+        take = self._take
         try:
             snapshot = take(self.project, resources=True)
         except LakehouseError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -109,8 +110,12 @@ def watch_health(
 
     Returns the last snapshot, or ``None`` when interrupted (a clean exit, code 0).
     """
+    from ..engine.inspect_cache import InspectCache
     from ..health import publish, take_snapshot
     from ..snapshots import diff_snapshots
+
+    if take is None:  # the real engine: inspect only what changed since the last refresh
+        take = functools.partial(take_snapshot, inspect_cache=InspectCache())
 
     previous: HealthSnapshot | None = None
     live = None
@@ -124,7 +129,7 @@ def watch_health(
     try:
         while True:
             started = time.monotonic()
-            snapshot = (take or take_snapshot)(
+            snapshot = take(
                 project, resources=resources, services=services or None
             )
             events = diff_snapshots(previous, snapshot) if previous is not None else []

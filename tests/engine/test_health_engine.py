@@ -16,6 +16,7 @@ from invoke import Context, Exit
 
 from lakehouse_tasks.engine import api as engine_api
 from lakehouse_tasks.engine import cgroups, executor
+from lakehouse_tasks.engine.inspect_cache import InspectCache
 from lakehouse_tasks.health import HealthSnapshot, take_snapshot
 from lakehouse_tasks.project import Project, open_project
 from lakehouse_tasks.tasks import health as health_task
@@ -262,3 +263,35 @@ def test_cgroup_figures_agree_with_docker_stats_on_a_busy_container() -> None:
         assert stats["MemUsage"].endswith("/ 256MiB")
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+def test_watch_inspects_only_what_changed_and_still_sees_a_stop(
+    synthetic: Callable[..., Project],
+) -> None:
+    project = synthetic(4, interval="30s")
+    deadline = time.monotonic() + 120
+    while not wait_ok(project, timeout=5).ok and time.monotonic() < deadline:
+        pass
+    # a container up less than a minute has a new list entry every second ("Up 5 seconds"):
+    # wait until the entries settle at "Up About a minute"
+    rows = take_snapshot(project, resources=False).rows
+    youngest = min(r.uptime_s or 0.0 for r in rows if r.state == "running")
+    time.sleep(max(0.0, 62 - youngest))
+    cache = InspectCache()
+    first = take_snapshot(project, resources=False, inspect_cache=cache)
+    assert first.ok and len(cache.asked) == 5  # four services and the one-shot
+    again = take_snapshot(project, resources=False, inspect_cache=cache)
+    # only the exited one-shot is asked again: nothing else changed
+    oneshot = {r.container_id for r in first.rows if r.oneshot}
+    assert set(cache.asked) == oneshot
+
+    def verdicts(snap: HealthSnapshot) -> list[tuple[str, str, str, int, str]]:
+        return [(r.service, r.state, r.health, r.restart_count, r.started_at) for r in snap.rows]
+
+    assert again.ok and verdicts(again) == verdicts(first)
+    container = project.compose.project_name + "-svc02-1"
+    subprocess.run(["docker", "stop", "-t", "1", container], check=True, capture_output=True)
+    after = take_snapshot(project, resources=False, inspect_cache=cache)
+    row = after.by_key()["svc02"]
+    assert row.state == "exited" and not after.ok
+    assert row.container_id in cache.asked

@@ -123,8 +123,28 @@ def test_sample_measures_a_window_and_hands_the_rest_to_the_fallback(
     assert rows[CID]["cpu_percent"] == pytest.approx(50.0, abs=2.0)
     assert rows[CID]["mem_used"] == 750_000
     assert rows[OTHER]["cpu_percent"] == 1.0  # the fallback's own figure
+    monkeypatch.undo()
     (path / "cpu.stat").unlink()  # the container stopped: no row, no error
     assert [r["ID"] for r in cgroups.CgroupStatsSample([CID], root=tmp_path).rows()] == []
+
+
+def test_watch_refresh_reads_once_using_the_previous_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v2_tree(tmp_path, CID)
+    cgroups._previous.pop(CID, None)
+    cgroups.CgroupStatsSample([CID], root=tmp_path).rows()  # the first refresh: two readings
+    calls: list[str] = []
+    real_read = cgroups.read
+    monkeypatch.setattr(cgroups, "read", lambda cg: calls.append("read") or real_read(cg))
+    monkeypatch.setattr(cgroups.time, "sleep", lambda s: calls.append(f"sleep {s:.2f}"))
+    monkeypatch.setattr(cgroups, "locate", lambda *_a: calls.append("locate"))
+    # a refresh later: the files where they were found, one reading, no wait
+    real_monotonic = cgroups.time.monotonic
+    monkeypatch.setattr(cgroups.time, "monotonic", lambda: real_monotonic() + 1.0)
+    (row,) = cgroups.CgroupStatsSample([CID], root=tmp_path).rows()
+    assert calls == ["read"]
+    assert row["ID"] == CID
 
 
 def test_switch_turns_direct_reading_off(monkeypatch: pytest.MonkeyPatch) -> None:
