@@ -141,9 +141,9 @@ def host_memory() -> int | None:
     return _host_memory[0]
 
 
-def read(cg: Cgroup) -> Reading | None:
+def read(cg: Cgroup, clock: Callable[[], float] = time.monotonic) -> Reading | None:
     """The container's counters now; ``None`` when its cgroup is gone (it stopped)."""
-    at = time.monotonic()
+    at = clock()
     cpu_dir, mem_dir = str(cg.cpu), str(cg.memory)
     if cg.v2:
         usage_us = _stat_value(cpu_dir + "/cpu.stat", "usage_usec")
@@ -206,13 +206,21 @@ class CgroupStatsSample:
         *,
         fallback: Callable[[Sequence[str]], Sample] | None = None,
         root: Path = CGROUP_ROOT,
+        reader: Callable[[Cgroup], Reading | None] = read,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``root``, ``reader``, ``clock`` and ``sleep`` are the machine's; unit tests hand
+        in a cgroup tree of their own and a scripted clock."""
         self.ids = tuple(str(i) for i in ids)
         self._root = root
+        self._read = reader
+        self._clock = clock
+        self._sleep = sleep
         self._groups: dict[str, Cgroup] = {}
         self._first: dict[str, Reading] = {}
         missing: list[str] = []
-        now = time.monotonic()
+        now = clock()
         for cid in self.ids:
             cg = _located.get((cid, root))
             if cg is None:
@@ -222,7 +230,7 @@ class CgroupStatsSample:
                 _located[(cid, root)] = cg
                 self._groups[cid] = cg
                 continue
-            reading = read(cg) if cg is not None else None
+            reading = reader(cg) if cg is not None else None
             if cg is None or reading is None:
                 _located.pop((cid, root), None)
                 missing.append(cid)
@@ -249,12 +257,12 @@ class CgroupStatsSample:
                 baselines[cid] = chosen
         if baselines:  # every window at least MIN_WINDOW_S long
             newest = max(b.at for b in baselines.values())
-            wait = MIN_WINDOW_S - (time.monotonic() - newest)
+            wait = MIN_WINDOW_S - (self._clock() - newest)
             if wait > 0:
-                time.sleep(wait)
+                self._sleep(wait)
         out: list[dict[str, Any]] = []
         for cid, cg in self._groups.items():
-            after = read(cg)
+            after = self._read(cg)
             before = baselines.get(cid)
             if after is None or before is None:
                 _located.pop((cid, self._root), None)

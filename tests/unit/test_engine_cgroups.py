@@ -92,10 +92,31 @@ class FakeFallback:
         self.cancelled = True
 
 
-def test_sample_measures_a_window_and_hands_the_rest_to_the_fallback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = v2_tree(tmp_path, CID, usage_us=0)
+class Machine:
+    """A scripted clock, and a container burning half a core: its counter moves with it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.calls: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.calls.append(f"sleep {seconds:.2f}")
+        self.now += seconds
+
+    def read(self, cg: cgroups.Cgroup) -> cgroups.Reading | None:
+        self.calls.append("read")
+        reading = cgroups.read(cg, clock=self.clock)
+        if reading is None:
+            return None
+        return cgroups.Reading(int(self.now * 0.5e9), reading.mem_used, reading.mem_limit, self.now)
+
+
+def test_sample_measures_a_window_and_hands_the_rest_to_the_fallback(tmp_path: Path) -> None:
+    path = v2_tree(tmp_path, CID)
+    machine = Machine()
     made: list[FakeFallback] = []
 
     def fallback(ids: Sequence[str]) -> FakeFallback:
@@ -103,48 +124,36 @@ def test_sample_measures_a_window_and_hands_the_rest_to_the_fallback(
         return made[-1]
 
     cgroups._previous.pop(CID, None)
-    sample = cgroups.CgroupStatsSample([CID, OTHER], fallback=fallback, root=tmp_path)
+    sample = cgroups.CgroupStatsSample(
+        [CID, OTHER], fallback=fallback, root=tmp_path,
+        reader=machine.read, clock=machine.clock, sleep=machine.sleep,
+    )  # fmt: skip
     assert sample.missing == (OTHER,)
     assert made and made[0].ids == [OTHER]
-    # half a core busy from here on: the counter moves with the clock
-    start = cgroups.time.monotonic()
-    real_read = cgroups.read
-
-    def busy_read(cg: cgroups.Cgroup) -> cgroups.Reading | None:
-        reading = real_read(cg)
-        assert reading is not None
-        return cgroups.Reading(
-            int((reading.at - start) * 0.5e9), reading.mem_used, reading.mem_limit, reading.at
-        )
-
-    monkeypatch.setattr(cgroups, "read", busy_read)
+    machine.now += 0.1  # the snapshot's other work
     rows = {r["ID"]: r for r in sample.rows()}
+    # the window is made up to a quarter of a second, then read again: half a core
+    assert machine.calls == ["read", "sleep 0.15", "read"]
     assert set(rows) == {CID, OTHER}
-    assert rows[CID]["cpu_percent"] == pytest.approx(50.0, abs=2.0)
+    assert rows[CID]["cpu_percent"] == 50.0
     assert rows[CID]["mem_used"] == 750_000
     assert rows[OTHER]["cpu_percent"] == 1.0  # the fallback's own figure
-    monkeypatch.undo()
     (path / "cpu.stat").unlink()  # the container stopped: no row, no error
     assert [r["ID"] for r in cgroups.CgroupStatsSample([CID], root=tmp_path).rows()] == []
 
 
-def test_watch_refresh_reads_once_using_the_previous_refresh(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_watch_refresh_reads_once_using_the_previous_refresh(tmp_path: Path) -> None:
     v2_tree(tmp_path, CID)
+    machine = Machine()
     cgroups._previous.pop(CID, None)
-    cgroups.CgroupStatsSample([CID], root=tmp_path).rows()  # the first refresh: two readings
-    calls: list[str] = []
-    real_read = cgroups.read
-    monkeypatch.setattr(cgroups, "read", lambda cg: calls.append("read") or real_read(cg))
-    monkeypatch.setattr(cgroups.time, "sleep", lambda s: calls.append(f"sleep {s:.2f}"))
-    monkeypatch.setattr(cgroups, "locate", lambda *_a: calls.append("locate"))
-    # a refresh later: the files where they were found, one reading, no wait
-    real_monotonic = cgroups.time.monotonic
-    monkeypatch.setattr(cgroups.time, "monotonic", lambda: real_monotonic() + 1.0)
-    (row,) = cgroups.CgroupStatsSample([CID], root=tmp_path).rows()
-    assert calls == ["read"]
-    assert row["ID"] == CID
+    opts: dict[str, Any] = {"root": tmp_path, "reader": machine.read, "clock": machine.clock,
+                            "sleep": machine.sleep}  # fmt: skip
+    cgroups.CgroupStatsSample([CID], **opts).rows()  # the first refresh: two readings
+    machine.calls.clear()
+    machine.now += 1.0  # a refresh later: one reading, no wait, the window since the last one
+    (row,) = cgroups.CgroupStatsSample([CID], **opts).rows()
+    assert machine.calls == ["read"]
+    assert row["ID"] == CID and row["cpu_percent"] == 50.0
 
 
 def test_switch_turns_direct_reading_off(monkeypatch: pytest.MonkeyPatch) -> None:
