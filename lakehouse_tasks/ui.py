@@ -10,20 +10,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-from rich.console import Console
-from rich.table import Table as RichTable
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any
 
 from .notices import LineTransfers, Transfers
 from .units import human_bytes, human_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text
 
 STATUS_STYLES = {
     "pass": "green",
@@ -96,6 +98,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _text(text: str, style: str) -> Text:
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
 class Output:
     """Where a task writes: data to stdout, progress to stderr."""
 
@@ -111,12 +119,22 @@ class Output:
         self.stderr = stderr or sys.stderr
         self.is_tty = _is_tty(self.stdout)
         self.err_is_tty = _is_tty(self.stderr)
-        self.console = Console(
+
+    # rich is imported the first time something is printed through it: a piped or --json run
+    # never does, and rich's import is a good part of a short command's start-up
+    @functools.cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console(
             file=self.stdout, force_terminal=self.is_tty or None, highlight=False, soft_wrap=False
         )
-        self.err_console = Console(
-            file=self.stderr, force_terminal=self.err_is_tty or None, highlight=False
-        )
+
+    @functools.cached_property
+    def err_console(self) -> Console:
+        from rich.console import Console
+
+        return Console(file=self.stderr, force_terminal=self.err_is_tty or None, highlight=False)
 
     # ---- data ---------------------------------------------------------------------------
     def json(self, data: Any) -> None:
@@ -135,7 +153,7 @@ class Output:
     def line(self, text: str = "", style: str | None = None) -> None:
         """A line of data on stdout (styled on a terminal only)."""
         if self.is_tty:
-            self.console.print(Text(text, style=style or ""))
+            self.console.print(_text(text, style or ""))
         else:
             self.stdout.write(text + "\n")
             self.stdout.flush()
@@ -143,21 +161,21 @@ class Output:
     # ---- progress -----------------------------------------------------------------------
     def info(self, text: str) -> None:
         if self.err_is_tty:
-            self.err_console.print(Text(text, style="cyan"))
+            self.err_console.print(_text(text, "cyan"))
         else:
             self.stderr.write(text + "\n")
             self.stderr.flush()
 
     def warn(self, text: str) -> None:
         if self.err_is_tty:
-            self.err_console.print(Text("warning: " + text, style="yellow"))
+            self.err_console.print(_text("warning: " + text, "yellow"))
         else:
             self.stderr.write("warning: " + text + "\n")
             self.stderr.flush()
 
     def error(self, text: str) -> None:
         if self.err_is_tty:
-            self.err_console.print(Text("error: " + text, style="bold red"))
+            self.err_console.print(_text("error: " + text, "bold red"))
         else:
             self.stderr.write("error: " + text + "\n")
             self.stderr.flush()
@@ -171,7 +189,7 @@ class Output:
 
     def success(self, text: str) -> None:
         if self.err_is_tty:
-            self.err_console.print(Text(text, style="bold green"))
+            self.err_console.print(_text(text, "bold green"))
         else:
             self.stderr.write(text + "\n")
             self.stderr.flush()
@@ -207,6 +225,8 @@ WHOLE_COLUMNS = frozenset(
 
 def render_rich(table: Table) -> RichTable:
     from rich import box
+    from rich.table import Table as RichTable
+    from rich.text import Text
 
     # Light borders: every character of the width goes to the cells.
     rich = RichTable(
