@@ -124,11 +124,12 @@ class Environment:
             raw = self.get("LAKEHOUSE_REHEARSAL_TIER") or os.environ.get(
                 "LAKEHOUSE_REHEARSAL_TIER", ""
             )
-            tier = raw.strip().lower()
-            files.append(compose / ("rehearsal.real.yaml" if tier == "real" else "rehearsal.yaml"))
-            # The TLS proxy exists only where the environment's override defines it.
+            layer = "rehearsal.real" if raw.strip().lower() == "real" else "rehearsal"
+            files.append(compose / f"{layer}.yaml")
+            # The TLS proxy exists only where the environment's override defines it (on the
+            # real tier: Debian's real nginx, rehearsal.real.proxy.yaml).
             if override.exists() and "\n  tls-proxy:" in override.read_text():
-                files.append(compose / "rehearsal.proxy.yaml")
+                files.append(compose / f"{layer}.proxy.yaml")
         return files
 
 

@@ -1,8 +1,9 @@
 """``python -m lakehouse_tasks.rehearsal build [--force] [KIND...] | hash | services | override``.
 
 The command line of the stand-in builders. It lives here, not in the package's ``__init__``,
-because ``override`` also writes the real tier's file: this module imports both
-``lakehouse_tasks.rehearsal`` and ``lakehouse_tasks.rehearsal_real``, and neither imports it.
+because ``override`` also writes the real tier's files: this module imports both
+``lakehouse_tasks.rehearsal`` and ``lakehouse_tasks.rehearsal_real_override``, and neither
+imports it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     force = "--force" in args
     args = [a for a in args if a != "--force"]
     if args and args[0] == "override":
-        from ..rehearsal_real import write_real_override
+        from ..rehearsal_real_override import write_real_override
 
         changed = write_override()
         changed = write_real_override() or changed

@@ -45,7 +45,8 @@ def ensure_standins(
     help={
         "force": "rebuild even when an image with the same inputs hash exists",
         "kind": "build only this stand-in kind (busybox, postgres); repeatable",
-        "real": "also build the real-application images (spark, hive, s3) of the real tier "
+        "real": "also build the real-application images (spark, hive, s3, superset, airflow, "
+        "nginx, prometheus) of the real tier "
         "(LAKEHOUSE_REHEARSAL_TIER=real, docs/REHEARSAL.md); minutes on a fresh machine",
     },
     iterable=["kind"],
@@ -87,7 +88,9 @@ def build(
             {"kind": k, "image": ref, "result": rehearsal_real.LAST_BUILD.get(k, "")}
             for k, ref in real_refs.items()
         ]
-        rehearsal_real.write_real_override()
+        from ..rehearsal_real_override import write_real_override
+
+        write_real_override()
     rehearsal.write_override()
     if json_:
         out.json({"images": rows, "override": str(rehearsal.OVERRIDE_PATH)})

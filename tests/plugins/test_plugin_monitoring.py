@@ -43,6 +43,7 @@ def manager() -> LakehousePlugins:
 @pytest.fixture(autouse=True)
 def _no_rehearsal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LAKEHOUSE_REHEARSAL", raising=False)
+    monkeypatch.delenv("LAKEHOUSE_REHEARSAL_TIER", raising=False)
 
 
 def compose_config(*files: Path, env_file: Path) -> dict[str, Any]:
@@ -80,6 +81,22 @@ def test_rehearsal_override_follows_lakehouse_rehearsal(monkeypatch: pytest.Monk
     files = manager().compose_files(env=environment("staging"))
     assert [f.name for f in files] == [
         "monitoring.yaml", "monitoring.secrets-files.yaml", "monitoring.rehearsal.yaml"]
+
+
+def test_the_real_tier_gets_the_real_prometheus_override(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_REHEARSAL_TIER", "real")
+    files = manager().compose_files(env=environment("staging"), rehearsal=True)
+    assert [f.name for f in files] == [
+        "monitoring.yaml", "monitoring.secrets-files.yaml", "monitoring.rehearsal.real.yaml"]
+    # An env-file value counts too, as for the core's own rehearsal layer.
+    monkeypatch.delenv("LAKEHOUSE_REHEARSAL_TIER")
+    tier = tmp_path / "tier.env"
+    tier.write_text("ENABLE_MONITORING=true\nLAKEHOUSE_REHEARSAL_TIER=real\n")
+    env = load_environment("dev", root=REPO, strict=False, env_files=[str(tier)])
+    assert manager().compose_files(env=env, rehearsal=True)[-1].name == (
+        "monitoring.rehearsal.real.yaml")
 
 
 def test_dev_gives_grafana_its_credentials_in_the_environment() -> None:
@@ -180,6 +197,19 @@ def test_rehearsal_override_matches_the_standins() -> None:
         assert override[name]["entrypoint"] == expected["entrypoint"]
         assert override[name]["command"] == expected["command"]
         assert override[name]["environment"] == expected["environment"]
+
+
+def test_real_tier_override_swaps_only_prometheus_image_and_keeps_grafanas_stand_in() -> None:
+    from lakehouse_tasks.rehearsal_real import REAL_IMAGES, REAL_SERVICES
+
+    override = yaml.safe_load(monitoring.REAL_REHEARSAL_OVERRIDE.read_text())["services"]
+    assert override["prometheus"] == {
+        "image": f"{REAL_IMAGES[REAL_SERVICES['prometheus']]}:rehearsal",
+        "pull_policy": "never",
+    }  # the plugin's own command, healthcheck and hardening run unchanged
+    grafana = SERVICE_STANDINS["grafana"]
+    for key in ("image", "entrypoint", "command", "environment"):
+        assert override["grafana"][key] == grafana[key], key
 
 
 # ---- configuration files ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""compose/rehearsal.real.yaml: generated, and for the real services only the image changes."""
+"""compose/rehearsal.real*.yaml: generated, and for the real services only the image changes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import subprocess
 
 import pytest
 
+from lakehouse_tasks.environment import load_environment
 from lakehouse_tasks.rehearsal import SERVICE_STANDINS
-from lakehouse_tasks.rehearsal_real import (
-    REAL_ENVIRONMENT,
-    REAL_IMAGES,
+from lakehouse_tasks.rehearsal_real import REAL_ENVIRONMENT, REAL_IMAGES, REAL_SERVICES
+from lakehouse_tasks.rehearsal_real_override import (
     REAL_OVERRIDE_PATH,
-    REAL_SERVICES,
+    REAL_PROXY_OVERRIDE_PATH,
     render_real_override,
 )
 from tests.conftest import REPO
@@ -22,10 +22,11 @@ def test_real_override_is_generated() -> None:
     assert REAL_OVERRIDE_PATH.read_text() == render_real_override(), (
         "compose/rehearsal.real.yaml is stale: run `python -m lakehouse_tasks.rehearsal override`"
     )
+    assert REAL_PROXY_OVERRIDE_PATH.read_text() == render_real_override(optional=True)
 
 
-def merged(files: list[str]) -> dict:
-    cmd = ["docker", "compose", "--project-directory", str(REPO), "--env-file", "env/dev.env"]
+def merged(files: list[str], env: str = "dev") -> dict:
+    cmd = ["docker", "compose", "--project-directory", str(REPO), "--env-file", f"env/{env}.env"]
     for f in files:
         cmd += ["-f", f]
     out = subprocess.run(
@@ -54,6 +55,30 @@ def test_real_services_keep_everything_of_the_real_files_but_the_image() -> None
             assert changed <= {"image", "build", "pull_policy"}, (name, changed)
         else:
             assert svc["image"] == SERVICE_STANDINS[name]["image"], name
+
+
+def test_the_real_tls_proxy_keeps_prods_hardening_and_only_swaps_the_image() -> None:
+    """prod on the real tier: tls-proxy runs Debian's nginx with prod's capabilities, read-only
+    root, tmpfs, mounts, healthcheck and limits exactly as the real files give them."""
+    base = ["compose/docker-compose.yaml", "compose/docker-compose.override.prod.yaml"]
+    real = merged(base, "prod")["services"]["tls-proxy"]
+    tier = merged([*base, "compose/rehearsal.real.yaml", "compose/rehearsal.real.proxy.yaml"],
+                  "prod")["services"]["tls-proxy"]  # fmt: skip
+    assert tier["image"] == f"{REAL_IMAGES['nginx']}:rehearsal"
+    changed = {k for k in set(tier) | set(real) if tier.get(k) != real.get(k)}
+    assert changed <= {"image", "build", "pull_policy"}, changed
+    assert tier["cap_drop"] == ["ALL"] and tier["read_only"] is True
+
+
+def test_the_real_tier_picks_the_real_proxy_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEHOUSE_REHEARSAL_TIER", "real")
+    names = [f.name for f in load_environment("prod", root=REPO, strict=False)
+             .compose_files(rehearsal=True)]  # fmt: skip
+    assert names[-2:] == ["rehearsal.real.yaml", "rehearsal.real.proxy.yaml"]
+    monkeypatch.setenv("LAKEHOUSE_REHEARSAL_TIER", "quick")
+    names = [f.name for f in load_environment("prod", root=REPO, strict=False)
+             .compose_files(rehearsal=True)]  # fmt: skip
+    assert names[-2:] == ["rehearsal.yaml", "rehearsal.proxy.yaml"]
 
 
 def test_real_images_install_the_versions_the_compose_files_pin() -> None:

@@ -2,7 +2,9 @@
 
 * ``lakehouse_compose_files``: when ``ENABLE_MONITORING`` is true, the rendered
   ``compose/monitoring.yaml`` (see :func:`render_compose_file`), plus
-  ``compose/monitoring.rehearsal.yaml`` in rehearsal mode (see :func:`rehearsal_requested`).
+  ``compose/monitoring.rehearsal.yaml`` in rehearsal mode (see :func:`rehearsal_requested`),
+  or ``compose/monitoring.rehearsal.real.yaml`` on the real-application tier (Debian's real
+  Prometheus; see :func:`real_tier_requested`).
 * ``lakehouse_access_urls``: the Prometheus and Grafana web interfaces.
 * ``lakehouse_preflight_checks``: both published ports are free on the host, or held by this
   same compose project (a redeploy).
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 COMPOSE_TEMPLATE = PACKAGE_DIR / "compose" / "monitoring.yaml"
 REHEARSAL_OVERRIDE = PACKAGE_DIR / "compose" / "monitoring.rehearsal.yaml"
+#: The real-application tier's override: real Prometheus, Grafana's stand-in.
+REAL_REHEARSAL_OVERRIDE = PACKAGE_DIR / "compose" / "monitoring.rehearsal.real.yaml"
 
 #: The interpolation the template uses for its bind-mount sources (with or without a
 #: ``:?message`` / ``:-default`` modifier).
@@ -53,6 +57,8 @@ _SCRAPE_DIR_RE = re.compile(r"\$\{" + SCRAPE_DIR_VARIABLE + r"(?::[?-][^}]*)?\}"
 #: The process-environment switch the tasks' ``--rehearsal`` flag also honours.
 REHEARSAL_VARIABLE = "LAKEHOUSE_REHEARSAL"
 _TRUE = frozenset({"1", "true", "yes", "on"})
+#: The switch of the rehearsal's real-application tier (docs/REHEARSAL.md).
+TIER_VARIABLE = "LAKEHOUSE_REHEARSAL_TIER"
 
 #: (service, interface name, port variable, default host port, path).
 INTERFACES: tuple[tuple[str, str, str, int, str], ...] = (
@@ -76,6 +82,13 @@ def rehearsal_requested(env: Environment) -> bool:
     """
     raw = env.get(REHEARSAL_VARIABLE) or os.environ.get(REHEARSAL_VARIABLE) or ""
     return raw.strip().lower() in _TRUE
+
+
+def real_tier_requested(env: Environment) -> bool:
+    """Whether the rehearsal runs its real-application tier: ``LAKEHOUSE_REHEARSAL_TIER=real``
+    in an env file or the process environment, as the core reads it."""
+    raw = env.get(TIER_VARIABLE) or os.environ.get(TIER_VARIABLE) or ""
+    return raw.strip().lower() == "real"
 
 
 # ---- the compose file -----------------------------------------------------------------------
@@ -143,7 +156,7 @@ def compose_files_for(env: Environment, rehearsal: bool = False) -> list[Path]:
     kind = "files" if env.flag("SENSITIVE_AS_FILES") else "env"
     files.append(PACKAGE_DIR / "compose" / f"monitoring.secrets-{kind}.yaml")
     if rehearsal or rehearsal_requested(env):
-        files.append(REHEARSAL_OVERRIDE)
+        files.append(REAL_REHEARSAL_OVERRIDE if real_tier_requested(env) else REHEARSAL_OVERRIDE)
     return files
 
 
