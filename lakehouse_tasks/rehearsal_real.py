@@ -97,10 +97,22 @@ REAL_SERVICES: dict[str, str] = {
 }
 #: kinds that run the pinned version itself (the others run another version: see docs)
 SAME_VERSION_KINDS = {"spark", "superset", "airflow"}
-#: service -> environment the real tier sets on top of the real files: only resource tuning
-#: for the rehearsal machine (one gunicorn worker instead of the dev override's two).
+#: service -> environment the real tier sets on top of the real files: only tuning for the
+#: loaded 2-core rehearsal machine. airflow-webserver: one gunicorn worker instead of the dev
+#: override's two, and no --preload. With --preload the gunicorn master builds the app before
+#: it forks (a minute or more under load), and Airflow's gunicorn monitor, counting the
+#: master's children meanwhile, logged "[0 / 0] Some workers seem to have died", asked for a
+#: worker more (SIGTTIN, lost while the master was still loading), waited for two and after
+#: 120 s shut the webserver down ("No response from gunicorn master within 120 seconds"), its
+#: one worker answering /health all along. Without preloading (reload_on_plugin_change, whose
+#: only other effect is a restart when the plugins folder changes) the worker is forked at
+#: once and loads the app itself; 300 s lets gunicorn give that load time on a loaded host.
 REAL_ENVIRONMENT: dict[str, dict[str, str]] = {
-    "airflow-webserver": {"AIRFLOW__WEBSERVER__WORKERS": "1"},
+    "airflow-webserver": {
+        "AIRFLOW__WEBSERVER__WORKERS": "1",
+        "AIRFLOW__WEBSERVER__RELOAD_ON_PLUGIN_CHANGE": "True",
+        "AIRFLOW__WEBSERVER__WEB_SERVER_WORKER_TIMEOUT": "300",
+    },
 }
 
 

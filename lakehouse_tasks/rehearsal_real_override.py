@@ -27,8 +27,9 @@ _REAL_HEADER = """\
 #
 # Services with a real image only swap the image: their entrypoint, command, environment,
 # healthcheck, volumes and limits are exactly the real compose files' (the one exception is
-# resource tuning: airflow-webserver runs one gunicorn worker). Every other service is on
-# its stand-in, exactly as in compose/{quick}.
+# tuning for a loaded machine: airflow-webserver runs one gunicorn worker, not preloaded,
+# see REAL_ENVIRONMENT). Every other service is on its stand-in, exactly as in
+# compose/{quick}.
 """
 
 

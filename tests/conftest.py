@@ -285,9 +285,10 @@ def _engine_api_only_for_engine_tests(
 
 @pytest.fixture(scope="session")
 def real_app_images(docker_engine: str, standin_images: dict[str, str]) -> dict[str, str]:
-    """The real-application rehearsal images (Spark, Hive metastore, S3, Superset, Airflow),
-    built once per session (side by side: a cold build is mostly downloads) and then reused
-    from the cache keyed by a hash of their inputs. Only the real-tier tests ask for them."""
+    """The real-application rehearsal images (Spark, Hive metastore, S3, Superset, Airflow,
+    nginx, Prometheus), built once per session (side by side: a cold build is mostly
+    downloads) and then reused from the cache keyed by a hash of their inputs. Only the
+    real-tier tests ask for them."""
     from lakehouse_tasks.rehearsal_real import build_real_images
 
     return build_real_images(log=lambda *_: None, jobs=4)
@@ -298,7 +299,8 @@ def real_app_stack(
     real_app_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """ONE deployed dev stack on the real-application tier (LAKEHOUSE_REHEARSAL_TIER=real),
-    shared by the tests that read it or break one service and restore it."""
+    with the monitoring plugin on (its Prometheus is Debian's real one there), shared by the
+    tests that read it or break one service and restore it."""
     factory = RehearsalFactory(tmp_path_factory)
     # Real JVMs (Spark, the metastore creating its schema) start in minutes, not seconds, on a
     # loaded 2-core machine: a long start period costs nothing when they are quicker, since a
@@ -307,12 +309,13 @@ def real_app_stack(
         env="dev",
         hint="realapp",
         LAKEHOUSE_REHEARSAL_TIER="real",
+        ENABLE_MONITORING="true",
         HEALTHCHECK_START_PERIOD="600s",
         HIVE_METASTORE_START_PERIOD="600s",
         # Superset's init and three JVMs starting side by side load the machine well past its
-        # 2 cores (load 15-35 measured). Once in five runs the real Airflow webserver went
-        # unhealthy during the deploy; dev's 5 s probe timeout is the likely reason (not
-        # confirmed: its logs were not kept). The same real probes, with more patience.
+        # 2 cores (load 15-50 measured): the same real probes, with more patience. (The real
+        # Airflow webserver that went unhealthy once in five deploys was shut down by its own
+        # gunicorn monitor, not by a probe timeout: rehearsal_real.REAL_ENVIRONMENT.)
         HEALTHCHECK_TIMEOUT="30s",
     )
     try:
