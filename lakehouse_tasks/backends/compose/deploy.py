@@ -1,4 +1,7 @@
-"""Compose deploys: ``docker compose up`` in the background, judged by health snapshots.
+"""``docker compose up`` in the background, judged by health snapshots: the rolling update
+of the Spark workers (:mod:`.upgrade`); and the verdict of one service at one snapshot
+(:func:`judge`), the argument list and the failure details every compose deploy shares. The
+deploy and the rollback themselves start each service with :mod:`.layers`.
 
 ``docker compose up -d`` starts the services in dependency order by itself (honouring the
 ``depends_on`` conditions, in parallel where independent). It is run *without* ``--wait``
