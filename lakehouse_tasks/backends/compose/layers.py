@@ -230,7 +230,7 @@ def _start(
         try:
             _docker_start(project, [item[1]])
         except EngineError as exc:
-            return f"could not start: {_last_error_line(exc.stderr or exc.message)}"
+            return f"could not start: {_start_error(exc.stderr or exc.message)}"
         return ""
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(items), 8))) as pool:
@@ -240,6 +240,13 @@ def _start(
         if reason and service not in failed:
             failed[service] = reason
     return failed
+
+
+def _start_error(stderr: str) -> str:
+    """The daemon's reason in ``docker start``'s stderr (its last line only names the id)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    daemon = [line for line in lines if line.startswith("Error response from daemon")]
+    return (daemon or lines or [""])[0]
 
 
 def _create_failed(
