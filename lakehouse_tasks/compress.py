@@ -79,5 +79,3 @@ def open_tar_stream(path: str | os.PathLike[str], compression: str) -> Iterator[
         yield archive
     if unpack.failed():
         raise OSError(unpack.error_text() or f"exit code {unpack.returncode}")
-
-

@@ -33,8 +33,6 @@ BACKUP_REQUIRED_ENVIRONMENTS = frozenset({"prod"})
 FRESH_BACKUP = _dt.timedelta(hours=24)
 
 
-
-
 def check_fresh_backup(
     project: Project,
     *,

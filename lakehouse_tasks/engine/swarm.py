@@ -240,7 +240,15 @@ def create_secret(docker_cmd: Sequence[str], stack: str, name: str, value: str) 
     memfd_create = getattr(os, "memfd_create", None)
     if memfd_create is None:
         executor.run(
-            [*docker_cmd, "secret", "create", "--label", f"{SECRET_STACK_LABEL}={stack}", name, "-"],
+            [
+                *docker_cmd,
+                "secret",
+                "create",
+                "--label",
+                f"{SECRET_STACK_LABEL}={stack}",
+                name,
+                "-",
+            ],
             input=value.encode(),
             scrub=scrub,
             what="docker secret create",

@@ -87,7 +87,9 @@ def number_parameters(func: Callable[..., Any]) -> frozenset[str]:
     return frozenset(
         name
         for name, p in inspect.signature(func).parameters.items()
-        if (p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+        if (
+            p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        )
         in _NUMBER_ANNOTATIONS
         or p.annotation is int
     )

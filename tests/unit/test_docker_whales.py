@@ -76,7 +76,7 @@ def test_a_swarm_secret_is_created_through_the_typed_api_with_its_value_off_argv
     docker.write_text(
         "#!/bin/sh\n"
         f'printf "%s\\n" "$@" > {seen}.argv\n'
-        'for last; do :; done\n'
+        "for last; do :; done\n"
         f'cat "$last" > {seen}.value\n'
         "echo sec-id\n"
     )
