@@ -14,7 +14,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,25 @@ if TYPE_CHECKING:
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 
 
+def _from_api(
+    docker_cmd: Sequence[str], what: str, ask: Callable[[str], list[dict[str, Any]]]
+) -> list[dict[str, Any]] | None:
+    """``ask(socket path)`` when the engine is local; ``None`` when it is not or its socket
+    refused (the caller's CLI asks the same); an engine that does not answer is exit 5."""
+    path = api.socket_path(docker_cmd)
+    if path is None:
+        return None
+    try:
+        return ask(path)
+    except (ConnectionError, FileNotFoundError, PermissionError):
+        return None
+    except OSError as exc:
+        raise EngineError(
+            f"The Docker engine did not answer {what} request ({exc}); check `docker info`.",
+            ExitCode.ENGINE_UNREACHABLE,
+        ) from None
+
+
 def project_containers(docker_cmd: Sequence[str], project_name: str) -> list[dict[str, Any]]:
     """Every container (running or not) of a compose project: one engine request.
 
@@ -34,18 +53,13 @@ def project_containers(docker_cmd: Sequence[str], project_name: str) -> list[dic
     When the engine is local they come from its API (:func:`api.list_containers`, the same
     request without a docker process); else, or when the socket refuses, from the CLI.
     """
-    path = api.socket_path(docker_cmd)
-    if path is not None:
-        try:
-            return api.list_containers(path, [f"{COMPOSE_PROJECT_LABEL}={project_name}"])
-        except (ConnectionError, FileNotFoundError, PermissionError):
-            pass  # the socket refused: the CLI asks the same
-        except OSError as exc:
-            raise EngineError(
-                f"The Docker engine did not answer a container list request ({exc}); check "
-                "`docker info`.",
-                ExitCode.ENGINE_UNREACHABLE,
-            ) from None
+    found = _from_api(
+        docker_cmd,
+        "a container list",
+        lambda path: api.list_containers(path, [f"{COMPOSE_PROJECT_LABEL}={project_name}"]),
+    )
+    if found is not None:
+        return found
     out = executor.run(
         [
             *docker_cmd,
@@ -71,18 +85,10 @@ def inspect_containers(docker_cmd: Sequence[str], ids: Sequence[str]) -> list[di
     """
     if not ids:
         return []
-    path = api.socket_path(docker_cmd)
-    if path is not None:  # the engine's API, every container at once (docs/HEALTH.md)
-        try:
-            return api.inspect_many(path, ids)
-        except (ConnectionError, FileNotFoundError, PermissionError):
-            pass  # the socket refused: the CLI asks the same
-        except OSError as exc:
-            raise EngineError(
-                f"The Docker engine did not answer an inspect request ({exc}); check "
-                "`docker info`.",
-                ExitCode.ENGINE_UNREACHABLE,
-            ) from None
+    # the engine's API, every container at once (docs/HEALTH.md)
+    found = _from_api(docker_cmd, "an inspect", lambda path: api.inspect_many(path, ids))
+    if found is not None:
+        return found
     try:
         out = executor.run([*docker_cmd, "container", "inspect", *ids])
     except EngineError as exc:
