@@ -637,7 +637,9 @@ class Suite:
         # and the refresh after which RSS stayed within 0.1 MB of its final value are kept.
         baseline = rss[1] if len(rss) > 2 else rss[0]
         day_growth = (rss[-1] - baseline) / 1e6
-        half = min(range(len(read_at)), key=lambda k: abs(read_at[k] - self.settings.serve_refreshes / 2))
+        half = min(
+            range(len(read_at)), key=lambda k: abs(read_at[k] - self.settings.serve_refreshes / 2)
+        )
         growth = (rss[-1] - rss[half]) / 1e6
         flat_from = next(
             read_at[k] for k in range(len(rss)) if all(abs(r - rss[-1]) < 100_000 for r in rss[k:])

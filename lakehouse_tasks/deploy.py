@@ -182,9 +182,7 @@ def _conclude(
         )
     if not outcome.ok:
         result.failures = backend.failure_details(project, outcome.failures)
-        emit(
-            project, EventKind.DEPLOY_FAILED, result.summary, operation=kind, target=backend.name
-        )
+        emit(project, EventKind.DEPLOY_FAILED, result.summary, operation=kind, target=backend.name)
         return result
     if backend.keeps_history:
         config = config if config is not None else project.compose.config()

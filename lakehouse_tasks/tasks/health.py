@@ -129,9 +129,7 @@ def watch_health(
     try:
         while True:
             started = time.monotonic()
-            snapshot = take(
-                project, resources=resources, services=services or None
-            )
+            snapshot = take(project, resources=resources, services=services or None)
             events = diff_snapshots(previous, snapshot) if previous is not None else []
             publish(project, snapshot, events)
             _render_refresh(out, live, snapshot, events, detailed=detailed)

@@ -46,8 +46,11 @@ def _health(service: dict) -> str:
 
 
 def _ports(service: dict) -> str:
-    ports = [f"{p.get('host_ip', '')}:{p['published']}->{p['target']}"
-             for p in service.get("ports", []) if p.get("published")]
+    ports = [
+        f"{p.get('host_ip', '')}:{p['published']}->{p['target']}"
+        for p in service.get("ports", [])
+        if p.get("published")
+    ]
     return ", ".join(ports) if ports else "-"
 
 
@@ -58,9 +61,13 @@ def generate() -> str:
     rows = []
     for name in ORDER:
         s = prod["services"][name]
-        deps = ", ".join(
-            f"{d} ({'healthy' if spec['condition'] == 'service_healthy' else 'completed'})"
-            for d, spec in sorted((s.get("depends_on") or {}).items())) or "-"
+        deps = (
+            ", ".join(
+                f"{d} ({'healthy' if spec['condition'] == 'service_healthy' else 'completed'})"
+                for d, spec in sorted((s.get("depends_on") or {}).items())
+            )
+            or "-"
+        )
         layer = s["labels"].get("io.lakehouse.layer", "-")
         kind = "one-shot" if is_oneshot(s) else "long-running"
         if name == "tls-proxy":
@@ -85,8 +92,18 @@ def generate() -> str:
             else:
                 cells += [_limits(s, "limits"), _limits(s, "reservations")]
         rows.append(cells)
-    lines += _rows(["service", "prod limit", "prod reservation", "staging limit",
-                    "staging reservation", "dev limit", "dev reservation"], rows)
+    lines += _rows(
+        [
+            "service",
+            "prod limit",
+            "prod reservation",
+            "staging limit",
+            "staging reservation",
+            "dev limit",
+            "dev reservation",
+        ],
+        rows,
+    )
 
     lines += ["", "### Published ports (host address:host port -> container port)", ""]
     rows = []

@@ -23,9 +23,22 @@ ENV_DIR = REPO / "env"
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 SERVICES = (
-    "minio", "minio-init", "metastore-db", "superset-db", "airflow-db", "hive-metastore",
-    "spark-master", "spark-worker-1", "spark-worker-2", "trino", "superset", "airflow-init",
-    "airflow-webserver", "airflow-scheduler", "ingestor", "dbt",
+    "minio",
+    "minio-init",
+    "metastore-db",
+    "superset-db",
+    "airflow-db",
+    "hive-metastore",
+    "spark-master",
+    "spark-worker-1",
+    "spark-worker-2",
+    "trino",
+    "superset",
+    "airflow-init",
+    "airflow-webserver",
+    "airflow-scheduler",
+    "ingestor",
+    "dbt",
 )
 ONESHOTS = ("minio-init", "airflow-init")
 
@@ -42,14 +55,23 @@ def compose_available() -> bool:
 
 def compose_command(env: str, *, profiles: tuple[str, ...] = ()) -> list[str]:
     argv = [
-        "docker", "compose", "--project-directory", str(REPO),
-        "--env-file", str(ENV_DIR / f"{env}.env"),
-        "-f", str(COMPOSE_DIR / "docker-compose.yaml"),
-        "-f", str(COMPOSE_DIR / f"docker-compose.override.{env}.yaml"),
+        "docker",
+        "compose",
+        "--project-directory",
+        str(REPO),
+        "--env-file",
+        str(ENV_DIR / f"{env}.env"),
+        "-f",
+        str(COMPOSE_DIR / "docker-compose.yaml"),
+        "-f",
+        str(COMPOSE_DIR / f"docker-compose.override.{env}.yaml"),
     ]
     # The secrets, as the tool merges them (Environment.compose_files).
     as_files = env_values(env).get("SENSITIVE_AS_FILES") == "true"
-    argv += ["-f", str(COMPOSE_DIR / f"docker-compose.secrets-{'files' if as_files else 'env'}.yaml")]
+    argv += [
+        "-f",
+        str(COMPOSE_DIR / f"docker-compose.secrets-{'files' if as_files else 'env'}.yaml"),
+    ]
     for profile in profiles:
         argv += ["--profile", profile]
     return argv
@@ -93,8 +115,9 @@ def compose_variables() -> dict[str, set[str]]:
     """Every `${VAR}` of the compose files (comment lines aside), mapped to its files."""
     found: dict[str, set[str]] = {}
     for path in compose_files():
-        code = "\n".join(line for line in path.read_text().splitlines()
-                         if not line.lstrip().startswith("#"))
+        code = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+        )
         for name in _VAR.findall(code):
             found.setdefault(name, set()).add(path.name)
     return found

@@ -53,15 +53,34 @@ EXPECTED_DEPENDS_ON = {
     "dbt": {"trino": HEALTHY},
 }
 EXPECTED_LAYER = {
-    "minio": 1, "minio-init": 1, "metastore-db": 1, "superset-db": 1, "airflow-db": 1,
-    "hive-metastore": 2, "spark-master": 3, "spark-worker-1": 3, "spark-worker-2": 3,
-    "trino": 4, "superset": 5, "airflow-init": 5, "airflow-webserver": 5,
-    "airflow-scheduler": 5, "ingestor": 6, "dbt": 6,
+    "minio": 1,
+    "minio-init": 1,
+    "metastore-db": 1,
+    "superset-db": 1,
+    "airflow-db": 1,
+    "hive-metastore": 2,
+    "spark-master": 3,
+    "spark-worker-1": 3,
+    "spark-worker-2": 3,
+    "trino": 4,
+    "superset": 5,
+    "airflow-init": 5,
+    "airflow-webserver": 5,
+    "airflow-scheduler": 5,
+    "ingestor": 6,
+    "dbt": 6,
 }
 DATABASES = ("metastore-db", "superset-db", "airflow-db")
 # (service, container port) of every web UI.
-WEB_UIS = {("minio", 9001), ("spark-master", 8080), ("trino", 8080), ("superset", 8088),
-           ("airflow-webserver", 8080), ("spark-worker-1", 8081), ("spark-worker-2", 8081)}
+WEB_UIS = {
+    ("minio", 9001),
+    ("spark-master", 8080),
+    ("trino", 8080),
+    ("superset", 8088),
+    ("airflow-webserver", 8080),
+    ("spark-worker-1", 8081),
+    ("spark-worker-2", 8081),
+}
 
 
 def seconds(duration: str) -> float:
@@ -86,6 +105,7 @@ def published(service: dict) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- shape
+
 
 def test_config_is_valid_and_has_exactly_the_16_services(merged, env):
     names = set(services_of(merged(env)))
@@ -113,8 +133,11 @@ def test_every_one_shot_is_awaited_by_a_long_running_service(merged, env):
     # Otherwise `docker compose up --wait` fails when the job exits 0 (compose bug).
     config = merged(env)
     for job in ONESHOTS:
-        waiters = [n for n, s in long_running(config).items()
-                   if (s.get("depends_on") or {}).get(job, {}).get("condition") == DONE]
+        waiters = [
+            n
+            for n, s in long_running(config).items()
+            if (s.get("depends_on") or {}).get(job, {}).get("condition") == DONE
+        ]
         assert waiters, f"{env}: nothing waits for {job} with {DONE}"
 
 
@@ -128,13 +151,16 @@ def test_layer_labels(merged, env):
 def test_depends_on_graph_is_the_six_layers(merged, env):
     services = services_of(merged(env))
     for name, expected in EXPECTED_DEPENDS_ON.items():
-        actual = {dep: spec["condition"] for dep, spec in (services[name].get("depends_on") or {}).items()}
+        actual = {
+            dep: spec["condition"] for dep, spec in (services[name].get("depends_on") or {}).items()
+        }
         assert actual == expected, f"{env}/{name}"
         for dep in actual:  # never depend on a later layer
             assert EXPECTED_LAYER[dep] <= EXPECTED_LAYER[name], f"{name} -> {dep}"
 
 
 # --------------------------------------------------------------------------- images
+
 
 def test_every_image_is_pinned(merged, env):
     for name, service in services_of(merged(env)).items():
@@ -144,8 +170,9 @@ def test_every_image_is_pinned(merged, env):
         assert tag != "latest", f"{env}/{name}: {image} uses latest"
 
 
-@pytest.mark.parametrize("dockerfile", sorted((COMPOSE_DIR / "images").glob("*/Dockerfile")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize(
+    "dockerfile", sorted((COMPOSE_DIR / "images").glob("*/Dockerfile")), ids=lambda p: p.parent.name
+)
 def test_derived_images_start_from_pinned_bases(dockerfile):
     text = dockerfile.read_text()
     defaults = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
@@ -162,6 +189,7 @@ def test_derived_images_have_build_and_image_name(merged):
 
 
 # --------------------------------------------------------------------------- resources
+
 
 def test_limits_and_reservations_on_every_service(merged, env):
     for name, service in services_of(merged(env)).items():
@@ -182,12 +210,19 @@ def test_merged_resources_come_from_the_env_file(merged, env):
     for name, service in services.items():
         p, res = prefix[name], service["deploy"]["resources"]
         assert Decimal(str(res["limits"]["cpus"])) == Decimal(values[f"{p}_CPU_LIMIT"]), name
-        assert memory_bytes(res["limits"]["memory"]) == memory_bytes(values[f"{p}_MEMORY_LIMIT"]), name
-        assert Decimal(str(res["reservations"]["cpus"])) == Decimal(values[f"{p}_CPU_RESERVATION"]), name
-        assert memory_bytes(res["reservations"]["memory"]) == memory_bytes(values[f"{p}_MEMORY_RESERVATION"]), name
+        assert memory_bytes(res["limits"]["memory"]) == memory_bytes(values[f"{p}_MEMORY_LIMIT"]), (
+            name
+        )
+        assert Decimal(str(res["reservations"]["cpus"])) == Decimal(
+            values[f"{p}_CPU_RESERVATION"]
+        ), name
+        assert memory_bytes(res["reservations"]["memory"]) == memory_bytes(
+            values[f"{p}_MEMORY_RESERVATION"]
+        ), name
 
 
 # --------------------------------------------------------------------------- health
+
 
 def test_healthcheck_on_every_long_running_service(merged, env):
     for name, service in long_running(merged(env)).items():
@@ -198,7 +233,8 @@ def test_healthcheck_on_every_long_running_service(merged, env):
         binary = rest[0].split()[0] if kind == "CMD-SHELL" else rest[0]
         repository = service["image"].rpartition(":")[0]
         assert binary in HEALTHCHECK_BINARIES[repository], (
-            f"{env}/{name}: {binary!r} is not known to exist in {repository}")
+            f"{env}/{name}: {binary!r} is not known to exist in {repository}"
+        )
 
 
 def test_healthcheck_timings_follow_the_env_file(merged, env):
@@ -208,12 +244,17 @@ def test_healthcheck_timings_follow_the_env_file(merged, env):
         assert seconds(check["interval"]) == seconds(values["HEALTHCHECK_INTERVAL"]), name
         assert seconds(check["timeout"]) == seconds(values["HEALTHCHECK_TIMEOUT"]), name
         assert int(check["retries"]) == int(values["HEALTHCHECK_RETRIES"]), name
-        start = "HIVE_METASTORE_START_PERIOD" if name == "hive-metastore" else "HEALTHCHECK_START_PERIOD"
+        start = (
+            "HIVE_METASTORE_START_PERIOD"
+            if name == "hive-metastore"
+            else "HEALTHCHECK_START_PERIOD"
+        )
         assert seconds(check["start_period"]) == seconds(values[start]), name
     assert seconds(values["HIVE_METASTORE_START_PERIOD"]) >= 30
 
 
 # --------------------------------------------------------------------------- policies
+
 
 def test_restart_and_logging_follow_the_env_file(merged, env):
     values = env_values(env)
@@ -229,9 +270,19 @@ def test_restart_and_logging_follow_the_env_file(merged, env):
 def test_state_lives_in_named_volumes(merged, env):
     config = merged(env)
     declared = set(config.get("volumes", {}))
-    for name in ("minio-data", "metastore-db-data", "superset-db-data", "airflow-db-data",
-                 "hive-warehouse", "spark-work", "superset-home", "airflow-logs", "trino-data",
-                 "ingestor-data", "dbt-target"):
+    for name in (
+        "minio-data",
+        "metastore-db-data",
+        "superset-db-data",
+        "airflow-db-data",
+        "hive-warehouse",
+        "spark-work",
+        "superset-home",
+        "airflow-logs",
+        "trino-data",
+        "ingestor-data",
+        "dbt-target",
+    ):
         assert name in declared, name
     for name, service in services_of(config).items():
         for mount in service.get("volumes", []):
@@ -247,6 +298,7 @@ def test_one_project_network(merged, env):
 
 
 # --------------------------------------------------------------------------- ports
+
 
 def test_database_ports_published_in_dev_only(merged, env):
     values = env_values(env)
@@ -289,6 +341,7 @@ def test_prod_publishes_no_web_ui_except_through_the_proxy(merged):
 
 # --------------------------------------------------------------------------- workers
 
+
 def test_worker_count_matches_started_workers(merged, env):
     services = services_of(merged(env))
     started = sum(replicas(services[w]) for w in ("spark-worker-1", "spark-worker-2"))
@@ -303,6 +356,7 @@ def test_dev_runs_one_worker(merged):
 
 
 # --------------------------------------------------------------------------- prod hardening
+
 
 def test_prod_hardening_on_every_service(merged):
     for name, service in services_of(merged("prod")).items():

@@ -17,36 +17,87 @@ from .stack import (
     variables_schema,
 )
 
-TYPES = {"str", "int", "port", "bool", "cpu", "memory", "size", "duration", "enum", "secret", "path"}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|CREDENTIAL|_KEY$|^MINIO_ROOT_USER$|_ADMIN_USER$")
+TYPES = {
+    "str",
+    "int",
+    "port",
+    "bool",
+    "cpu",
+    "memory",
+    "size",
+    "duration",
+    "enum",
+    "secret",
+    "path",
+}
+SECRET_NAME = re.compile(
+    r"PASSWORD|SECRET|TOKEN|FERNET|CREDENTIAL|_KEY$|^MINIO_ROOT_USER$|_ADMIN_USER$"
+)
 
 # The seed's environment comparison table.
 EXPECTED = {
-    "dev": {"RESTART_POLICY": "no", "HEALTHCHECK_INTERVAL": "15s", "HEALTHCHECK_START_PERIOD": "20s",
-            "LOG_MAX_SIZE": "5m", "LOG_MAX_FILE": "2", "ENABLE_MONITORING": "false",
-            "SPARK_WORKER_COUNT": "1", "DEBUG": "true", "HTTPS_MODE": "disabled",
-            "BACKUP_RETENTION_DAYS": "0", "BACKUP_SCHEDULE": "manual", "BIND_ADDRESS": "0.0.0.0",
-            "COMPOSE_PROJECT_NAME": "lakehouse-dev", "LOG_LEVEL": "DEBUG"},
-    "staging": {"RESTART_POLICY": "unless-stopped", "HEALTHCHECK_INTERVAL": "30s",
-                "HEALTHCHECK_START_PERIOD": "60s", "LOG_MAX_SIZE": "10m", "LOG_MAX_FILE": "5",
-                "ENABLE_MONITORING": "true", "SPARK_WORKER_COUNT": "2", "DEBUG": "false",
-                "HTTPS_MODE": "optional", "BACKUP_RETENTION_DAYS": "7", "BACKUP_SCHEDULE": "daily",
-                "BIND_ADDRESS": "127.0.0.1", "COMPOSE_PROJECT_NAME": "lakehouse-staging"},
-    "prod": {"RESTART_POLICY": "unless-stopped", "HEALTHCHECK_INTERVAL": "30s",
-             "HEALTHCHECK_START_PERIOD": "90s", "LOG_MAX_SIZE": "20m", "LOG_MAX_FILE": "10",
-             "ENABLE_MONITORING": "true", "SPARK_WORKER_COUNT": "2", "DEBUG": "false",
-             "HTTPS_MODE": "enforced", "BACKUP_RETENTION_DAYS": "30", "BACKUP_SCHEDULE": "daily",
-             "BIND_ADDRESS": "127.0.0.1", "COMPOSE_PROJECT_NAME": "lakehouse-prod"},
+    "dev": {
+        "RESTART_POLICY": "no",
+        "HEALTHCHECK_INTERVAL": "15s",
+        "HEALTHCHECK_START_PERIOD": "20s",
+        "LOG_MAX_SIZE": "5m",
+        "LOG_MAX_FILE": "2",
+        "ENABLE_MONITORING": "false",
+        "SPARK_WORKER_COUNT": "1",
+        "DEBUG": "true",
+        "HTTPS_MODE": "disabled",
+        "BACKUP_RETENTION_DAYS": "0",
+        "BACKUP_SCHEDULE": "manual",
+        "BIND_ADDRESS": "0.0.0.0",
+        "COMPOSE_PROJECT_NAME": "lakehouse-dev",
+        "LOG_LEVEL": "DEBUG",
+    },
+    "staging": {
+        "RESTART_POLICY": "unless-stopped",
+        "HEALTHCHECK_INTERVAL": "30s",
+        "HEALTHCHECK_START_PERIOD": "60s",
+        "LOG_MAX_SIZE": "10m",
+        "LOG_MAX_FILE": "5",
+        "ENABLE_MONITORING": "true",
+        "SPARK_WORKER_COUNT": "2",
+        "DEBUG": "false",
+        "HTTPS_MODE": "optional",
+        "BACKUP_RETENTION_DAYS": "7",
+        "BACKUP_SCHEDULE": "daily",
+        "BIND_ADDRESS": "127.0.0.1",
+        "COMPOSE_PROJECT_NAME": "lakehouse-staging",
+    },
+    "prod": {
+        "RESTART_POLICY": "unless-stopped",
+        "HEALTHCHECK_INTERVAL": "30s",
+        "HEALTHCHECK_START_PERIOD": "90s",
+        "LOG_MAX_SIZE": "20m",
+        "LOG_MAX_FILE": "10",
+        "ENABLE_MONITORING": "true",
+        "SPARK_WORKER_COUNT": "2",
+        "DEBUG": "false",
+        "HTTPS_MODE": "enforced",
+        "BACKUP_RETENTION_DAYS": "30",
+        "BACKUP_SCHEDULE": "daily",
+        "BIND_ADDRESS": "127.0.0.1",
+        "COMPOSE_PROJECT_NAME": "lakehouse-prod",
+    },
 }
 
 # The seed's resource table: (dev CPU, dev RAM, prod CPU, prod RAM) per limit prefix.
 SEED_LIMITS = {
-    "MINIO": ("0.5", "512M", "2.0", "4G"), "METASTORE_DB": ("0.5", "512M", "2.0", "4G"),
-    "SUPERSET_DB": ("0.5", "512M", "2.0", "4G"), "AIRFLOW_DB": ("0.5", "512M", "2.0", "4G"),
-    "HIVE_METASTORE": ("0.5", "512M", "2.0", "4G"), "SPARK_MASTER": ("1.0", "2G", "4.0", "8G"),
-    "SPARK_WORKER": ("2.0", "3G", "8.0", "20G"), "TRINO": ("2.0", "4G", "8.0", "16G"),
-    "SUPERSET": ("1.0", "1G", "4.0", "8G"), "AIRFLOW_WEBSERVER": ("0.5", "1G", "2.0", "4G"),
-    "AIRFLOW_SCHEDULER": ("1.0", "1G", "4.0", "4G"), "INGESTOR": ("1.0", "2G", "1.0", "2G"),
+    "MINIO": ("0.5", "512M", "2.0", "4G"),
+    "METASTORE_DB": ("0.5", "512M", "2.0", "4G"),
+    "SUPERSET_DB": ("0.5", "512M", "2.0", "4G"),
+    "AIRFLOW_DB": ("0.5", "512M", "2.0", "4G"),
+    "HIVE_METASTORE": ("0.5", "512M", "2.0", "4G"),
+    "SPARK_MASTER": ("1.0", "2G", "4.0", "8G"),
+    "SPARK_WORKER": ("2.0", "3G", "8.0", "20G"),
+    "TRINO": ("2.0", "4G", "8.0", "16G"),
+    "SUPERSET": ("1.0", "1G", "4.0", "8G"),
+    "AIRFLOW_WEBSERVER": ("0.5", "1G", "2.0", "4G"),
+    "AIRFLOW_SCHEDULER": ("1.0", "1G", "4.0", "4G"),
+    "INGESTOR": ("1.0", "2G", "1.0", "2G"),
     "DBT": ("1.0", "2G", "1.0", "2G"),
 }
 RESOURCE = re.compile(r"^[A-Z0-9_]+_(CPU|MEMORY)_(LIMIT|RESERVATION)$")
@@ -61,8 +112,12 @@ def test_env_file_syntax(env):
     for number, line in enumerate((ENV_DIR / f"{env}.env").read_text().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        assert re.fullmatch(r"[A-Z][A-Z0-9_]*=[^\s].*|[A-Z][A-Z0-9_]*=", line), f"{env}:{number}: {line}"
-        assert "${" not in line and "$" not in line.split("=", 1)[1], f"{env}:{number}: interpolation"
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*=[^\s].*|[A-Z][A-Z0-9_]*=", line), (
+            f"{env}:{number}: {line}"
+        )
+        assert "${" not in line and "$" not in line.split("=", 1)[1], (
+            f"{env}:{number}: interpolation"
+        )
 
 
 def test_env_file_has_at_least_40_variables(env):
@@ -77,12 +132,24 @@ def test_env_file_follows_the_comparison_table(env):
 
 def test_every_credential_is_present(env):
     values = env_values(env)
-    for name in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "SUPERSET_SECRET_KEY",
-                 "SUPERSET_ADMIN_USER", "SUPERSET_ADMIN_PASSWORD", "AIRFLOW_ADMIN_USER",
-                 "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_SECRET_KEY",
-                 "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD",
-                 *(f"{db}_DB_{part}" for db in ("METASTORE", "SUPERSET", "AIRFLOW")
-                   for part in ("USER", "PASSWORD", "NAME"))):
+    for name in (
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+        "SUPERSET_SECRET_KEY",
+        "SUPERSET_ADMIN_USER",
+        "SUPERSET_ADMIN_PASSWORD",
+        "AIRFLOW_ADMIN_USER",
+        "AIRFLOW_ADMIN_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_SECRET_KEY",
+        "GRAFANA_ADMIN_USER",
+        "GRAFANA_ADMIN_PASSWORD",
+        *(
+            f"{db}_DB_{part}"
+            for db in ("METASTORE", "SUPERSET", "AIRFLOW")
+            for part in ("USER", "PASSWORD", "NAME")
+        ),
+    ):
         assert values.get(name), f"{env}: {name} missing or empty"
 
 
@@ -90,12 +157,15 @@ def test_secrets_are_placeholders_outside_dev(env):
     schema = variables_schema()
     values = env_values(env)
     secrets = [
-        n for n, spec in schema.items()
+        n
+        for n, spec in schema.items()
         if spec["type"] == "secret" and spec["required"] and n in values
     ]
     assert len(secrets) >= 12
     # Optional secrets (alert channel URLs) may stay empty: nothing is delivered then.
-    optional = [n for n, spec in schema.items() if spec["type"] == "secret" and not spec["required"]]
+    optional = [
+        n for n, spec in schema.items() if spec["type"] == "secret" and not spec["required"]
+    ]
     for name in optional:
         assert values.get(name, "") in ("", "CHANGE_THIS"), f"{env}: {name} must not be tracked"
     for name in secrets:
@@ -144,9 +214,15 @@ def test_compose_defaults_are_the_prod_values():
     pattern = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
     for path in sorted(COMPOSE_DIR.glob("docker-compose*.yaml")):
         for name, default in pattern.findall(path.read_text()):
-            if RESOURCE.match(name) or name.startswith("HEALTHCHECK_") or name in (
-                    "RESTART_POLICY", "LOG_MAX_SIZE", "LOG_MAX_FILE") or name.endswith("_IMAGE"):
-                assert default == prod[name], f"{path.name}: ${{{name}:-{default}}} != prod {prod[name]}"
+            if (
+                RESOURCE.match(name)
+                or name.startswith("HEALTHCHECK_")
+                or name in ("RESTART_POLICY", "LOG_MAX_SIZE", "LOG_MAX_FILE")
+                or name.endswith("_IMAGE")
+            ):
+                assert default == prod[name], (
+                    f"{path.name}: ${{{name}:-{default}}} != prod {prod[name]}"
+                )
 
 
 def test_schema_entries_are_well_formed():
@@ -175,8 +251,13 @@ def test_required_variables_are_in_every_env_file(env):
 
 
 _VALID = {
-    "int": r"\d+", "port": r"\d+", "bool": r"true|false", "cpu": r"\d+(\.\d+)?",
-    "memory": r"\d+[MG]", "size": r"\d+[kmgKMG]", "duration": r"\d+(ms|s|m|h)",
+    "int": r"\d+",
+    "port": r"\d+",
+    "bool": r"true|false",
+    "cpu": r"\d+(\.\d+)?",
+    "memory": r"\d+[MG]",
+    "size": r"\d+[kmgKMG]",
+    "duration": r"\d+(ms|s|m|h)",
 }
 
 

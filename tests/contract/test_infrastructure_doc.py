@@ -18,9 +18,15 @@ def test_infrastructure_doc_matches_the_stack(compose_cli):
     if current != expected and os.environ.get("UPDATE_DOCS") == "1":
         DOC.write_text(expected)
         current = expected
-    diff = "".join(difflib.unified_diff(
-        current.splitlines(keepends=True), expected.splitlines(keepends=True),
-        fromfile="docs/INFRASTRUCTURE.md", tofile="generated from compose"))
+    diff = "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            fromfile="docs/INFRASTRUCTURE.md",
+            tofile="generated from compose",
+        )
+    )
     assert not diff, (
         "docs/INFRASTRUCTURE.md drifted from the compose stack; rerun with UPDATE_DOCS=1 "
-        "or `python -m tests.contract.gen_infrastructure_doc`:\n" + diff)
+        "or `python -m tests.contract.gen_infrastructure_doc`:\n" + diff
+    )

@@ -27,12 +27,23 @@ SECRET_DIR = "/var/lib/lakehouse-contract/secrets/p"
 SECRET_GID = "4242"
 #: Container-side names that carry a secret when set directly.
 SECRET_VARIABLES = {
-    "POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY", "METASTORE_DB_PASSWORD", "AIRFLOW__CORE__FERNET_KEY",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__WEBSERVER__SECRET_KEY",
-    "SUPERSET_SECRET_KEY", "SUPERSET_DB_PASSWORD", "SUPERSET_ADMIN_PASSWORD",
-    "SUPERSET_ADMIN_USER", "AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD",
-    "GF_SECURITY_ADMIN_PASSWORD", "GF_SECURITY_ADMIN_USER",
+    "POSTGRES_PASSWORD",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "METASTORE_DB_PASSWORD",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__WEBSERVER__SECRET_KEY",
+    "SUPERSET_SECRET_KEY",
+    "SUPERSET_DB_PASSWORD",
+    "SUPERSET_ADMIN_PASSWORD",
+    "SUPERSET_ADMIN_USER",
+    "AIRFLOW_ADMIN_USER",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "GF_SECURITY_ADMIN_PASSWORD",
+    "GF_SECURITY_ADMIN_USER",
 }
 
 
@@ -49,8 +60,14 @@ def unique_values(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
 
 def _merged(env: str, profiles: tuple[str, ...], values_file: Path) -> tuple[str, dict[str, Any]]:
-    argv = [*compose_command(env, profiles=profiles), "--env-file", str(values_file),
-            "config", "--format", "json"]
+    argv = [
+        *compose_command(env, profiles=profiles),
+        "--env-file",
+        str(values_file),
+        "config",
+        "--format",
+        "json",
+    ]
     environment = {**_clean_environment(), DIR_VARIABLE: SECRET_DIR, GID_VARIABLE: SECRET_GID}
     result = subprocess.run(argv, capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr
@@ -68,7 +85,9 @@ def test_no_secret_value_appears_in_the_merged_model(compose_cli, unique_values,
 
 
 @pytest.mark.parametrize(("env", "profiles"), CASES, ids=lambda c: "-".join(c) if c else "")
-def test_every_service_reads_its_secrets_from_mounted_files(compose_cli, unique_values, env, profiles):
+def test_every_service_reads_its_secrets_from_mounted_files(
+    compose_cli, unique_values, env, profiles
+):
     values_file, _ = unique_values
     _, config = _merged(env, profiles, values_file)
     top = config.get("secrets") or {}
@@ -91,7 +110,8 @@ def test_every_service_reads_its_secrets_from_mounted_files(compose_cli, unique_
         if mounted:
             readers += 1
             assert SECRET_GID in [str(g) for g in service.get("group_add") or []], (
-                f"{env}/{name}: reads secret files without their group")
+                f"{env}/{name}: reads secret files without their group"
+            )
             for entry in service["secrets"]:
                 assert entry["source"] in top
     assert readers >= 15, "most services read no secret file: the wiring is missing"
@@ -123,4 +143,5 @@ def test_the_base_file_sets_no_secret():
     for name in _secret_names():
         # `$${NAME}` is the container's own shell variable, not an interpolation.
         assert not re.search(r"(?<!\$)\$\{" + name + r"\b", code), (
-            f"docker-compose.yaml interpolates {name}")
+            f"docker-compose.yaml interpolates {name}"
+        )

@@ -28,7 +28,9 @@ def services(config: dict) -> dict:
 
 def volume_targets(service: dict) -> dict[str, str]:
     """target -> named volume of a service's volume mounts."""
-    return {v["target"]: v["source"] for v in service.get("volumes", []) if v.get("type") == "volume"}
+    return {
+        v["target"]: v["source"] for v in service.get("volumes", []) if v.get("type") == "volume"
+    }
 
 
 def _sized(value: str) -> int:
@@ -39,6 +41,7 @@ def _sized(value: str) -> int:
 
 
 # --------------------------------------------------------------------------- 1. metastore
+
 
 def _hive_base_version() -> str:
     text = (COMPOSE_DIR / "images" / "hive" / "Dockerfile").read_text()
@@ -67,10 +70,12 @@ def test_the_metastore_serves_the_calls_of_sparks_hive_client(merged, env):
     if "spark.sql.hive.metastore.version" not in conf:
         assert _hive_base_version() in HMS_RELEASES_SERVING_GET_TABLE, (
             f"apache/hive:{_hive_base_version()} no longer serves get_table (HIVE-26537), "
-            "which Spark 3.5's built-in Hive 2.3.9 client calls for every table lookup")
+            "which Spark 3.5's built-in Hive 2.3.9 client calls for every table lookup"
+        )
     hive_image = services(config)["hive-metastore"]["image"]
     assert hive_image.startswith(f"lakehouse/hive:{_hive_base_version()}-"), (
-        f"{env}: the image tag {hive_image} must name the apache/hive release it is built on")
+        f"{env}: the image tag {hive_image} must name the apache/hive release it is built on"
+    )
 
 
 def test_the_metastore_image_needs_no_download_and_checks_its_inputs():
@@ -78,17 +83,27 @@ def test_the_metastore_image_needs_no_download_and_checks_its_inputs():
     dockerfile = hive.joinpath("Dockerfile").read_text()
     assert "sha256sum --check --strict inputs.sha256" in dockerfile
     assert not re.search(r"\b(curl|wget|ADD\s+https?://)", dockerfile)
-    sums = {line.split()[1]: line.split()[0] for line in hive.joinpath("inputs.sha256").read_text().splitlines() if line.strip()}
-    wanted = [line.strip() for line in hive.joinpath("inputs.maven").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    sums = {
+        line.split()[1]: line.split()[0]
+        for line in hive.joinpath("inputs.sha256").read_text().splitlines()
+        if line.strip()
+    }
+    wanted = [
+        line.strip()
+        for line in hive.joinpath("inputs.maven").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert wanted, "inputs.maven lists no input"
     for coordinates in wanted:
         _, name, version = coordinates.split(":")
         digest = sums.get(f"{name}-{version}.jar", "")
-        assert re.fullmatch(r"[0-9a-f]{64}", digest), f"{coordinates} has no sha256 in inputs.sha256"
+        assert re.fullmatch(r"[0-9a-f]{64}", digest), (
+            f"{coordinates} has no sha256 in inputs.sha256"
+        )
 
 
 # --------------------------------------------------------------------------- 2. worker dirs
+
 
 @pytest.mark.parametrize("worker", SPARK_WORKERS)
 def test_spark_workers_work_dir_is_on_a_volume_spark_owns(merged, env, worker):
@@ -98,10 +113,12 @@ def test_spark_workers_work_dir_is_on_a_volume_spark_owns(merged, env, worker):
     assert SPARK_WORK_DIR in targets, f"{env}/{worker}: no volume on {SPARK_WORK_DIR}"
     work_dir = service["environment"]["SPARK_WORKER_DIR"]
     assert work_dir.startswith(SPARK_WORK_DIR + "/"), (
-        f"{env}/{worker}: SPARK_WORKER_DIR={work_dir} is not on the {SPARK_WORK_DIR} volume")
+        f"{env}/{worker}: SPARK_WORKER_DIR={work_dir} is not on the {SPARK_WORK_DIR} volume"
+    )
 
 
 # --------------------------------------------------------------------------- 3. Trino proxy
+
 
 def _nginx_server_blocks(text: str) -> list[str]:
     """The text of every `server { ... }` block (braces balanced)."""
@@ -116,7 +133,7 @@ def _nginx_server_blocks(text: str) -> list[str]:
         elif token == "}" and start is not None:
             depth -= 1
             if depth == 0:
-                blocks.append(code[start:match.end()])
+                blocks.append(code[start : match.end()])
                 start = None
     return blocks
 
@@ -125,14 +142,21 @@ def test_trino_behind_the_proxy_gets_no_forwarded_headers():
     conf = (COMPOSE_DIR / "config" / "tls-proxy" / "nginx.conf").read_text()
     (trino,) = [b for b in _nginx_server_blocks(conf) if "proxy_pass http://trino:" in b]
     cleared = set(re.findall(r'proxy_set_header\s+(\S+)\s+""\s*;', trino))
-    assert {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
-            "X-Forwarded-Prefix", "Forwarded"} <= cleared, (
-        "Trino answers 406 to X-Forwarded-*/Forwarded unless http-server.process-forwarded is set")
+    assert {
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Host",
+        "X-Forwarded-Port",
+        "X-Forwarded-Prefix",
+        "Forwarded",
+    } <= cleared, (
+        "Trino answers 406 to X-Forwarded-*/Forwarded unless http-server.process-forwarded is set"
+    )
     # A proxy_set_header in the block replaces every inherited one: the others must be restated.
     declared = set(re.findall(r"proxy_set_header\s+(\S+)\s+\$", trino))
     assert {"Host", "Upgrade", "Connection"} <= declared
     # The other UIs keep the forwarded headers (Superset/Airflow trust them with ProxyFix).
-    http = conf[conf.index("http {"):]
+    http = conf[conf.index("http {") :]
     assert "proxy_set_header X-Forwarded-Proto https;" in http
 
 
@@ -144,10 +168,11 @@ def test_no_trino_process_forwarded_half_setting(merged, env):
 
 # --------------------------------------------------------------------------- 4. metastore heap
 
+
 def test_metastore_heap_is_set_below_its_memory_limit(merged, env):
     service = services(merged(env))["hive-metastore"]
     options = service["environment"]["SERVICE_OPTS"].split()
-    heaps = [o[len("-Xmx"):] for o in options if o.startswith("-Xmx")]
+    heaps = [o[len("-Xmx") :] for o in options if o.startswith("-Xmx")]
     assert heaps, f"{env}: no -Xmx in SERVICE_OPTS: the image's entrypoint forces -Xmx1G"
     # The entrypoint puts -Xmx1G before SERVICE_OPTS; the last -Xmx wins.
     assert options[-1].startswith("-Xmx"), f"{env}: -Xmx must be the last of SERVICE_OPTS"
@@ -159,6 +184,7 @@ def test_metastore_heap_is_set_below_its_memory_limit(merged, env):
 
 # --------------------------------------------------------------------------- 6. scratch space
 
+
 @pytest.mark.parametrize("name", (*SPARK_SERVICES, "trino"))
 def test_tmp_is_exec_and_sized_wherever_it_is_a_tmpfs(merged, env, name):
     service = services(merged(env))[name]
@@ -168,7 +194,8 @@ def test_tmp_is_exec_and_sized_wherever_it_is_a_tmpfs(merged, env, name):
     for entry in tmpfs:
         options = entry.split(":", 1)[1].split(",") if ":" in entry else []
         assert "exec" in options, (
-            f"{env}/{name}: {entry} is noexec (compose default): snappy-java cannot load")
+            f"{env}/{name}: {entry} is noexec (compose default): snappy-java cannot load"
+        )
         assert any(o.startswith("size=") for o in options), f"{env}/{name}: {entry} has no size"
 
 
@@ -178,7 +205,8 @@ def test_spark_local_dirs_are_on_the_work_volume(merged, env, name):
     local = service["environment"].get("SPARK_LOCAL_DIRS", "")
     assert local, f"{env}/{name}: SPARK_LOCAL_DIRS unset: shuffle spill would go to /tmp"
     assert any(local.startswith(t + "/") for t in volume_targets(service)), (
-        f"{env}/{name}: SPARK_LOCAL_DIRS={local} is not on a volume")
+        f"{env}/{name}: SPARK_LOCAL_DIRS={local} is not on a volume"
+    )
 
 
 def test_tmp_sizes_are_declared_variables():
@@ -189,6 +217,7 @@ def test_tmp_sizes_are_declared_variables():
 
 
 # --------------------------------------------------------------------------- 7. secrets on argv
+
 
 def _secret_names() -> set[str]:
     return {n for n, spec in variables_schema().items() if spec["type"] == "secret"}
@@ -220,14 +249,17 @@ def test_secrets_on_a_command_line_are_option_values_quoted_with_equals(merged, 
                     if match.group(1) not in secrets:
                         continue
                     checked += 1
-                    before = line[:match.start()]
+                    before = line[: match.start()]
                     stripped = line.strip()
-                    assignment = re.match(r"^(if \[.*\]; then )?(export )?[A-Za-z_][A-Za-z0-9_]*=", stripped)
+                    assignment = re.match(
+                        r"^(if \[.*\]; then )?(export )?[A-Za-z_][A-Za-z0-9_]*=", stripped
+                    )
                     if assignment or re.search(r"\b[A-Z_]+=\"$", before):
                         continue
                     assert re.search(r"--[a-z-]+=\"$", before), (
-                        f"{env}/{name}: {match.group(0)} on a command line, not as --opt=\"$X\": "
-                        f"{stripped}")
+                        f'{env}/{name}: {match.group(0)} on a command line, not as --opt="$X": '
+                        f"{stripped}"
+                    )
     assert checked >= 4, "the init jobs' credentials were not found: the test reads nothing"
 
 
@@ -248,6 +280,7 @@ def test_generated_secrets_never_look_like_options():
 
 # --------------------------------------------------------------------------- 8. doubtful list
 
+
 def test_dbt_core_is_pinned_with_dbt_trino():
     text = (COMPOSE_DIR / "images" / "dbt" / "Dockerfile").read_text()
     assert re.search(r"\bdbt-trino==1\.10\.\d+\b", text)
@@ -262,7 +295,10 @@ def test_log_level_is_set_only_on_services_that_read_it(merged, env):
         assert "LOG_LEVEL" not in environment, f"{env}/{name}: LOG_LEVEL is a no-op there"
     superset = services(merged(env))["superset"].get("environment") or {}
     assert "SUPERSET_LOG_LEVEL" not in superset
-    assert 'os.environ.get("LOG_LEVEL"' in (COMPOSE_DIR / "config" / "superset" / "superset_config.py").read_text()
+    assert (
+        'os.environ.get("LOG_LEVEL"'
+        in (COMPOSE_DIR / "config" / "superset" / "superset_config.py").read_text()
+    )
 
 
 def test_dev_airflow_webserver_workers_fit_its_memory(merged):
@@ -292,6 +328,7 @@ def test_checksummed_inputs_are_not_committed():
 
 
 # --------------------------------------------------------------------------- 5. proxy TLS key
+
 
 def test_prod_proxy_master_may_open_an_operator_owned_private_key(merged):
     """The security check wants the key 0600 and owned by the operator; the nginx master is

@@ -66,9 +66,20 @@ def main(spec_path: str) -> None:
 
     bounding = "-all" + "".join(f",+{c.lower()}" for c in spec["capabilities"])
     argv = [
-        "setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--no-new-privs", "--",
-        spec["nginx"], "-e", "stderr", "-p", spec["prefix"], "-c", spec["conf"],
-        "-g", "daemon off;",
+        "setpriv",
+        f"--bounding-set={bounding}",
+        "--inh-caps=-all",
+        "--no-new-privs",
+        "--",
+        spec["nginx"],
+        "-e",
+        "stderr",
+        "-p",
+        spec["prefix"],
+        "-c",
+        spec["conf"],
+        "-g",
+        "daemon off;",
     ]
     # nginx logs requests to /dev/stdout: keep them out of the report.
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -205,7 +205,14 @@ def test_round_trip_restores_every_row_and_file(stack: dict[str, Any]) -> None:
         ("volume-archive", "work-data"),
     }
     # every service runs again after the consistent (stopped) archive
-    assert set(ComposeBackend().running_services(project)) == {"db-a", "db-b", "store", "worker", "client", "viewer"}
+    assert set(ComposeBackend().running_services(project)) == {
+        "db-a",
+        "db-b",
+        "store",
+        "worker",
+        "client",
+        "viewer",
+    }
     info = find_backup(stack["dest"], manifest.id)
     on_disk = json.loads((info.path / "manifest.json").read_text())
     assert on_disk["environment"] == "dev" and on_disk["tag"] == "roundtrip"

@@ -265,6 +265,7 @@ def test_prometheus_scrapes_the_real_stack_and_evaluates_the_plugins_rules(
     rules = {r["name"]: r for g in groups if g["name"] == "lakehouse-ops" for r in g["rules"]}
     assert set(rules) == ALERTS
     assert all(r["health"] == "ok" for r in rules.values()), rules
+
     # The rule for an unreachable exporter sees the real `up` series: pending for its 15 min.
     def unavailable() -> list[dict[str, Any]]:
         alerts = prometheus_api(real_app_stack, "/api/v1/alerts")["alerts"]
@@ -297,5 +298,7 @@ def test_the_real_prometheus_refuses_a_broken_alert_rule_naming_file_and_rule(
     assert done.returncode == 1, done.stderr[-2000:]
     error = next(line for line in done.stderr.splitlines() if "loading groups failed" in line)
     assert 'err="/etc/prometheus/alerts.yml: ' in error, error  # then line:column
-    assert 'group \\"lakehouse-ops\\", rule 2, \\"LakehouseBackupOverdue\\": could not parse ' \
-        "expression" in error, error
+    assert (
+        'group \\"lakehouse-ops\\", rule 2, \\"LakehouseBackupOverdue\\": could not parse '
+        "expression" in error
+    ), error

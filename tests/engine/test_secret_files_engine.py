@@ -42,9 +42,24 @@ def _overrides(env: str, tmp: Path) -> dict[str, str]:
             values[name] = "1.0"
     cert, key = tmp / "tls.crt", tmp / "tls.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     os.chmod(key, 0o600)
     values.update({"TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)})
@@ -53,8 +68,17 @@ def _overrides(env: str, tmp: Path) -> dict[str, str]:
 
 def _containers(project_name: str) -> list[dict[str, Any]]:
     ids = subprocess.run(
-        ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project_name}"],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={project_name}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert ids, "the deploy created no container"
     out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True)
@@ -62,8 +86,12 @@ def _containers(project_name: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module", params=["prod", "staging"])
-def deployed(request: pytest.FixtureRequest, docker_engine: str, standin_images: dict[str, str],
-             tmp_path_factory: pytest.TempPathFactory) -> Any:
+def deployed(
+    request: pytest.FixtureRequest,
+    docker_engine: str,
+    standin_images: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
     from tests.conftest import RehearsalFactory
 
     env = request.param
@@ -114,18 +142,27 @@ def test_the_secret_files_are_private_and_hold_the_values(deployed: Any) -> None
 
 def test_metastore_db_was_initialised_with_the_password_from_its_file(deployed: Any) -> None:
     project, values = deployed
-    (db,) = [c for c in _containers(project.compose.project_name)
-             if c["Config"]["Labels"]["com.docker.compose.service"] == "metastore-db"]
+    (db,) = [
+        c
+        for c in _containers(project.compose.project_name)
+        if c["Config"]["Labels"]["com.docker.compose.service"] == "metastore-db"
+    ]
     env = dict(e.split("=", 1) for e in db["Config"]["Env"])
     assert env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/metastore_db_password"
     assert "POSTGRES_PASSWORD" not in env
 
     def login(password: str) -> subprocess.CompletedProcess[str]:
         # The password goes in on stdin: never on a command line or in an environment.
-        script = ('read -r PGPASSWORD; export PGPASSWORD; '
-                  'psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "select 42"')
-        return subprocess.run(["docker", "exec", "-i", db["Id"], "sh", "-c", script],
-                              input=password + "\n", capture_output=True, text=True)
+        script = (
+            "read -r PGPASSWORD; export PGPASSWORD; "
+            'psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "select 42"'
+        )
+        return subprocess.run(
+            ["docker", "exec", "-i", db["Id"], "sh", "-c", script],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+        )
 
     good = login(values["METASTORE_DB_PASSWORD"])
     assert good.returncode == 0 and good.stdout.strip() == "42", good.stderr
@@ -145,9 +182,21 @@ def test_a_dry_run_right_after_the_deploy_plans_no_recreation(deployed: Any) -> 
         service = labels["com.docker.compose.service"]
         assert labels.get(LABEL) == hashes[service], f"{service}: stale or missing {LABEL}"
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "invoke"), "deploy", "--env", project.env.name,
-         "--rehearsal", "--env-file", project.env_file, "--dry-run", "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        [
+            str(REPO / ".venv" / "bin" / "invoke"),
+            "deploy",
+            "--env",
+            project.env.name,
+            "--rehearsal",
+            "--env-file",
+            project.env_file,
+            "--dry-run",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
         env={**os.environ, "LAKEHOUSE_STATE_DIR": os.environ["LAKEHOUSE_STATE_DIR"]},
     )
     assert result.returncode == 0, result.stderr
@@ -158,16 +207,24 @@ def test_a_dry_run_right_after_the_deploy_plans_no_recreation(deployed: Any) -> 
     # same `:rehearsal` tag since this deploy, and then a recreation for the new image id is
     # right. A recreation for any other reason (a configuration hash) is the lie this test is
     # about.
-    moved = {c["Config"]["Labels"]["com.docker.compose.service"] for c in
-             _containers(project.compose.project_name) if _tag_moved(c)}
-    wrong = [c for c in containers["changes"] if c["action"] == "recreate"
-             and (c["service"] not in moved or any("configuration" in r for r in c["reasons"]))]
+    moved = {
+        c["Config"]["Labels"]["com.docker.compose.service"]
+        for c in _containers(project.compose.project_name)
+        if _tag_moved(c)
+    }
+    wrong = [
+        c
+        for c in containers["changes"]
+        if c["action"] == "recreate"
+        and (c["service"] not in moved or any("configuration" in r for r in c["reasons"]))
+    ]
     assert wrong == [], wrong
 
 
 def _tag_moved(container: dict[str, Any]) -> bool:
     """Whether the container's image reference now names another image than it runs."""
     ref = container["Config"]["Image"]
-    now = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref],
-                         capture_output=True, text=True).stdout.strip()
+    now = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True
+    ).stdout.strip()
     return now != container["Image"]

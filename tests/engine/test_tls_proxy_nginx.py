@@ -36,8 +36,15 @@ pytestmark = pytest.mark.engine
 OPERATOR_UID = 1000  # the operator who owns the key; any uid other than 0 will do
 BACKEND_PORT = 18080
 PROBE = Path(__file__).with_name("nginx_probe.py")
-CAP_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "SETGID": 6,
-            "SETUID": 7, "NET_BIND_SERVICE": 10}
+CAP_BITS = {
+    "CHOWN": 0,
+    "DAC_OVERRIDE": 1,
+    "DAC_READ_SEARCH": 2,
+    "FOWNER": 3,
+    "SETGID": 6,
+    "SETUID": 7,
+    "NET_BIND_SERVICE": 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +76,24 @@ def _prepare(tmp: Path, proxy: dict) -> tuple[Path, Path]:
     conf = Path(conf_mount["source"]).read_text()
     key, cert = tls / "tls.key", tls / "tls.crt"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     os.chown(key, OPERATOR_UID, OPERATOR_UID)
     os.chmod(key, 0o600)
@@ -83,7 +105,9 @@ def _prepare(tmp: Path, proxy: dict) -> tuple[Path, Path]:
     conf = re.sub(r"(?<=\s)/tmp/", f"{scratch}/", conf)
     conf = conf.replace("/etc/nginx/tls/", f"{tls}/")
     conf = re.sub(r"^user\s+nginx;", "user nobody nogroup;", conf, flags=re.M)
-    conf = conf.replace("proxy_pass http://trino:8080;", f"proxy_pass http://127.0.0.1:{BACKEND_PORT};")
+    conf = conf.replace(
+        "proxy_pass http://trino:8080;", f"proxy_pass http://127.0.0.1:{BACKEND_PORT};"
+    )
     # The other upstreams are never requested here; nginx resolves them at start, so they
     # point at a closed local port.
     conf = re.sub(r"proxy_pass http://[a-z-]+:\d+;", "proxy_pass http://127.0.0.1:9;", conf)
@@ -94,18 +118,30 @@ def _prepare(tmp: Path, proxy: dict) -> tuple[Path, Path]:
 
 def _probe(tmp: Path, nginx: str, conf: Path, capabilities: list[str]) -> dict:
     spec = tmp / f"spec-{len(capabilities)}.json"
-    spec.write_text(json.dumps({
-        "nginx": nginx, "conf": str(conf), "prefix": str(tmp) + "/",
-        "capabilities": capabilities, "backend_port": BACKEND_PORT,
-    }))
-    result = subprocess.run(["unshare", "--net", sys.executable, str(PROBE), str(spec)],
-                            capture_output=True, text=True, timeout=60)
+    spec.write_text(
+        json.dumps(
+            {
+                "nginx": nginx,
+                "conf": str(conf),
+                "prefix": str(tmp) + "/",
+                "capabilities": capabilities,
+                "backend_port": BACKEND_PORT,
+            }
+        )
+    )
+    result = subprocess.run(
+        ["unshare", "--net", sys.executable, str(PROBE), str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def test_prod_capabilities_let_the_real_nginx_load_an_operator_owned_0600_key(
-        nginx: str, prod_proxy: dict, tmp_path: Path) -> None:
+    nginx: str, prod_proxy: dict, tmp_path: Path
+) -> None:
     os.chmod(tmp_path, 0o755)
     conf, key = _prepare(tmp_path, prod_proxy)
     assert prod_proxy["cap_drop"] == ["ALL"]
@@ -118,23 +154,33 @@ def test_prod_capabilities_let_the_real_nginx_load_an_operator_owned_0600_key(
     assert report["healthz"] == [200, "ok\n"]
     # Item 3: Trino behind the proxy sees no forwarded header, so it cannot answer 406.
     assert report["trino"][0] == 200
-    forwarded = {k for k in report["trino_headers"] if k.lower().startswith("x-forwarded")
-                 or k.lower() == "forwarded"}
+    forwarded = {
+        k
+        for k in report["trino_headers"]
+        if k.lower().startswith("x-forwarded") or k.lower() == "forwarded"
+    }
     assert forwarded == set(), f"Trino would answer 406 to {forwarded}"
     assert report["trino_headers"].get("Host") == "127.0.0.1:8086"
 
     # The key is what the tool's security check asks for.
-    env = load_environment("prod", root=REPO, strict=False,
-                           process_env={"TLS_KEY_FILE": str(key), "TLS_CERT_FILE": str(key.with_name("tls.crt"))})
+    env = load_environment(
+        "prod",
+        root=REPO,
+        strict=False,
+        process_env={"TLS_KEY_FILE": str(key), "TLS_CERT_FILE": str(key.with_name("tls.crt"))},
+    )
     (key_check,) = [f.check for f in file_findings(env) if f.check.name.startswith("TLS key")]
     assert key_check.status.name == "PASS", key_check
 
 
 def test_without_dac_override_the_same_nginx_cannot_read_the_key(
-        nginx: str, prod_proxy: dict, tmp_path: Path) -> None:
+    nginx: str, prod_proxy: dict, tmp_path: Path
+) -> None:
     os.chmod(tmp_path, 0o755)
     conf, _ = _prepare(tmp_path, prod_proxy)
     caps = sorted(set(prod_proxy["cap_add"]) - {"DAC_OVERRIDE"})
     report = _probe(tmp_path, nginx, conf, caps)
     assert not report["started"]
-    assert "tls.key" in report["stderr"] and "Permission denied" in report["stderr"], report["stderr"]
+    assert "tls.key" in report["stderr"] and "Permission denied" in report["stderr"], report[
+        "stderr"
+    ]

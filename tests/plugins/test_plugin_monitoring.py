@@ -80,7 +80,10 @@ def test_rehearsal_override_follows_lakehouse_rehearsal(monkeypatch: pytest.Monk
     monkeypatch.setenv("LAKEHOUSE_REHEARSAL", "1")
     files = manager().compose_files(env=environment("staging"))
     assert [f.name for f in files] == [
-        "monitoring.yaml", "monitoring.secrets-files.yaml", "monitoring.rehearsal.yaml"]
+        "monitoring.yaml",
+        "monitoring.secrets-files.yaml",
+        "monitoring.rehearsal.yaml",
+    ]
 
 
 def test_the_real_tier_gets_the_real_prometheus_override(
@@ -89,14 +92,18 @@ def test_the_real_tier_gets_the_real_prometheus_override(
     monkeypatch.setenv("LAKEHOUSE_REHEARSAL_TIER", "real")
     files = manager().compose_files(env=environment("staging"), rehearsal=True)
     assert [f.name for f in files] == [
-        "monitoring.yaml", "monitoring.secrets-files.yaml", "monitoring.rehearsal.real.yaml"]
+        "monitoring.yaml",
+        "monitoring.secrets-files.yaml",
+        "monitoring.rehearsal.real.yaml",
+    ]
     # An env-file value counts too, as for the core's own rehearsal layer.
     monkeypatch.delenv("LAKEHOUSE_REHEARSAL_TIER")
     tier = tmp_path / "tier.env"
     tier.write_text("ENABLE_MONITORING=true\nLAKEHOUSE_REHEARSAL_TIER=real\n")
     env = load_environment("dev", root=REPO, strict=False, env_files=[str(tier)])
     assert manager().compose_files(env=env, rehearsal=True)[-1].name == (
-        "monitoring.rehearsal.real.yaml")
+        "monitoring.rehearsal.real.yaml"
+    )
 
 
 def test_dev_gives_grafana_its_credentials_in_the_environment() -> None:
@@ -119,7 +126,8 @@ def test_render_escapes_dollar_and_is_idempotent(tmp_path: Path) -> None:
 def test_merged_with_the_base_stack(tmp_path: Path) -> None:
     rendered = monitoring.render_compose_file(tmp_path)
     config = compose_config(
-        REPO / "compose" / "docker-compose.yaml", rendered,
+        REPO / "compose" / "docker-compose.yaml",
+        rendered,
         PACKAGE_DIR / "compose" / "monitoring.secrets-files.yaml",
         env_file=REPO / "env" / "staging.env",
     )
@@ -171,9 +179,16 @@ def test_merged_with_the_base_stack(tmp_path: Path) -> None:
         assert not config["volumes"][volume].get("external")  # the core backup archives them
     grafana = services["grafana"]
     assert "GF_SECURITY_ADMIN_USER" not in grafana["environment"]
-    assert grafana["environment"]["GF_SECURITY_ADMIN_USER__FILE"] == "/run/secrets/grafana_admin_user"
-    assert {s["source"] for s in grafana["secrets"]} == {"grafana_admin_user", "grafana_admin_password"}
-    assert Path(config["secrets"]["grafana_admin_password"]["file"]).name == "GRAFANA_ADMIN_PASSWORD"
+    assert (
+        grafana["environment"]["GF_SECURITY_ADMIN_USER__FILE"] == "/run/secrets/grafana_admin_user"
+    )
+    assert {s["source"] for s in grafana["secrets"]} == {
+        "grafana_admin_user",
+        "grafana_admin_password",
+    }
+    assert (
+        Path(config["secrets"]["grafana_admin_password"]["file"]).name == "GRAFANA_ADMIN_PASSWORD"
+    )
 
 
 @needs_docker_cli

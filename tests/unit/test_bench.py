@@ -117,7 +117,9 @@ def test_target_met(kind: str, target: float, value: float, met: bool) -> None:
 
 
 def test_throughput_figure_is_raw_time_over_tool_time() -> None:
-    fig = figure_from_pairs("b", "backup", "tar", 0.9, [2.0, 4.0], [1.0, 4.0], throughput_bytes=10**8)
+    fig = figure_from_pairs(
+        "b", "backup", "tar", 0.9, [2.0, 4.0], [1.0, 4.0], throughput_bytes=10**8
+    )
     assert fig.target_kind == "min_ratio"
     assert fig.value["samples"] == [0.5, 1.0]
     assert fig.tool is not None and fig.tool["max"] == pytest.approx(50.0)  # MB/s
@@ -148,7 +150,9 @@ def test_quick_settings_shrink_sizes_and_runs() -> None:
 # ---- result document --------------------------------------------------------------------------
 def _figures() -> list[Figure]:
     return [
-        figure_from_pairs("startup-invoke", "start-up", "invoke --list", 1.3, [0.2, 0.3], [0.2, 0.2]),
+        figure_from_pairs(
+            "startup-invoke", "start-up", "invoke --list", 1.3, [0.2, 0.3], [0.2, 0.2]
+        ),
         Figure(
             id="watch-memory",
             title="memory",

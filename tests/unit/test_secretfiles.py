@@ -23,10 +23,16 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def prod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
-    return load_environment("prod", root=REPO, strict=False, process_env={
-        "MINIO_ROOT_PASSWORD": "m-" + "x" * 30, "AIRFLOW_DB_PASSWORD": "p@ss/w:rd",
-        "AIRFLOW_DB_USER": "air flow",
-    })
+    return load_environment(
+        "prod",
+        root=REPO,
+        strict=False,
+        process_env={
+            "MINIO_ROOT_PASSWORD": "m-" + "x" * 30,
+            "AIRFLOW_DB_PASSWORD": "p@ss/w:rd",
+            "AIRFLOW_DB_USER": "air flow",
+        },
+    )
 
 
 def test_files_are_private_to_the_operator_and_the_readers_group(prod) -> None:
