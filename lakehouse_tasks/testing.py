@@ -269,6 +269,10 @@ class FakeBackend:
         )
 
     # inspection and data protection
+    def watcher(self) -> Callable[..., Any]:
+        self.calls.append(("watcher", None))
+        return self.snapshot
+
     def snapshot(self, project: Project, *, resources: bool = True, services: Any = None) -> Any:
         self.calls.append(("snapshot", services))
         if not self.snapshots:

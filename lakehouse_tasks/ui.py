@@ -67,8 +67,13 @@ class Table:
     highlight: Callable[[Mapping[str, Any]], str] | None = field(default=None, repr=False)
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types for dataclasses, enums, paths, datetimes and mappings."""
+    if obj is None or type(obj) in _PLAIN:  # most of a snapshot's leaves: answered first
+        return obj
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         if hasattr(obj, "to_dict"):
             return to_jsonable(obj.to_dict())
@@ -84,6 +89,20 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in obj]
     return obj
+
+
+def _json_default(obj: Any) -> Any:
+    converted = to_jsonable(obj)
+    if converted is obj:
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    return converted
+
+
+def json_line(obj: Any) -> str:
+    """``json.dumps(to_jsonable(obj))`` without walking what is already plain: the encoder
+    asks :func:`to_jsonable` only for the objects it cannot write itself (a watch at 256
+    services writes some 9000 plain values a refresh)."""
+    return json.dumps(obj, default=_json_default)
 
 
 def _cell(value: Any) -> str:
@@ -316,6 +335,7 @@ __all__ = [
     "TransferProgress",
     "human_bytes",
     "human_duration",
+    "json_line",
     "render_plain",
     "render_rich",
     "to_jsonable",

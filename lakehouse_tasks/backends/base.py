@@ -73,6 +73,11 @@ class Backend(Protocol):
         """The stack's :class:`~lakehouse_tasks.health.HealthSnapshot`."""
         ...
 
+    def watcher(self) -> Callable[..., Any]:
+        """A :meth:`snapshot` for one run of repeated refreshes (``health --watch``): it may
+        keep, from one call to the next, what the engine says has not changed."""
+        ...
+
     # ---- data protection ----------------------------------------------------------------
     def running_services(self, project: Project) -> list[str]:
         """The services with a running container (swarm: a running task), sorted."""

@@ -141,6 +141,22 @@ def host_memory() -> int | None:
     return _host_memory[0]
 
 
+#: How long a container's memory limit, read from its file, serves (it changes only with
+#: ``docker update``; the inspect cache of a watch accepts the same lag).
+LIMIT_MAX_AGE_S = 30.0
+
+_limits: dict[str, tuple[int | None, float]] = {}
+
+
+def _limit(path: str, at: float) -> int | None:
+    kept = _limits.get(path)
+    if kept is not None and 0 <= at - kept[1] < LIMIT_MAX_AGE_S:
+        return kept[0]
+    limit = _read_int(path)
+    _limits[path] = (limit, at)
+    return limit
+
+
 def read(cg: Cgroup, clock: Callable[[], float] = time.monotonic) -> Reading | None:
     """The container's counters now; ``None`` when its cgroup is gone (it stopped)."""
     at = clock()
@@ -148,19 +164,21 @@ def read(cg: Cgroup, clock: Callable[[], float] = time.monotonic) -> Reading | N
     if cg.v2:
         usage_us = _stat_value(cpu_dir + "/cpu.stat", "usage_usec")
         if usage_us is None:
+            _limits.pop(mem_dir + "/memory.max", None)
             return None
         cpu_ns = usage_us * 1000
         usage = _read_int(mem_dir + "/memory.current")
         inactive = _stat_value(mem_dir + "/memory.stat", "inactive_file")
-        limit = _read_int(mem_dir + "/memory.max")
+        limit = _limit(mem_dir + "/memory.max", at)
     else:
         cpu = _read_int(cpu_dir + "/cpuacct.usage")
         if cpu is None:
+            _limits.pop(mem_dir + "/memory.limit_in_bytes", None)
             return None
         cpu_ns = cpu
         usage = _read_int(mem_dir + "/memory.usage_in_bytes")
         inactive = _stat_value(mem_dir + "/memory.stat", "total_inactive_file")
-        limit = _read_int(mem_dir + "/memory.limit_in_bytes")
+        limit = _limit(mem_dir + "/memory.limit_in_bytes", at)
     used = usage
     if usage is not None and inactive is not None and inactive < usage:
         used = usage - inactive

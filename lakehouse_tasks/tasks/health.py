@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -154,11 +153,11 @@ def _render_refresh(
     out: Output, live: Any, snapshot: HealthSnapshot, events: list[Event], *, detailed: bool
 ) -> None:
     from ..health_view import render_health_table
-    from ..ui import render_rich, to_jsonable
+    from ..ui import json_line, render_rich
 
     if out.json_mode:
         record = {**snapshot.to_dict(), "events": [e.to_dict() for e in events]}
-        out.stdout.write(json.dumps(to_jsonable(record)) + "\n")
+        out.stdout.write(json_line(record) + "\n")
         out.stdout.flush()
         return
     if live is not None:
@@ -235,7 +234,7 @@ def health(
             resources=not no_resources,
             services=names,
             detailed=detailed,
-            take=backend.snapshot,
+            take=backend.watcher(),
         )
         if last is None:  # Ctrl-C: a watch ends cleanly
             return

@@ -266,20 +266,18 @@ def test_cgroup_figures_agree_with_docker_stats_on_a_busy_container() -> None:
 
 
 def test_watch_inspects_only_what_changed_and_still_sees_a_stop(
-    synthetic: Callable[..., Project],
+    synthetic: Callable[..., Project], capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = synthetic(4, interval="30s")
     deadline = time.monotonic() + 120
     while not wait_ok(project, timeout=5).ok and time.monotonic() < deadline:
         pass
-    # a container up less than a minute has a new list entry every second ("Up 5 seconds"):
-    # wait until the entries settle at "Up About a minute"
-    rows = take_snapshot(project, resources=False).rows
-    youngest = min(r.uptime_s or 0.0 for r in rows if r.state == "running")
-    time.sleep(max(0.0, 62 - youngest))
+    # the containers are less than a minute old: their list entries change every second
+    # ("Up 5 seconds", "Up 6 seconds"), which is not a change of the container
     cache = InspectCache()
     first = take_snapshot(project, resources=False, inspect_cache=cache)
     assert first.ok and len(cache.asked) == 5  # four services and the one-shot
+    time.sleep(1.1)
     again = take_snapshot(project, resources=False, inspect_cache=cache)
     # only the exited one-shot is asked again: nothing else changed
     oneshot = {r.container_id for r in first.rows if r.oneshot}
@@ -289,9 +287,31 @@ def test_watch_inspects_only_what_changed_and_still_sees_a_stop(
         return [(r.service, r.state, r.health, r.restart_count, r.started_at) for r in snap.rows]
 
     assert again.ok and verdicts(again) == verdicts(first)
+    # a restart is a new start: asked again, and the row shows it
+    restarted = project.compose.project_name + "-svc03-1"
+    subprocess.run(["docker", "restart", "-t", "1", restarted], check=True, capture_output=True)
+    after_restart = take_snapshot(project, resources=False, inspect_cache=cache)
+    row = after_restart.by_key()["svc03"]
+    assert row.container_id in cache.asked
+    assert row.started_at != first.by_key()["svc03"].started_at
     container = project.compose.project_name + "-svc02-1"
     subprocess.run(["docker", "stop", "-t", "1", container], check=True, capture_output=True)
     after = take_snapshot(project, resources=False, inspect_cache=cache)
     row = after.by_key()["svc02"]
     assert row.state == "exited" and not after.ok
     assert row.container_id in cache.asked
+
+    # `health --watch` itself keeps one cache across its refreshes: three refreshes ask for
+    # the five containers once, then only for those not running and healthy
+    capsys.readouterr()
+    requests = engine_api.REQUESTS.count
+    with pytest.raises(Exit):
+        health_task.health(
+            Context(), env="dev", watch="0.2", count=3, json_=True, no_resources=True
+        )
+    refreshes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(refreshes) == 3
+    assert all(r["ok"] is False for r in refreshes)  # svc02 is still stopped
+    # 3 lists + 5 inspects + at most 3 (svc02, the one-shot, svc03 starting) per later refresh;
+    # without the cache: 3 lists + 15 inspects
+    assert engine_api.REQUESTS.count - requests <= 3 + 5 + 2 * 3

@@ -161,3 +161,20 @@ def test_switch_turns_direct_reading_off(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not cgroups.enabled()
     monkeypatch.delenv("LAKEHOUSE_CGROUP_STATS")
     assert cgroups.enabled()
+
+
+def test_a_memory_limit_is_read_again_after_its_max_age(tmp_path: Path) -> None:
+    _cpu, mem = v1_tree(tmp_path, CID)
+    cg = cgroups.locate(CID, tmp_path)
+    assert cg is not None
+    now = [1000.0]
+    first = cgroups.read(cg, clock=lambda: now[0])
+    assert first is not None and first.mem_limit == 512
+    (mem / "memory.limit_in_bytes").write_text("1024\n")  # docker update --memory
+    (mem / "memory.usage_in_bytes").write_text("900\n")
+    now[0] += 5
+    kept = cgroups.read(cg, clock=lambda: now[0])
+    assert kept is not None and kept.mem_limit == 512 and kept.mem_used == 600  # usage: fresh
+    now[0] += cgroups.LIMIT_MAX_AGE_S
+    later = cgroups.read(cg, clock=lambda: now[0])
+    assert later is not None and later.mem_limit == 1024

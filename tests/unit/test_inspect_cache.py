@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lakehouse_tasks.engine.inspect_cache import MAX_AGE_S, InspectCache
+from lakehouse_tasks.engine.inspect_cache import MAX_AGE_S, InspectCache, entry_key
 
 
 def listed(cid: str, status: str, state: str = "running") -> dict[str, str]:
@@ -76,3 +76,57 @@ def test_containers_gone_are_forgotten() -> None:
     got = cache.inspect(rows, ["a", "b"], engine.fetch)
     assert engine.asked[-1] == ["b"]  # b was forgotten, so it is asked afresh
     assert {d["Id"]: d["State"]["Health"]["Status"] for d in got}["b"] == "unhealthy"
+
+
+def test_a_young_container_is_kept_while_its_uptime_ticks() -> None:
+    now = [0.0]
+    cache = InspectCache(clock=lambda: now[0])
+    engine = Engine()
+    engine.objects = {"a": inspected("a", interval_s=30.0)}
+    cache.inspect([listed("a", "Up 5 seconds (healthy)")], ["a"], engine.fetch)
+    for seconds in range(6, 20):  # "Up 6 seconds", "Up 7 seconds", ...: the same container
+        now[0] += 1
+        cache.inspect([listed("a", f"Up {seconds} seconds (healthy)")], ["a"], engine.fetch)
+    assert engine.asked == [["a"]]
+    now[0] += 1  # ... but "(unhealthy)" after the uptime is a new verdict
+    cache.inspect([listed("a", "Up 20 seconds (unhealthy)")], ["a"], engine.fetch)
+    assert engine.asked[-1] == ["a"]
+
+
+def test_a_restart_between_two_refreshes_is_asked_again() -> None:
+    now = [0.0]
+    cache = InspectCache(clock=lambda: now[0])
+    engine = Engine()
+    engine.objects = {"b": inspected("b", health=None)}  # no healthcheck: nothing else moves
+    cache.inspect([listed("b", "Up 3 minutes")], ["b"], engine.fetch)
+    now[0] += 5
+    cache.inspect([listed("b", "Up 3 minutes")], ["b"], engine.fetch)
+    assert cache.asked == ()
+    now[0] += 5  # restarted 4 s ago: 3 minutes 10 s expected, 4 seconds listed
+    cache.inspect([listed("b", "Up 4 seconds")], ["b"], engine.fetch)
+    assert cache.asked == ("b",)
+    now[0] += 20  # restarted again 3 s ago, within the seconds the kept entry counted
+    cache.inspect([listed("b", "Up 3 seconds")], ["b"], engine.fetch)
+    assert cache.asked == ("b",)
+    now[0] += 1  # an unknown wording is compared whole: a change is a change
+    cache.inspect([listed("b", "Up forever")], ["b"], engine.fetch)
+    assert cache.asked == ("b",)
+
+
+def test_entry_keys_follow_dockers_durations() -> None:
+    assert entry_key("running", "Up Less than a second") == (("running", "Up"), (0.0, 1.0))
+    assert entry_key("running", "Up 1 second (health: starting)") == (
+        ("running", "Up (health: starting)"),
+        (1.0, 2.0),
+    )
+    assert entry_key("running", "Up About a minute (healthy)")[1] == (60.0, 120.0)
+    assert entry_key("running", "Up 7 minutes (Paused)") == (
+        ("running", "Up (Paused)"),
+        (420.0, 480.0),
+    )
+    assert entry_key("running", "Up About an hour")[1] == (3600.0, 7200.0)
+    assert entry_key("running", "Up 3 days")[1][1] == float("inf")
+    assert entry_key("exited", "Exited (0) 4 seconds ago") == (
+        ("exited", "Exited (0) 4 seconds ago"),
+        None,
+    )

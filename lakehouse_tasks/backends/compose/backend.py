@@ -8,6 +8,7 @@ healthcheck between waves (docs/PERFORMANCE.md).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -91,6 +92,13 @@ class ComposeBackend:
         from ...health import take_snapshot
 
         return take_snapshot(project, resources=resources, services=services)
+
+    def watcher(self) -> Callable[..., Any]:
+        from ...engine.inspect_cache import InspectCache
+        from ...health import take_snapshot
+
+        # inspect again only the containers whose list entry changed (engine/inspect_cache.py)
+        return functools.partial(take_snapshot, inspect_cache=InspectCache())
 
     def running_services(self, project: Project) -> list[str]:
         return sorted(compose_services.running_containers(project))
