@@ -294,6 +294,13 @@ def real_app_images(docker_engine: str, standin_images: dict[str, str]) -> dict[
     return build_real_images(log=lambda *_: None, jobs=4)
 
 
+#: pytest-timeout for the tests on the real-application tier. The first one to run also sets up
+#: the images (built from packages on a fresh machine: 8 minutes and more) and the stack (the
+#: tool's deploy, itself given 900 s): with the suite's 900 s, pytest stopped a deploy that was
+#: still progressing before the tool could name what it waited for (a fresh-clone run, load 18).
+REAL_TIER_TIMEOUT_S = 2400
+
+
 @pytest.fixture(scope="session")
 def real_app_stack(
     real_app_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory

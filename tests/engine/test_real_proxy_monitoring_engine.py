@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.smoke.context import Services
-from tests.conftest import RehearsalFactory
+from tests.conftest import REAL_TIER_TIMEOUT_S, RehearsalFactory
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(REAL_TIER_TIMEOUT_S)]
 
 OPERATOR_UID = 1000  # owns the TLS key, as the tool's security check wants (not root)
 CAP_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "NET_BIND_SERVICE": 10, "SETGID": 6, "SETUID": 7}

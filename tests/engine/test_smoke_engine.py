@@ -22,8 +22,9 @@ from invoke import Context, Exit
 from lakehouse_tasks.smoke.context import Services
 from lakehouse_tasks.smoke.hms import MetastoreClient
 from lakehouse_tasks.smoke.runner import RUN_PREFIX
+from tests.conftest import REAL_TIER_TIMEOUT_S
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(REAL_TIER_TIMEOUT_S)]
 
 REAL_HOPS = ("object-storage", "metastore", "spark", "superset", "airflow")
 SUPERSET_LOGIN_MARK = "<title>Superset</title>"  # Flask-AppBuilder's login page, Superset's title
