@@ -240,6 +240,15 @@ def rehearsal_project(
         factory.cleanup()
 
 
+def self_signed_cert(cert: Path, key: Path, *, days: int = 2) -> None:
+    """Write a self-signed certificate for localhost and its key (openssl)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
 def deploy_and_wait(project: Any, timeout: float = 300) -> None:
     """Deploy ``project`` with the tool's own deploy (no backup, no preflight)."""
     from lakehouse_tasks.deploy import deploy_stack  # type: ignore[attr-defined]

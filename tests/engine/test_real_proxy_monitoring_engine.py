@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.smoke.context import Services
-from tests.conftest import REAL_TIER_TIMEOUT_S, RehearsalFactory
+from tests.conftest import REAL_TIER_TIMEOUT_S, RehearsalFactory, self_signed_cert
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(REAL_TIER_TIMEOUT_S)]
 
@@ -80,11 +80,7 @@ def real_proxy(real_app_stack: Any, tmp_path_factory: pytest.TempPathFactory) ->
         pytest.skip("needs root: the TLS key must belong to another user (the operator)")
     tls = tmp_path_factory.mktemp("tls")
     cert, key = tls / "tls.crt", tls / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    self_signed_cert(cert, key)
     os.chown(key, OPERATOR_UID, OPERATOR_UID)
     os.chmod(key, 0o600)
     factory = RehearsalFactory(tmp_path_factory)

@@ -21,7 +21,7 @@ import pytest
 
 from lakehouse_tasks.environment import read_env_file
 from lakehouse_tasks.secretfiles import secret_values, secrets_dir
-from tests.conftest import REPO, deploy_and_wait
+from tests.conftest import REPO, deploy_and_wait, self_signed_cert
 
 pytestmark = pytest.mark.engine
 
@@ -41,26 +41,7 @@ def _overrides(env: str, tmp: Path) -> dict[str, str]:
         if name.endswith("_CPU_LIMIT") and float(value) > 1.0:
             values[name] = "1.0"
     cert, key = tmp / "tls.crt", tmp / "tls.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed_cert(cert, key)
     os.chmod(key, 0o600)
     values.update({"TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)})
     return values

@@ -29,6 +29,7 @@ import pytest
 
 from lakehouse_tasks.environment import load_environment
 from lakehouse_tasks.security import file_findings
+from tests.conftest import self_signed_cert
 from tests.contract.stack import COMPOSE_DIR, REPO, compose_available, merged_config
 
 pytestmark = pytest.mark.engine
@@ -75,26 +76,7 @@ def _prepare(tmp: Path, proxy: dict) -> tuple[Path, Path]:
     assert Path(conf_mount["source"]) == COMPOSE_DIR / "config" / "tls-proxy" / "nginx.conf"
     conf = Path(conf_mount["source"]).read_text()
     key, cert = tls / "tls.key", tls / "tls.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed_cert(cert, key)
     os.chown(key, OPERATOR_UID, OPERATOR_UID)
     os.chmod(key, 0o600)
     # The container's paths, as compose mounts them, mapped to this directory.
