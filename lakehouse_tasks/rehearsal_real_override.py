@@ -57,10 +57,7 @@ def render_real_override(*, optional: bool = False) -> str:
 
 def write_real_override() -> bool:
     """Write both files of the real tier; True when one changed."""
-    changed = False
-    for path, optional in ((REAL_OVERRIDE_PATH, False), (REAL_PROXY_OVERRIDE_PATH, True)):
-        text = render_real_override(optional=optional)
-        if not (path.exists() and path.read_text() == text):
-            path.write_text(text)
-            changed = True
-    return changed
+    return _r.write_generated(
+        (path, render_real_override(optional=optional))
+        for path, optional in ((REAL_OVERRIDE_PATH, False), (REAL_PROXY_OVERRIDE_PATH, True))
+    )

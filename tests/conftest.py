@@ -249,6 +249,62 @@ def self_signed_cert(cert: Path, key: Path, *, days: int = 2) -> None:
     )  # fmt: skip
 
 
+BUSYBOX_STANDIN = "lakehouse-rehearsal/busybox:rehearsal"
+
+
+def synthetic_project(
+    root: Path, compose: str, hint: str, **fixed: str
+) -> Iterator[Callable[..., Any]]:
+    """Body of a fixture for a hand-written compose file on the busybox stand-in: writes
+    ``compose`` as ``root``'s docker-compose.yaml and yields ``make(**overrides)``, which writes
+    dev's env file (a unique project name, ``BUSYBOX_IMAGE``, ``fixed``, the overrides) and
+    opens the project; the compose project is removed afterwards. ``make.project_name`` and
+    ``make.root`` name it."""
+    from lakehouse_tasks.project import open_project
+    from lakehouse_tasks.testing import write_env
+
+    probe = subprocess.run(["docker", "image", "inspect", BUSYBOX_STANDIN], capture_output=True)
+    if probe.returncode != 0:
+        pytest.fail(f"{BUSYBOX_STANDIN} is missing: build it with `invoke rehearsal.build` first")
+    name = unique_project_name(hint)
+    (root / "compose" / "docker-compose.yaml").write_text(compose)
+
+    def make(**overrides: str) -> Any:
+        values = {
+            "COMPOSE_PROJECT_NAME": name,
+            "BUSYBOX_IMAGE": BUSYBOX_STANDIN,
+            "BIND_ADDRESS": "127.0.0.1",
+            **fixed,
+            **overrides,
+        }
+        write_env(root, "dev", values)
+        return open_project("dev", root=root)
+
+    make.project_name = name  # type: ignore[attr-defined]
+    make.root = root  # type: ignore[attr-defined]
+    try:
+        yield make
+    finally:
+        remove_project(name)
+
+
+def container_states(project_name: str) -> dict[str, dict[str, Any]]:
+    """``docker inspect`` of every container of a compose project, by service."""
+    label = f"label=com.docker.compose.project={project_name}"
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=True
+    )
+    ids = listed.stdout.split()
+    if not ids:
+        return {}
+    inspected = subprocess.run(
+        ["docker", "inspect", *ids], capture_output=True, text=True, check=True
+    )
+    return {
+        d["Config"]["Labels"]["com.docker.compose.service"]: d for d in json.loads(inspected.stdout)
+    }
+
+
 def deploy_and_wait(project: Any, timeout: float = 300) -> None:
     """Deploy ``project`` with the tool's own deploy (no backup, no preflight)."""
     from lakehouse_tasks.deploy import deploy_stack  # type: ignore[attr-defined]

@@ -17,6 +17,8 @@ import, tag, rmi); only the root file system tools (debootstrap, chroot, tar) ru
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
 # The image builders live in rehearsal_images; their names stay importable from here (the
 # real tier, rehearsal_real, and the tests use them as rehearsal.<name>; __all__ below).
@@ -214,15 +216,22 @@ def service_override_lines(name: str, spec: dict) -> list[str]:
     return lines
 
 
-def write_override() -> bool:
-    """Write compose/rehearsal.yaml and rehearsal.proxy.yaml; True when one changed."""
+def write_generated(files: Iterable[tuple[Path, str]]) -> bool:
+    """Write each generated file whose text differs from ``text``; True when one changed."""
     changed = False
-    for path, optional in ((OVERRIDE_PATH, False), (PROXY_OVERRIDE_PATH, True)):
-        text = render_override(optional=optional)
+    for path, text in files:
         if not (path.exists() and path.read_text() == text):
             path.write_text(text)
             changed = True
     return changed
+
+
+def write_override() -> bool:
+    """Write compose/rehearsal.yaml and rehearsal.proxy.yaml; True when one changed."""
+    return write_generated(
+        (path, render_override(optional=optional))
+        for path, optional in ((OVERRIDE_PATH, False), (PROXY_OVERRIDE_PATH, True))
+    )
 
 
 #: What this module serves: its own override generator, and the builders' names.
@@ -261,5 +270,6 @@ __all__ = [
     "render_override",
     "service_override_lines",
     "standin_env",
+    "write_generated",
     "write_override",
 ]

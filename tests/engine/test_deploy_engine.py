@@ -7,7 +7,6 @@ and removes everything in a finalizer.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,12 +19,11 @@ from invoke import Context, Exit
 from lakehouse_tasks.deploy import DeployOptions, Reporter, deploy, rollback
 from lakehouse_tasks.lock import LockHeldError, acquire, lock_path
 from lakehouse_tasks.project import open_project
-from lakehouse_tasks.testing import write_env
-from tests.conftest import unique_project_name
+from tests.conftest import BUSYBOX_STANDIN as BUSYBOX
+from tests.conftest import container_states, synthetic_project
 
 pytestmark = pytest.mark.engine
 
-BUSYBOX = "lakehouse-rehearsal/busybox:rehearsal"
 
 COMPOSE = """
 x-health: &health
@@ -81,20 +79,6 @@ def _docker(*args: str) -> str:
     ).stdout.strip()
 
 
-def _remove(project_name: str) -> None:
-    subprocess.run(
-        ["docker", "compose", "-p", project_name, "down", "-v", "--remove-orphans"],
-        capture_output=True,
-    )
-    label = f"label=com.docker.compose.project={project_name}"
-    left = _docker("ps", "-aq", "--filter", label).split()
-    if left:
-        subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
-    volumes = _docker("volume", "ls", "-q", "--filter", label).split()
-    if volumes:
-        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
-
-
 class Recorder(Reporter):
     def __init__(self) -> None:
         self.warnings: list[str] = []
@@ -110,45 +94,8 @@ class Recorder(Reporter):
 
 @pytest.fixture
 def synthetic(lakehouse_project: Path) -> Iterator[Callable[..., Any]]:
-    """Factory: write the env (with overrides) and open the synthetic project.
-
-    Needs only the engine and the busybox stand-in (tests/conftest.py builds it in a full
-    run), so these tests also run alone with ``--noconftest``.
-    """
-    probe = subprocess.run(["docker", "image", "inspect", BUSYBOX], capture_output=True)
-    if probe.returncode != 0:
-        pytest.fail(
-            f"{BUSYBOX} is missing: build it with `python -m lakehouse_tasks.rehearsal` first"
-        )
-    name = unique_project_name("deploy")
-    (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
-
-    def make(**overrides: str) -> Any:
-        values = {
-            "COMPOSE_PROJECT_NAME": name,
-            "BUSYBOX_IMAGE": BUSYBOX,
-            "STORE_IMAGE": BUSYBOX,
-            "BIND_ADDRESS": "127.0.0.1",
-            **overrides,
-        }
-        write_env(lakehouse_project, "dev", values)
-        return open_project("dev", root=lakehouse_project)
-
-    make.project_name = name  # type: ignore[attr-defined]
-    make.root = lakehouse_project  # type: ignore[attr-defined]
-    try:
-        yield make
-    finally:
-        _remove(name)
-
-
-def _states(project_name: str) -> dict[str, dict[str, Any]]:
-    label = f"label=com.docker.compose.project={project_name}"
-    ids = _docker("ps", "-aq", "--filter", label).split()
-    if not ids:
-        return {}
-    data = json.loads(_docker("inspect", *ids))
-    return {d["Config"]["Labels"]["com.docker.compose.service"]: d for d in data}
+    """Factory: write the env (with overrides) and open the synthetic project."""
+    yield from synthetic_project(lakehouse_project, COMPOSE, "deploy", STORE_IMAGE=BUSYBOX)
 
 
 def _opts(**kw: Any) -> DeployOptions:
@@ -166,7 +113,7 @@ def test_deploy_from_nothing_reaches_healthy_and_prints_access_table(
     out, err = capsys.readouterr()
     assert "Interface" in out and "URL" in out  # the access table, on stdout
     assert "Spark UI" in out
-    states = _states(synthetic.project_name)
+    states = container_states(synthetic.project_name)
     assert states["init"]["State"]["Status"] == "exited"
     assert states["init"]["State"]["ExitCode"] == 0
     for service in ("store", "api", "web"):
@@ -196,7 +143,7 @@ def test_never_healthy_service_fails_the_deploy_and_healthy_ones_keep_running(
     # healthy as health reports it: by the engine, or by the deploy's own run of its check
     rows = {r.service: r for r in take_snapshot(project, resources=False).rows}
     assert rows["api"].health == "healthy" and rows["api"].state == "running"
-    assert _states(synthetic.project_name)["store"]["State"]["Status"] == "running"
+    assert container_states(synthetic.project_name)["store"]["State"]["Status"] == "running"
     assert "web" in result.summary
 
 
@@ -222,7 +169,7 @@ def test_concurrent_deploy_is_refused_and_stale_lock_is_broken(synthetic: Any) -
         deploy(project, _opts())
     assert raised.value.exit_code == 4
     assert "lock.release --env dev" in raised.value.message
-    assert _states(synthetic.project_name) == {}  # nothing was started
+    assert container_states(synthetic.project_name) == {}  # nothing was started
 
     lock_path(synthetic.root, "dev").unlink()
     dead = subprocess.Popen(["true"])
@@ -251,14 +198,14 @@ def test_rollback_returns_to_the_previous_images(synthetic: Any) -> None:
         id_b = _docker("image", "inspect", "-f", "{{.Id}}", tag_b)
         assert id_a != id_b
         assert deploy(synthetic(STORE_IMAGE=tag_a), _opts()).ok
-        assert _states(synthetic.project_name)["store"]["Image"] == id_a
+        assert container_states(synthetic.project_name)["store"]["Image"] == id_a
         assert deploy(synthetic(STORE_IMAGE=tag_b), _opts()).ok
-        assert _states(synthetic.project_name)["store"]["Image"] == id_b
+        assert container_states(synthetic.project_name)["store"]["Image"] == id_b
         # move tag A so only the recorded id can bring the old image back
         _docker("tag", tag_b, tag_a)
         result = rollback(synthetic(STORE_IMAGE=tag_b), timeout=90)
         assert result.ok, result.summary
-        assert _states(synthetic.project_name)["store"]["Image"] == id_a
+        assert container_states(synthetic.project_name)["store"]["Image"] == id_a
         assert result.record is not None and result.record.kind == "rollback"
     finally:
         subprocess.run(["docker", "rmi", "-f", tag_a, tag_b], capture_output=True)

@@ -11,7 +11,6 @@ markers of its dependencies are there: a deploy that succeeds started nothing to
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,12 +20,10 @@ import pytest
 
 from lakehouse_tasks.deploy import DeployOptions, Reporter, deploy
 from lakehouse_tasks.project import open_project
-from lakehouse_tasks.testing import write_env
-from tests.conftest import remove_project, unique_project_name
+from tests.conftest import container_states, synthetic_project
 
 pytestmark = pytest.mark.engine
 
-BUSYBOX = "lakehouse-rehearsal/busybox:rehearsal"
 
 COMPOSE = """
 x-slow: &slow
@@ -106,33 +103,7 @@ class Recorder(Reporter):
 
 @pytest.fixture
 def chain(lakehouse_project: Path) -> Iterator[Callable[..., Any]]:
-    if subprocess.run(["docker", "image", "inspect", BUSYBOX], capture_output=True).returncode:
-        pytest.fail(f"{BUSYBOX} is missing: build it with `invoke rehearsal.build` first")
-    name = unique_project_name("layers")
-    (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
-
-    def make(**overrides: str) -> Any:
-        values = {
-            "COMPOSE_PROJECT_NAME": name,
-            "BUSYBOX_IMAGE": BUSYBOX,
-            "BIND_ADDRESS": "127.0.0.1",
-            **overrides,
-        }
-        write_env(lakehouse_project, "dev", values)
-        return open_project("dev", root=lakehouse_project)
-
-    make.project_name = name  # type: ignore[attr-defined]
-    try:
-        yield make
-    finally:
-        remove_project(name)
-
-
-def _states(project_name: str) -> dict[str, dict[str, Any]]:
-    label = f"label=com.docker.compose.project={project_name}"
-    ids = _docker("ps", "-aq", "--filter", label).split()
-    data = json.loads(_docker("inspect", *ids)) if ids else []
-    return {d["Config"]["Labels"]["com.docker.compose.service"]: d for d in data}
+    yield from synthetic_project(lakehouse_project, COMPOSE, "layers")
 
 
 def _opts() -> DeployOptions:
@@ -147,7 +118,7 @@ def test_chain_comes_up_in_dependency_order_on_the_own_healthchecks(chain: Any) 
     result = deploy(project, _opts(), reporter=recorder)
     assert result.ok, (result.summary, [(f.service, f.reason, f.logs) for f in result.failures])
     assert any(step.startswith("creating: docker compose create") for step in recorder.steps)
-    states = _states(chain.project_name)
+    states = container_states(chain.project_name)
     # every dependent found its dependencies' passing healthchecks when it started (else it
     # would have exited 7), and the one-shot ran once, successfully
     assert states["migrate"]["State"]["ExitCode"] == 0
@@ -173,7 +144,7 @@ def test_chain_comes_up_in_dependency_order_on_the_own_healthchecks(chain: Any) 
     ids = {s: d["Id"] for s, d in states.items()}
     again = deploy(chain(), _opts(), reporter=Recorder())
     assert again.ok, again.summary
-    assert {s: d["Id"] for s, d in _states(chain.project_name).items()} == ids
+    assert {s: d["Id"] for s, d in container_states(chain.project_name).items()} == ids
 
 
 def test_a_failing_dependency_stops_the_deploy_naming_it(chain: Any) -> None:
@@ -183,7 +154,7 @@ def test_a_failing_dependency_stops_the_deploy_naming_it(chain: Any) -> None:
     assert [f.service for f in result.failures] == ["migrate"]
     assert "code 3" in result.failures[0].reason
     assert "migrate" in result.summary
-    states = _states(chain.project_name)
+    states = container_states(chain.project_name)
     # what depends on it was never started; what it depends on keeps running
     assert states["api"]["State"]["Status"] == "created"
     assert states["web"]["State"]["Status"] == "created"
@@ -197,4 +168,4 @@ def test_a_crashing_first_layer_fails_the_deploy_at_once(chain: Any) -> None:
     assert [f.service for f in result.failures] == ["db"]
     assert "code 5" in result.failures[0].reason
     assert result.failures[0].logs.strip(), "the last log lines are shown"
-    assert _states(chain.project_name)["migrate"]["State"]["Status"] == "created"
+    assert container_states(chain.project_name)["migrate"]["State"]["Status"] == "created"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ...engine.client import Engine
@@ -230,19 +230,9 @@ def wait_for_stack(
         up.terminate()  # a timeout or a failed service: compose stops starting more
     problems: list[tuple[str, str]] = list(failures.items())
     if compose_error:
-        for problem in classify_compose_error(
-            compose_error, project.compose.project_name, stack.services
-        ):
-            if problem.service is not None and problem.service not in failures:
-                problems.append((problem.service, problem.reason))
-                if problem.service in rows:
-                    rows[problem.service].failure = problem.reason
+        problems.extend(compose_problems(project, rows, compose_error, skip=failures))
     if timed_out:
-        for name, progress in rows.items():
-            if not progress.done and not progress.failure:
-                reason = f"not ready after {timeout:g}s (still {progress.status})"
-                progress.failure = reason
-                problems.append((name, reason))
+        problems.extend(timed_out_problems(rows, timeout))
     elapsed = clock() - start
     return WaitOutcome(
         False,
@@ -252,6 +242,37 @@ def wait_for_stack(
         timed_out=timed_out,
         elapsed=elapsed,
     )
+
+
+def compose_problems(
+    project: Project,
+    rows: dict[str, ServiceProgress],
+    stderr: str,
+    *,
+    skip: Collection[str] = (),
+) -> list[tuple[str, str]]:
+    """The services a compose error names (not those in ``skip``, already failed), each with
+    its reason, which also becomes its row's failure."""
+    problems: list[tuple[str, str]] = []
+    for problem in classify_compose_error(
+        stderr, project.compose.project_name, project.stack.services
+    ):
+        if problem.service is not None and problem.service not in skip:
+            problems.append((problem.service, problem.reason))
+            if problem.service in rows:
+                rows[problem.service].failure = problem.reason
+    return problems
+
+
+def timed_out_problems(rows: dict[str, ServiceProgress], timeout: float) -> list[tuple[str, str]]:
+    """Every row neither done nor failed when the wait timed out, marked so and returned."""
+    problems: list[tuple[str, str]] = []
+    for name, progress in rows.items():
+        if not progress.done and not progress.failure:
+            reason = f"not ready after {timeout:g}s (still {progress.status})"
+            progress.failure = reason
+            problems.append((name, reason))
+    return problems
 
 
 def _last_error_line(stderr: str) -> str:

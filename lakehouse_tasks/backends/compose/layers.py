@@ -34,8 +34,14 @@ from ...engine.containers import ContainerEvents
 from ...errors import EngineError
 from ...events import utc_now
 from ...outcomes import Reporter, ServiceProgress, WaitOutcome
-from .deploy import POLL_SECONDS, _last_error_line, _layer_of, judge
-from .problems import classify_compose_error
+from .deploy import (
+    POLL_SECONDS,
+    _last_error_line,
+    _layer_of,
+    compose_problems,
+    judge,
+    timed_out_problems,
+)
 from .services import _docker_start, probe_starting, service_containers
 
 if TYPE_CHECKING:
@@ -195,11 +201,7 @@ def start_in_order(
         reporter.finish()
     problems: list[tuple[str, str]] = list(failures.items())
     if timed_out:
-        for name, progress in rows.items():
-            if not progress.done and not progress.failure:
-                reason = f"not ready after {timeout:g}s (still {progress.status})"
-                progress.failure = reason
-                problems.append((name, reason))
+        problems.extend(timed_out_problems(rows, timeout))
     return WaitOutcome(
         False, list(rows.values()), problems, timed_out=timed_out, elapsed=clock() - start
     )
@@ -253,13 +255,11 @@ def _create_failed(
     project: Project, rows: dict[str, ServiceProgress], exc: EngineError, elapsed: float
 ) -> WaitOutcome:
     stderr = exc.stderr or exc.message
-    problems: list[tuple[str, str]] = []
-    for problem in classify_compose_error(
-        stderr, project.compose.project_name, project.stack.services
-    ):
-        if problem.service is not None and problem.service in rows:
-            problems.append((problem.service, problem.reason))
-            rows[problem.service].failure = problem.reason
+    problems = [
+        (service, reason)
+        for service, reason in compose_problems(project, rows, stderr)
+        if service in rows
+    ]
     return WaitOutcome(
         False,
         list(rows.values()),
