@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,32 @@ class StreamResult:
     raw_size: int
 
 
+class FifoUnused(Exception):
+    """The command ended without ever opening the FIFO it was to write to (a daemon that
+    cannot see this host's paths, a mount it refused): the caller streams another way."""
+
+
+def open_fifo_reader(fifo: Path, proc: subprocess.Popen[bytes], poll_ms: int = 100) -> Any:
+    """``fifo`` opened for reading once ``proc`` (or a container it runs) has written to it.
+
+    A plain ``open`` would block for ever if the writer never comes, so the FIFO is opened
+    non-blocking and polled: data (or the writer's close) arrives, or ``proc`` ends first and
+    :class:`FifoUnused` is raised. Linux reports no hang-up on a FIFO before its first writer.
+    """
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while not poller.poll(poll_ms):
+            if proc.poll() is not None and not poller.poll(0):
+                raise FifoUnused(str(fifo))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def external_gzip() -> str | None:
     """The ``gzip`` program when installed: compressing in it runs on another core than the
     reading, hashing and writing here (the in-process zlib did all four on one, at about half
@@ -52,8 +79,9 @@ def stream_to_file(
     scrub: Any = None,
     what: str = "",
     on_chunk: Any = None,
+    fifo: Path | None = None,
 ) -> StreamResult:
-    """Run ``cmd`` and write its stdout to ``dest`` (gzip-compressed when ``gzip_level`` is
+    """Run ``cmd`` and write its stdout (or what it writes into the FIFO ``fifo``) to ``dest`` (gzip-compressed when ``gzip_level`` is
     set), hashing what is written. Never holds more than a few chunks in memory.
 
     Compression runs in an external ``gzip -<level>`` when there is one (a thread feeds it
@@ -82,14 +110,25 @@ def stream_to_file(
         tempfile.TemporaryFile() as zerr,
         open(dest, "wb") as fh,
     ):
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if fifo is None else subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            reader = proc.stdout if fifo is None else open_fifo_reader(fifo, proc)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        assert reader is not None
         zproc: subprocess.Popen[bytes] | None = None
         feeder: threading.Thread | None = None
         fed = [0]  # raw bytes the feeder thread gave gzip
         reported = 0
         try:
-            source = proc.stdout
+            source = reader
             if gzip_path is not None:
                 zproc = subprocess.Popen(
                     gzip_argv,
@@ -98,7 +137,7 @@ def stream_to_file(
                     stderr=zerr,
                 )
                 feeder = threading.Thread(
-                    target=_feed, args=(proc.stdout, zproc.stdin, fed), name="gzip-feed"
+                    target=_feed, args=(reader, zproc.stdin, fed), name="gzip-feed"
                 )
                 feeder.start()
                 assert zproc.stdout is not None
@@ -134,7 +173,7 @@ def stream_to_file(
         finally:
             if feeder is not None:
                 feeder.join()
-            proc.stdout.close()
+            reader.close()
             if zproc is not None and zproc.stdout is not None:
                 zproc.stdout.close()
             proc.wait()

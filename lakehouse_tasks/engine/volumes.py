@@ -9,6 +9,8 @@ pulled.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,17 +152,54 @@ def file_checksums(image: str, volume: str) -> dict[str, str]:
     return sums
 
 
+#: ``0`` turns the FIFO path of :func:`archive_to_file` off (every archive then streams
+#: through the container's stdout).
+FIFO_ENV = "LAKEHOUSE_VOLUME_FIFO"
+
+
+def fifo_usable() -> bool:
+    """Whether a throw-away container can write into a FIFO on this host: the engine is
+    local (no ``DOCKER_HOST`` other than a unix socket) and the path is not turned off."""
+    if os.environ.get(FIFO_ENV, "1") == "0" or not hasattr(os, "mkfifo"):
+        return False
+    host = os.environ.get("DOCKER_HOST", "")
+    return not host or host.startswith("unix://")
+
+
 def archive_to_file(
     image: str, volume: str, dest: Path, *, gzip_level: int | None = None,
     compress_argv: Sequence[str] | None = None, scrub: Any = None, what: str = "",
     on_chunk: Any = None,
 ) -> streams.StreamResult:  # fmt: skip
-    """The content of ``volume`` as a tar stream (``tar -C /v -cf - .``) into ``dest``,
-    compressed (:func:`.streams.stream_to_file`) and hashed."""
+    """The content of ``volume`` as a tar stream into ``dest``, compressed
+    (:func:`.streams.stream_to_file`) and hashed.
+
+    With a local engine, ``tar`` writes into a FIFO on this host, bind-mounted into its
+    container: a container's stdout reaches ``docker run`` through the daemon's attach
+    stream, about 15 MB/s on the reference machine, the FIFO 180 MB/s (1 GiB in 74 s
+    against 6 s; docs/PERFORMANCE.md). When the container never opens the FIFO (a daemon
+    that does not see this host's paths), the archive streams through stdout as before.
+    """
+    kw: dict[str, Any] = dict(
+        gzip_level=gzip_level, compress_argv=compress_argv, scrub=scrub, what=what,
+        on_chunk=on_chunk,
+    )  # fmt: skip
+    if fifo_usable():
+        with tempfile.TemporaryDirectory(prefix="lakehouse-archive-") as tmp:
+            os.chmod(tmp, 0o711)  # the container's root writes the FIFO; nobody lists it
+            fifo = Path(tmp) / "volume.tar"
+            os.mkfifo(fifo, 0o600)
+            argv = throwaway_argv(
+                image, [f"{volume}:/v:ro", f"{tmp}:/out"], "tar", "-C", "/v", "-cf",
+                "/out/volume.tar", ".",
+            )  # fmt: skip
+            try:
+                return streams.stream_to_file(argv, dest, fifo=fifo, **kw)
+            except streams.FifoUnused:
+                pass
     return streams.stream_to_file(
         throwaway_argv(image, [f"{volume}:/v:ro"], "tar", "-C", "/v", "-cf", "-", "."),
-        dest, gzip_level=gzip_level, compress_argv=compress_argv, scrub=scrub, what=what,
-        on_chunk=on_chunk,
+        dest, **kw,
     )  # fmt: skip
 
 
