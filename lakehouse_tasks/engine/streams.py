@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import select
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 from .. import pipes
 from . import executor
+from .fifos import open_fifo_reader, open_fifo_writer
 
 STREAM_CHUNK = 1024 * 1024
 
@@ -35,32 +35,6 @@ class StreamResult:
     size: int
     sha256: str
     raw_size: int
-
-
-class FifoUnused(Exception):
-    """The command ended without ever opening the FIFO it was to write to (a daemon that
-    cannot see this host's paths, a mount it refused): the caller streams another way."""
-
-
-def open_fifo_reader(fifo: Path, proc: subprocess.Popen[bytes], poll_ms: int = 100) -> Any:
-    """``fifo`` opened for reading once ``proc`` (or a container it runs) has written to it.
-
-    A plain ``open`` would block for ever if the writer never comes, so the FIFO is opened
-    non-blocking and polled: data (or the writer's close) arrives, or ``proc`` ends first and
-    :class:`FifoUnused` is raised. Linux reports no hang-up on a FIFO before its first writer.
-    """
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP)
-        while not poller.poll(poll_ms):
-            if proc.poll() is not None and not poller.poll(0):
-                raise FifoUnused(str(fifo))
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
 
 
 def external_gzip() -> str | None:
@@ -259,6 +233,76 @@ def stream_from_file(
             proc.wait()
             raise
         rc = proc.wait()
+        if rc != 0:
+            raise executor.failure_from_file(argv, rc, err, scrub=scrub, what=what)
+    return fed
+
+
+def stream_into_fifo(
+    cmd: Sequence[Any],
+    fifo: Path,
+    src: Path,
+    *,
+    gunzip: bool = False,
+    decompress_argv: Sequence[str] | None = None,
+    scrub: Any = None,
+    what: str = "",
+    on_chunk: Any = None,
+) -> int:
+    """:func:`stream_from_file` for a ``cmd`` that reads the FIFO ``fifo`` instead of its
+    stdin: ``src`` (gunzipped here, or through ``decompress_argv`` writing straight into the
+    FIFO) is fed to it once it opens the FIFO. :class:`FifoUnused` when it ends without ever
+    opening it (nothing was fed); a failure after that raises :class:`EngineError`, the
+    decompressor's own failure named first."""
+    argv = [str(a) for a in cmd]
+    executor._trace(argv)
+    fed = 0
+    unpack: list[str] | None = None
+    unpack_rc = 0
+    with (
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryFile() as zerr,
+        open(src, "rb") as fh,
+    ):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        try:
+            sink = open_fifo_writer(fifo, proc)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        try:
+            with sink:
+                if decompress_argv is not None:
+                    unpack = [str(a) for a in decompress_argv]
+                    executor._trace(unpack)
+                    unpack_rc = subprocess.run(
+                        unpack, stdin=fh, stdout=sink, stderr=zerr
+                    ).returncode
+                    fed = src.stat().st_size
+                    if on_chunk is not None:
+                        on_chunk(fed)
+                else:
+                    decompressor = zlib.decompressobj(31) if gunzip else None
+                    while chunk := fh.read(STREAM_CHUNK):
+                        data = decompressor.decompress(chunk) if decompressor else chunk
+                        if data:
+                            sink.write(data)
+                            fed += len(data)
+                        if on_chunk is not None:
+                            on_chunk(len(chunk))
+                    if decompressor is not None and (tail := decompressor.flush()):
+                        sink.write(tail)
+                        fed += len(tail)
+        except BrokenPipeError:
+            pass  # the command exited early: its exit code and stderr say why
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        rc = proc.wait()
+        if unpack is not None and unpack_rc != 0 and unpack_rc not in pipes.BROKEN_PIPE:
+            raise executor.failure_from_file(unpack, unpack_rc, zerr, scrub=scrub, what=what)
         if rc != 0:
             raise executor.failure_from_file(argv, rc, err, scrub=scrub, what=what)
     return fed

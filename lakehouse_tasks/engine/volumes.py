@@ -9,14 +9,15 @@ pulled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
-from . import executor, streams
+from . import executor, fifos, streams
 from .containers import COMPOSE_PROJECT_LABEL
 
 if TYPE_CHECKING:
@@ -185,17 +186,14 @@ def archive_to_file(
         on_chunk=on_chunk,
     )  # fmt: skip
     if fifo_usable():
-        with tempfile.TemporaryDirectory(prefix="lakehouse-archive-") as tmp:
-            os.chmod(tmp, 0o711)  # the container's root writes the FIFO; nobody lists it
-            fifo = Path(tmp) / "volume.tar"
-            os.mkfifo(fifo, 0o600)
+        with _fifo_dir() as (tmp, fifo):
             argv = throwaway_argv(
                 image, [f"{volume}:/v:ro", f"{tmp}:/out"], "tar", "-C", "/v", "-cf",
                 "/out/volume.tar", ".",
             )  # fmt: skip
             try:
                 return streams.stream_to_file(argv, dest, fifo=fifo, **kw)
-            except streams.FifoUnused:
+            except fifos.FifoUnused:
                 pass
     return streams.stream_to_file(
         throwaway_argv(image, [f"{volume}:/v:ro"], "tar", "-C", "/v", "-cf", "-", "."),
@@ -208,12 +206,39 @@ def extract_from_file(
     decompress_argv: Sequence[str] | None = None, scrub: Any = None, what: str = "",
     on_chunk: Any = None,
 ) -> int:  # fmt: skip
-    """Unpack the tar archive ``src`` into ``volume`` (``tar -C /v -xf -``); the bytes fed."""
-    return streams.stream_from_file(
-        throwaway_argv(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-", stdin=True),
-        src, gunzip=gunzip, decompress_argv=decompress_argv, scrub=scrub, what=what,
+    """Unpack the tar archive ``src`` into ``volume``; the bytes fed. With a local engine
+    ``tar -xf`` reads a FIFO on this host (as :func:`archive_to_file` writes one: a
+    container's stdin through ``docker run -i`` is the daemon's attach stream too), else, or
+    when the container never opens it, its stdin (``tar -C /v -xf -``)."""
+    kw: dict[str, Any] = dict(
+        gunzip=gunzip, decompress_argv=decompress_argv, scrub=scrub, what=what,
         on_chunk=on_chunk,
     )  # fmt: skip
+    if fifo_usable():
+        with _fifo_dir() as (tmp, fifo):
+            argv = throwaway_argv(
+                image, [f"{volume}:/v", f"{tmp}:/out"], "tar", "-C", "/v", "-xf",
+                "/out/volume.tar",
+            )  # fmt: skip
+            try:
+                return streams.stream_into_fifo(argv, fifo, src, **kw)
+            except fifos.FifoUnused:
+                pass
+    return streams.stream_from_file(
+        throwaway_argv(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-", stdin=True),
+        src, **kw,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _fifo_dir() -> Iterator[tuple[str, Path]]:
+    """A private temporary directory holding the FIFO ``volume.tar``: the directory 0711 (a
+    container's root reaches the FIFO, nobody lists it), the FIFO 0600; removed after."""
+    with tempfile.TemporaryDirectory(prefix="lakehouse-archive-") as tmp:
+        os.chmod(tmp, 0o711)
+        fifo = Path(tmp) / "volume.tar"
+        os.mkfifo(fifo, 0o600)
+        yield tmp, fifo
 
 
 def clear(image: str, volume: str) -> None:

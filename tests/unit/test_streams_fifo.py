@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from lakehouse_tasks.engine import streams, volumes
+from lakehouse_tasks.engine import fifos, streams, volumes
 from lakehouse_tasks.errors import EngineError
 
 
@@ -34,7 +36,7 @@ def test_what_the_command_writes_into_the_fifo_lands_in_the_file_hashed(tmp_path
 
 def test_a_command_that_never_opens_the_fifo_is_reported_not_waited_for(tmp_path: Path) -> None:
     fifo = _fifo(tmp_path)
-    with pytest.raises(streams.FifoUnused):
+    with pytest.raises(fifos.FifoUnused):
         streams.stream_to_file(["sh", "-c", "exit 3"], tmp_path / "copy", fifo=fifo)
 
 
@@ -73,3 +75,61 @@ def test_the_fifo_is_used_only_with_a_local_engine(
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
     assert volumes.fifo_usable() is usable
+
+
+# ---- the other way: a command that reads the FIFO (a restore's tar -xf) ----
+def test_the_file_is_fed_into_the_fifo_the_command_reads(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path)
+    payload = os.urandom(2 * streams.STREAM_CHUNK + 5)
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.write_bytes(payload)
+    fed = streams.stream_into_fifo(["sh", "-c", f"cat {fifo} > {out}"], fifo, src)
+    assert fed == len(payload)
+    assert out.read_bytes() == payload
+
+
+def test_a_gzip_file_is_unpacked_into_the_fifo(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path)
+    src, out = tmp_path / "src.gz", tmp_path / "out"
+    src.write_bytes(gzip.compress(b"hello " * 1000))
+    streams.stream_into_fifo(["sh", "-c", f"cat {fifo} > {out}"], fifo, src, gunzip=True)
+    assert out.read_bytes() == b"hello " * 1000
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd program")
+def test_a_decompressor_writes_straight_into_the_fifo_and_its_failure_is_named(
+    tmp_path: Path,
+) -> None:
+    fifo = _fifo(tmp_path)
+    src, out = tmp_path / "src.zst", tmp_path / "out"
+    subprocess.run(["zstd", "-q", "-o", str(src)], input=b"data " * 500, check=True)
+    streams.stream_into_fifo(
+        ["sh", "-c", f"cat {fifo} > {out}"], fifo, src, decompress_argv=["zstd", "-dc"]
+    )
+    assert out.read_bytes() == b"data " * 500
+    src.write_bytes(b"not zstd at all")
+    with pytest.raises(EngineError) as failed:
+        streams.stream_into_fifo(
+            ["sh", "-c", f"cat {fifo} > /dev/null"], fifo, src, decompress_argv=["zstd", "-dc"]
+        )
+    assert "zstd" in " ".join(failed.value.command)
+
+
+def test_a_reader_that_never_opens_the_fifo_is_reported_and_nothing_is_fed(
+    tmp_path: Path,
+) -> None:
+    fifo = _fifo(tmp_path)
+    (tmp_path / "src").write_bytes(b"x")
+    with pytest.raises(fifos.FifoUnused):
+        streams.stream_into_fifo(["sh", "-c", "exit 4"], fifo, tmp_path / "src")
+
+
+def test_a_reader_that_stops_early_and_fails_fails_the_stream(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path)
+    (tmp_path / "src").write_bytes(os.urandom(4 * streams.STREAM_CHUNK))
+    with pytest.raises(EngineError):
+        streams.stream_into_fifo(
+            ["sh", "-c", f"head -c 10 {fifo} > /dev/null; echo 'tar: bad header' >&2; exit 2"],
+            fifo,
+            tmp_path / "src",
+        )
