@@ -19,8 +19,9 @@ from ._base import lakehouse_task
 @lakehouse_task(
     iterable=["only"],
     help={
-        "only": "only this figure group: startup, health, memory, deploy, backup, offsite "
-        "(backup includes restore; repeatable)",
+        "only": "only this figure group: startup, health, memory, serve, deploy, backup, "
+        "volume, offsite (backup includes restore; volume: the volume's backup and restore "
+        "alone; repeatable)",
         "runs": "runs per figure (default 7, or 3 with --quick; deploy, backup and restore "
         "run at most 5, or 2 with --quick)",
         "quick": "100 MiB instead of 1 GiB of data, 200 instead of 1000 watch refreshes, "
