@@ -14,8 +14,10 @@ from invoke import Context, Exit
 from lakehouse_tasks.deploy import deploy
 from lakehouse_tasks.tasks.teardown import teardown as teardown_task
 from lakehouse_tasks.teardown import teardown
+from tests.conftest import container_states
 
-_docker, _opts, _states = base._docker, base._opts, base._states
+_docker, _opts = base._docker, base._opts
+_states = container_states
 synthetic = base.synthetic
 
 pytestmark = pytest.mark.engine
