@@ -184,6 +184,23 @@ def _feed(source: Any, sink: Any, fed: list[int]) -> None:
             sink.close()
 
 
+def _copy_file(fh: Any, sink: Any, fed: list[int], *, gunzip: bool, on_chunk: Any) -> None:
+    """Copy ``fh`` into ``sink`` chunk by chunk (gunzipped on the way when ``gunzip``),
+    counting the bytes written in ``fed[0]`` (kept when a write fails: a reader that stopped
+    early). ``on_chunk(n)`` gets the bytes read from ``fh`` after each chunk."""
+    decompressor = zlib.decompressobj(31) if gunzip else None
+    while chunk := fh.read(STREAM_CHUNK):
+        data = decompressor.decompress(chunk) if decompressor else chunk
+        if data:
+            sink.write(data)
+            fed[0] += len(data)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    if decompressor is not None and (tail := decompressor.flush()):
+        sink.write(tail)
+        fed[0] += len(tail)
+
+
 def stream_from_file(
     cmd: Sequence[Any],
     src: Path,
@@ -204,27 +221,12 @@ def stream_from_file(
     executor._trace(argv)
     if decompress_argv is not None:
         return _stream_through(argv, [str(a) for a in decompress_argv], src, scrub, what, on_chunk)
-    fed = 0
-    decompressor = zlib.decompressobj(31) if gunzip else None
+    fed = [0]
     with tempfile.TemporaryFile() as err, open(src, "rb") as fh:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=err, stderr=err)
         assert proc.stdin is not None
         try:
-            while True:
-                chunk = fh.read(STREAM_CHUNK)
-                if not chunk:
-                    break
-                data = decompressor.decompress(chunk) if decompressor else chunk
-                if data:
-                    proc.stdin.write(data)
-                    fed += len(data)
-                if on_chunk is not None:
-                    on_chunk(len(chunk))
-            if decompressor is not None:
-                tail = decompressor.flush()
-                if tail:
-                    proc.stdin.write(tail)
-                    fed += len(tail)
+            _copy_file(fh, proc.stdin, fed, gunzip=gunzip, on_chunk=on_chunk)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # the command exited early: its exit code and stderr say why
@@ -235,7 +237,7 @@ def stream_from_file(
         rc = proc.wait()
         if rc != 0:
             raise executor.failure_from_file(argv, rc, err, scrub=scrub, what=what)
-    return fed
+    return fed[0]
 
 
 def stream_into_fifo(
@@ -256,7 +258,7 @@ def stream_into_fifo(
     decompressor's own failure named first."""
     argv = [str(a) for a in cmd]
     executor._trace(argv)
-    fed = 0
+    fed = [0]
     unpack: list[str] | None = None
     unpack_rc = 0
     with (
@@ -279,21 +281,11 @@ def stream_into_fifo(
                     unpack_rc = subprocess.run(
                         unpack, stdin=fh, stdout=sink, stderr=zerr
                     ).returncode
-                    fed = src.stat().st_size
+                    fed[0] = src.stat().st_size
                     if on_chunk is not None:
-                        on_chunk(fed)
+                        on_chunk(fed[0])
                 else:
-                    decompressor = zlib.decompressobj(31) if gunzip else None
-                    while chunk := fh.read(STREAM_CHUNK):
-                        data = decompressor.decompress(chunk) if decompressor else chunk
-                        if data:
-                            sink.write(data)
-                            fed += len(data)
-                        if on_chunk is not None:
-                            on_chunk(len(chunk))
-                    if decompressor is not None and (tail := decompressor.flush()):
-                        sink.write(tail)
-                        fed += len(tail)
+                    _copy_file(fh, sink, fed, gunzip=gunzip, on_chunk=on_chunk)
         except BrokenPipeError:
             pass  # the command exited early: its exit code and stderr say why
         except BaseException:
@@ -305,7 +297,7 @@ def stream_into_fifo(
             raise executor.failure_from_file(unpack, unpack_rc, zerr, scrub=scrub, what=what)
         if rc != 0:
             raise executor.failure_from_file(argv, rc, err, scrub=scrub, what=what)
-    return fed
+    return fed[0]
 
 
 def _stream_through(
