@@ -12,7 +12,9 @@ A backup is a directory ``<dest>/<env>-<UTC timestamp>[-tag]/`` holding
 * ``verified.json``             written by ``backup.verify`` (time, deep or shallow, result).
 
 The databases' own data volumes are *not* archived: their logical dumps cover them, restore
-cleanly across PostgreSQL minor versions and are consistent without stopping anything.
+cleanly across PostgreSQL minor versions and are consistent without stopping anything. A
+database that is not running (the stack after a teardown that kept its volumes) cannot be
+dumped; its data volume is archived as it rests instead (:func:`at_rest`).
 
 A backup is assembled in ``<dest>/.tmp-<id>/`` and renamed into place only once complete, so
 an interrupted backup never looks like a finished one. Services stopped for a consistent
@@ -28,6 +30,7 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,17 +161,43 @@ def estimate(
     return vols, dbs
 
 
-def _check_databases_running(project: Project, selection: BackupPlan, backend: Backend) -> None:
+def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Notices) -> BackupPlan:
+    """The selection with each database that is not running archived instead of dumped.
+
+    A stopped PostgreSQL server's data volume is consistent as it rests (nothing writes to
+    it; a server that crashed replays its own WAL from the same volume on start), and is
+    the only copy that can be taken without starting it: the stack after ``teardown`` (its
+    volumes kept), before the deploy that brings it back and backs it up first. A database
+    that is not running and has no named volume cannot be backed up (exit 2)."""
     if not selection.databases:
-        return
+        return selection
     running = set(running_services(project, backend))
-    down = [d.service for d in selection.databases if d.service not in running]
-    if down:
+    down = [d for d in selection.databases if d.service not in running]
+    if not down:
+        return selection
+    lost = [d.service for d in down if not any(v in project.stack.volumes for v in d.volumes)]
+    if lost:
         raise LakehouseError(
-            f"Database service{'s' if len(down) > 1 else ''} {', '.join(down)} of "
-            f"{project.env.name!r} {'are' if len(down) > 1 else 'is'} not running, so no dump "
-            "can be taken; deploy the stack first, or back up volumes only with --only volumes."
+            f"Database service{'s' if len(lost) > 1 else ''} {', '.join(lost)} of "
+            f"{project.env.name!r} {'are' if len(lost) > 1 else 'is'} not running and "
+            f"{'have' if len(lost) > 1 else 'has'} no named volume, so it can be backed up only "
+            "while it runs; deploy the stack first, or back up volumes only with --only volumes."
         )
+    cold = {
+        v: project.stack.volumes[v] for d in down for v in d.volumes if v in project.stack.volumes
+    }
+    plural = len(down) > 1
+    out.info(
+        f"{', '.join(d.service for d in down)} {'are' if plural else 'is'} not running: "
+        f"archiving {'their data volumes' if plural else 'its data volume'} "
+        f"({', '.join(sorted(cold))}) as {'they rest' if plural else 'it rests'} "
+        "instead of dumping"
+    )
+    return replace(
+        selection,
+        databases=tuple(d for d in selection.databases if d.service in running),
+        volumes={**selection.volumes, **cold},
+    )
 
 
 def create_backup(
@@ -200,7 +229,7 @@ def create_backup(
     env_name = project.env.name
     workdir: Path | None = None
     try:
-        _check_databases_running(project, selection, backend)
+        selection = at_rest(project, selection, backend, out)
         vol_sizes, db_sizes = estimate(project, selection, backend)
         check_free_space(dest_path, sum(vol_sizes.values()) + sum(db_sizes.values()))
         ident, workdir = new_workdir(dest_path, env_name, tag)

@@ -76,8 +76,8 @@ def plan(project: Project, only: Iterable[str] | None = None) -> BackupPlan:
     """The databases and volumes a selection covers.
 
     ``only`` items (comma lists allowed): ``db`` (every database), ``volumes`` (every
-    non-database volume), a service name (its dump, or the volumes it mounts) or a volume key.
-    Without ``only``: everything.
+    non-database volume), a service name (its dump, or the volumes it mounts) or a volume key
+    (a database's data volume names that database). Without ``only``: everything.
     """
     dbs = databases(project)
     users = volume_users(project)
@@ -106,6 +106,8 @@ def plan(project: Project, only: Iterable[str] | None = None) -> BackupPlan:
             chosen_vols.update({k: archivable[k] for k in mounted})
         elif sel in archivable:
             chosen_vols[sel] = archivable[sel]
+        elif sel in db_volumes:  # a restore's safety backup names what the backup holds
+            chosen_dbs.update({d.service: d for d in dbs if sel in d.volumes})
         else:
             known = sorted({*by_service, *archivable, "db", "volumes"})
             raise LakehouseError(

@@ -34,12 +34,16 @@ def selected_artefacts(info: BackupInfo, only: Iterable[str] | None, project: Pr
     if not selectors:
         return arts
     users = volume_users(project)
+    db_volumes = {v for d in databases(project) for v in d.volumes}
     chosen = []
     for art in arts:
         for sel in selectors:
             if (
-                (sel in ("db", "dbs", "databases") and art.kind == KIND_DUMP)
-                or (sel == "volumes" and art.kind == KIND_VOLUME)
+                (
+                    sel in ("db", "dbs", "databases")
+                    and (art.kind == KIND_DUMP or art.source in db_volumes)
+                )
+                or (sel == "volumes" and art.kind == KIND_VOLUME and art.source not in db_volumes)
                 or sel == art.source
                 or (art.kind == KIND_VOLUME and sel in users.get(art.source, ()))
             ):

@@ -271,6 +271,10 @@ def restore_backup(
     for art in archives:
         stop.update(users.get(art.source, ()))
     stop |= _clients(project, [a.source for a in dumps])
+    # A database archived as it rested (not running at backup time) comes back as its data
+    # volume: the server stops with the volume's other users, and its clients with it.
+    restored_volumes = {a.source for a in archives}
+    stop |= _clients(project, [s for s, d in dbs.items() if restored_volumes & set(d.volumes)])
     stop -= set(a.source for a in dumps)  # a database must run to be restored
     asides: dict[str, str] = {}
     try:

@@ -5,8 +5,10 @@ for the swarm half): deploy a postgres stand-in with a named volume and a busybo
 with a named volume as ``prod``; the health snapshot is healthy; volume removal is refused
 without a fresh backup (the prod rule); rows are written, a second deploy takes the automatic
 pre-deploy backup; a backup is taken, the data changed, the backup restored and the rows are
-back; teardown with ``--remove-volumes`` then passes the rule and removes the volumes. Every
-event reaches the plugins with the resolved environment.
+back; a teardown that keeps the volumes and a deploy after it (its pre-deploy backup archives
+the stopped database's volume) keep every row; teardown with ``--remove-volumes`` then passes
+the rule and removes the volumes. Every event reaches the plugins with the resolved
+environment.
 """
 
 from __future__ import annotations
@@ -137,13 +139,26 @@ def test_the_same_lifecycle_and_rules_on_every_backend(world: Any) -> None:
     assert {r["status"] for r in result.restored} == {"ok"}
     assert _psql(world, "SELECT count(*) FROM kept") == "100"
 
+    # a teardown that keeps the volumes, then a deploy: the pre-deploy backup archives the
+    # stopped database's data volume (nothing runs to dump), and the data is still there
+    kept = teardown(world.project(), backend=backend, yes=True)
+    assert kept.ok and kept.volumes_kept and not kept.volumes_removed, kept.to_dict()
+    assert backend.running_services(world.project()) == []
+    third = deploy(world.project(), options, backend=backend)
+    assert third.ok, third.summary
+    (note,) = [n for n in third.notes if n.startswith("backup taken before deploy: ")]
+    backups, _ = list_backups(world.root / "backups", "prod")
+    at_rest = next(b for b in backups if b.id == note.removeprefix("backup taken before deploy: "))
+    assert ("volume-archive", "db-data") in {(a.kind, a.source) for a in at_rest.manifest.artefacts}
+    assert _psql(world, "SELECT count(*) FROM kept") == "100"
+
     torn = teardown(world.project(), backend=backend, remove_volumes=True, yes=True)
     assert torn.ok, torn.to_dict()
     assert torn.backup.startswith("fresh backup ") and torn.volumes_removed
 
     events = world.recorder.called("event")
     kinds = [c.kwargs["event"].kind for c in events]
-    assert kinds.count(EventKind.DEPLOY_SUCCEEDED) == 2
+    assert kinds.count(EventKind.DEPLOY_SUCCEEDED) == 3
     assert EventKind.BACKUP_SUCCEEDED in kinds and EventKind.RESTORE_SUCCEEDED in kinds
     assert kinds[-1] == EventKind.TEARDOWN
     assert all(c.kwargs["env"] is not None and c.kwargs["env"].name == "prod" for c in events)

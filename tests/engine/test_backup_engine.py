@@ -394,3 +394,40 @@ def test_an_old_gzip_backup_still_restores(
     _in_volume(project, "store-data", "rm -rf /v/seed")
     restore_backup(project, info, only=["store"], safety_backup=False, out=Output())
     assert _state(project)["files"]["store-data"] == before["files"]["store-data"]
+
+
+def test_a_stack_that_is_down_is_backed_up_as_it_rests_and_restores(
+    stack: dict[str, Any],
+) -> None:
+    """After a teardown that kept the volumes (no container left), a backup archives the
+    databases' data volumes instead of dumping them; restored into the running stack, every
+    row and file is back and each database answers again."""
+    project: Project = stack["project"]
+    before = _seed(project)
+    project.compose.compose("down")  # containers gone, volumes kept
+    assert ComposeBackend().running_services(project) == []
+    assert has_data(project)
+    manifest = create_backup(project, tag="atrest", out=Output())
+    assert {(a.kind, a.source) for a in manifest.artefacts} == {
+        ("volume-archive", "dba-data"),
+        ("volume-archive", "dbb-data"),
+        ("volume-archive", "store-data"),
+        ("volume-archive", "work-data"),
+    }
+    assert ComposeBackend().running_services(project) == []  # nothing was started
+    info = find_backup(stack["dest"], manifest.id)
+    verify_backup(info, deep=True, project=project, out=Output())
+
+    _up(project)
+    _psql(project, "db-a", "DELETE FROM items WHERE id > 10")
+    _psql(project, "db-b", "DROP TABLE items")
+    _in_volume(project, "store-data", "rm -rf /v/seed")
+    assert _state_or_none(project) != before
+    result = restore_backup(project, info, only=["db", "store"], safety_backup=True, out=Output())
+    assert result.safety_backup is not None
+    # the databases' servers with their volumes, and their clients (client uses db-b only)
+    assert set(result.services) == {"db-a", "db-b", "store", "worker", "client"}
+    assert _state(project) == before
+    assert set(ComposeBackend().running_services(project)) == {
+        "db-a", "db-b", "store", "worker", "client", "viewer",
+    }  # fmt: skip

@@ -17,12 +17,16 @@ from typing import Any
 import pytest
 
 from lakehouse_tasks.data import store
+from lakehouse_tasks.data.backup import at_rest
 from lakehouse_tasks.data.manifest import Artefact, BackupManifest, check_checksums
 from lakehouse_tasks.data.plan import plan
+from lakehouse_tasks.data.restorable import selected_artefacts
 from lakehouse_tasks.data.store import check_free_space, find_backup, list_backups
 from lakehouse_tasks.engine.streams import stream_from_file, stream_to_file
 from lakehouse_tasks.errors import ConfigError, EngineError, LakehouseError
+from lakehouse_tasks.notices import RecordedNotices
 from lakehouse_tasks.stack import Stack
+from lakehouse_tasks.testing import FakeBackend
 
 WHEN = _dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=_dt.UTC)
 
@@ -145,6 +149,78 @@ def test_only_with_an_unknown_name_is_bad_input() -> None:
     assert err.value.exit_code == 2 and "nope" in err.value.message
     with pytest.raises(LakehouseError):
         plan(_project(), ["trino"])
+
+
+def _at_rest_project() -> Any:
+    project = _project()
+    project.env = SimpleNamespace(name="dev")
+    return project
+
+
+def test_a_database_that_is_not_running_is_archived_as_it_rests() -> None:
+    project = _at_rest_project()
+    notices = RecordedNotices()
+    cold = at_rest(project, plan(project), FakeBackend(running=["minio"]), notices)
+    assert cold.databases == ()
+    assert dict(cold.volumes) == {
+        "metastore-db-data": "p_metastore-db-data",
+        "minio-data": "p_minio-data",
+        "spark-work": "p_spark-work",
+    }
+    assert notices.lines == [
+        (
+            "info",
+            "metastore-db is not running: archiving its data volume (metastore-db-data) "
+            "as it rests instead of dumping",
+        )
+    ]
+
+
+def test_a_running_database_is_still_dumped() -> None:
+    project = _at_rest_project()
+    selection = plan(project)
+    notices = RecordedNotices()
+    assert at_rest(project, selection, FakeBackend(running=["metastore-db"]), notices) is selection
+    assert notices.lines == []
+
+
+def test_a_stopped_database_without_a_named_volume_is_bad_input() -> None:
+    config = {
+        "name": "p",
+        "services": {"db": {"image": "postgres:16", "environment": {"POSTGRES_DB": "d"}}},
+    }
+    project = SimpleNamespace(stack=Stack.from_config(config), env=SimpleNamespace(name="dev"))
+    with pytest.raises(LakehouseError) as err:
+        at_rest(project, plan(project), FakeBackend(), RecordedNotices())
+    assert err.value.exit_code == 2
+    assert err.value.message == (
+        "Database service db of 'dev' is not running and has no named volume, so it can be "
+        "backed up only while it runs; deploy the stack first, or back up volumes only with --only volumes."
+    )
+
+
+def test_a_database_s_data_volume_selects_the_database() -> None:
+    selection = plan(_project(), ["metastore-db-data"])
+    assert [d.service for d in selection.databases] == ["metastore-db"]
+    assert dict(selection.volumes) == {}
+
+
+def test_restore_selection_counts_an_archived_database_as_a_database(tmp_path: Path) -> None:
+    arts = (
+        Artefact("volumes/metastore-db-data.tar.zst", "volume-archive", "metastore-db-data", 1,
+                 "0" * 64, "zstd"),
+        Artefact("volumes/minio-data.tar.zst", "volume-archive", "minio-data", 1, "0" * 64, "zstd"),
+    )  # fmt: skip
+    info = SimpleNamespace(id="dev-x", manifest=_manifest(artefacts=arts))
+    project = _project()
+
+    def picked(only: list[str]) -> list[str]:
+        return [a.source for a in selected_artefacts(info, only, project)]  # type: ignore[arg-type]
+
+    assert picked(["db"]) == ["metastore-db-data"]
+    assert picked(["metastore-db"]) == ["metastore-db-data"]
+    assert picked(["volumes"]) == ["minio-data"]
+    assert picked([]) == ["metastore-db-data", "minio-data"]
 
 
 def test_free_space_refuses_with_exit_7(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
