@@ -62,6 +62,11 @@ class _Requests:
 
 REQUESTS = _Requests()
 
+#: What a request raises when the socket refused it or broke: the caller asks the CLI instead
+#: (it says the same, slower). Any other ``OSError`` (a timeout, an HTTP error) is the engine's
+#: own trouble: :func:`.executor.api_failure`.
+SOCKET_REFUSED: tuple[type[OSError], ...] = (ConnectionError, FileNotFoundError, PermissionError)
+
 
 def socket_path(docker_cmd: Sequence[str] = ()) -> str | None:
     """The engine's local unix socket, or ``None`` when the CLI talks to another engine (a

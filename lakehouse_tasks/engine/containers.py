@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError, ExitCode
+from ..errors import EngineError
 from . import api, executor
 
 if TYPE_CHECKING:
@@ -37,13 +37,10 @@ def _from_api(
         return None
     try:
         return ask(path)
-    except (ConnectionError, FileNotFoundError, PermissionError):
+    except api.SOCKET_REFUSED:
         return None
     except OSError as exc:
-        raise EngineError(
-            f"The Docker engine did not answer {what} request ({exc}); check `docker info`.",
-            ExitCode.ENGINE_UNREACHABLE,
-        ) from None
+        raise executor.api_failure(f"{what} request", exc) from None
 
 
 def project_containers(docker_cmd: Sequence[str], project_name: str) -> list[dict[str, Any]]:

@@ -108,6 +108,14 @@ def translate(exc: DockerException, *, scrub: Any = None, what: str = "") -> Eng
     )
 
 
+def api_failure(what: str, exc: OSError, *, fix: str = "check `docker info`") -> EngineError:
+    """A project error (exit 5) for an engine that did not answer ``what``, an API request over
+    its local socket (:mod:`.api`): the request's side of :func:`command_failure`."""
+    return EngineError(
+        f"The Docker engine did not answer {what} ({exc}); {fix}.", ExitCode.ENGINE_UNREACHABLE
+    )
+
+
 def command_failure(
     argv: list[str],
     return_code: int,
@@ -119,7 +127,8 @@ def command_failure(
 ) -> EngineError:
     """A project error for a failed docker command, with its stderr (secrets scrubbed): the
     package's one error translation (python-on-whales' ``DockerException`` through
-    :func:`translate`, the streams of :mod:`.streams` and :func:`stream_lines` all end here).
+    :func:`translate`, the streams of :mod:`.streams` and :func:`stream_lines` all end here;
+    an API request that got no answer ends in :func:`api_failure`).
 
     No compose plugin and an unreachable engine get their own message and exit 5. Otherwise the
     message names ``what`` failed with the last line of stderr, and the exit code is ``code``,

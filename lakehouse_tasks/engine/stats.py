@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineError, ExitCode
 from . import api, cgroups, executor
 
 
@@ -89,15 +88,12 @@ class StatsSample:
         ``mem_limit`` (API) or ``CPUPerc``, ``MemUsage`` (CLI)."""
         try:
             return list(self._sample.rows())
-        except (ConnectionError, FileNotFoundError, PermissionError):
-            # the socket refused or broke: the CLI says the same, slower
+        except api.SOCKET_REFUSED:  # the CLI says the same, slower
             self._sample = CliStatsSample(self._docker_cmd, self.ids)
             return list(self._sample.rows())
-        except OSError as exc:  # a timeout or an HTTP error: the engine's own trouble
-            raise EngineError(
-                f"The Docker engine did not answer a stats request ({exc}); check `docker "
-                "info`, or run health with --no-resources.",
-                ExitCode.ENGINE_UNREACHABLE,
+        except OSError as exc:
+            raise executor.api_failure(
+                "a stats request", exc, fix="check `docker info`, or run health with --no-resources"
             ) from None
 
     def cancel(self) -> None:
