@@ -6,7 +6,6 @@ import datetime as _dt
 import os
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from lakehouse_tasks.schema import Schema
 from lakehouse_tasks.stack import PublishedPort, Stack
 from lakehouse_tasks.tasks.preflight import exit_code_for, render_checks_table
 from lakehouse_tasks.ui import render_plain
+from tests.conftest import self_signed_cert
 
 GIB = 1024**3
 
@@ -262,26 +262,7 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="need
 
 def make_cert(tmp_path: Path, days: int) -> tuple[Path, Path]:
     cert, key = tmp_path / f"cert{days}.pem", tmp_path / f"key{days}.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-days",
-            str(days),
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed_cert(cert, key, days=days)
     return cert, key
 
 

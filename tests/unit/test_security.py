@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from lakehouse_tasks.security import (
     image_repository,
     tls_findings,
 )
+from tests.conftest import self_signed_cert
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,26 +39,7 @@ KNOWN_OPEN_PROD_FAILURES: set[tuple[str, str]] = set()
 
 def self_signed(tmp: Path, days: int) -> tuple[Path, Path]:
     cert, key = tmp / "tls.crt", tmp / "tls.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            str(days),
-            "-subj",
-            "/CN=lakehouse.test",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed_cert(cert, key, days=days)
     key.chmod(0o600)
     return cert, key
 
