@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,9 @@ def stream_to_file(
     on_chunk: Any = None,
     fifo: Path | None = None,
 ) -> StreamResult:
-    """Run ``cmd`` and write its stdout (or what it writes into the FIFO ``fifo``) to ``dest`` (gzip-compressed when ``gzip_level`` is
-    set), hashing what is written. Never holds more than a few chunks in memory.
+    """Run ``cmd`` and write its stdout (or what it writes into the FIFO ``fifo``) to
+    ``dest`` (gzip-compressed when ``gzip_level`` is set), hashing what is written. Never
+    holds more than a few chunks in memory.
 
     Compression runs in an external ``gzip -<level>`` when there is one (a thread feeds it
     the command's output and counts the raw bytes), else in zlib here; the file is gzip
@@ -90,12 +91,8 @@ def stream_to_file(
             stdout=subprocess.PIPE if fifo is None else subprocess.DEVNULL,
             stderr=err,
         )
-        try:
+        with _reaped_on_error(proc):
             reader = proc.stdout if fifo is None else open_fifo_reader(fifo, proc)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
         assert reader is not None
         zproc: subprocess.Popen[bytes] | None = None
         feeder: threading.Thread | None = None
@@ -184,6 +181,18 @@ def _feed(source: Any, sink: Any, fed: list[int]) -> None:
             sink.close()
 
 
+@contextlib.contextmanager
+def _reaped_on_error(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Kill ``proc`` and wait for it when the block raises (Ctrl-C included), then re-raise:
+    a stream that fails on this side leaves no command running behind it."""
+    try:
+        yield
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
 def _copy_file(fh: Any, sink: Any, fed: list[int], *, gunzip: bool, on_chunk: Any) -> None:
     """Copy ``fh`` into ``sink`` chunk by chunk (gunzipped on the way when ``gunzip``),
     counting the bytes written in ``fed[0]`` (kept when a write fails: a reader that stopped
@@ -225,15 +234,10 @@ def stream_from_file(
     with tempfile.TemporaryFile() as err, open(src, "rb") as fh:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=err, stderr=err)
         assert proc.stdin is not None
-        try:
+        with _reaped_on_error(proc), contextlib.suppress(BrokenPipeError):
+            # a broken pipe: the command exited early, its exit code and stderr say why
             _copy_file(fh, proc.stdin, fed, gunzip=gunzip, on_chunk=on_chunk)
             proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the command exited early: its exit code and stderr say why
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
         rc = proc.wait()
         if rc != 0:
             raise executor.failure_from_file(argv, rc, err, scrub=scrub, what=what)
@@ -267,31 +271,19 @@ def stream_into_fifo(
         open(src, "rb") as fh,
     ):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-        try:
+        with _reaped_on_error(proc):
             sink = open_fifo_writer(fifo, proc)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        try:
-            with sink:
-                if decompress_argv is not None:
-                    unpack = [str(a) for a in decompress_argv]
-                    executor._trace(unpack)
-                    unpack_rc = subprocess.run(
-                        unpack, stdin=fh, stdout=sink, stderr=zerr
-                    ).returncode
-                    fed[0] = src.stat().st_size
-                    if on_chunk is not None:
-                        on_chunk(fed[0])
-                else:
-                    _copy_file(fh, sink, fed, gunzip=gunzip, on_chunk=on_chunk)
-        except BrokenPipeError:
-            pass  # the command exited early: its exit code and stderr say why
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+        with _reaped_on_error(proc), contextlib.suppress(BrokenPipeError), sink:
+            # a broken pipe: the command exited early, its exit code and stderr say why
+            if decompress_argv is not None:
+                unpack = [str(a) for a in decompress_argv]
+                executor._trace(unpack)
+                unpack_rc = subprocess.run(unpack, stdin=fh, stdout=sink, stderr=zerr).returncode
+                fed[0] = src.stat().st_size
+                if on_chunk is not None:
+                    on_chunk(fed[0])
+            else:
+                _copy_file(fh, sink, fed, gunzip=gunzip, on_chunk=on_chunk)
         rc = proc.wait()
         if unpack is not None and unpack_rc != 0 and unpack_rc not in pipes.BROKEN_PIPE:
             raise executor.failure_from_file(unpack, unpack_rc, zerr, scrub=scrub, what=what)
