@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import EngineError
 from . import executor, fifos, streams
@@ -22,6 +22,8 @@ from .containers import COMPOSE_PROJECT_LABEL
 
 if TYPE_CHECKING:
     from .compose import ComposeProject
+
+T = TypeVar("T")
 
 
 def _docker() -> list[str]:
@@ -185,19 +187,18 @@ def archive_to_file(
         gzip_level=gzip_level, compress_argv=compress_argv, scrub=scrub, what=what,
         on_chunk=on_chunk,
     )  # fmt: skip
-    if fifo_usable():
-        with _fifo_dir() as (tmp, fifo):
-            argv = throwaway_argv(
+    return _through_fifo(
+        lambda tmp, fifo: streams.stream_to_file(
+            throwaway_argv(
                 image, [f"{volume}:/v:ro", f"{tmp}:/out"], "tar", "-C", "/v", "-cf",
                 "/out/volume.tar", ".",
-            )  # fmt: skip
-            try:
-                return streams.stream_to_file(argv, dest, fifo=fifo, **kw)
-            except fifos.FifoUnused:
-                pass
-    return streams.stream_to_file(
-        throwaway_argv(image, [f"{volume}:/v:ro"], "tar", "-C", "/v", "-cf", "-", "."),
-        dest, **kw,
+            ),
+            dest, fifo=fifo, **kw,
+        ),
+        lambda: streams.stream_to_file(
+            throwaway_argv(image, [f"{volume}:/v:ro"], "tar", "-C", "/v", "-cf", "-", "."),
+            dest, **kw,
+        ),
     )  # fmt: skip
 
 
@@ -214,20 +215,32 @@ def extract_from_file(
         gunzip=gunzip, decompress_argv=decompress_argv, scrub=scrub, what=what,
         on_chunk=on_chunk,
     )  # fmt: skip
-    if fifo_usable():
-        with _fifo_dir() as (tmp, fifo):
-            argv = throwaway_argv(
+    return _through_fifo(
+        lambda tmp, fifo: streams.stream_into_fifo(
+            throwaway_argv(
                 image, [f"{volume}:/v", f"{tmp}:/out"], "tar", "-C", "/v", "-xf",
                 "/out/volume.tar",
-            )  # fmt: skip
+            ),
+            fifo, src, **kw,
+        ),
+        lambda: streams.stream_from_file(
+            throwaway_argv(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-", stdin=True),
+            src, **kw,
+        ),
+    )  # fmt: skip
+
+
+def _through_fifo(via_fifo: Callable[[str, Path], T], via_stdio: Callable[[], T]) -> T:
+    """``via_fifo(directory, fifo)`` with a private FIFO (:func:`_fifo_dir`, mounted into the
+    container as ``/out``) when :func:`fifo_usable`; ``via_stdio()`` otherwise, and when the
+    container never opened the FIFO (:class:`.fifos.FifoUnused`: nothing was streamed)."""
+    if fifo_usable():
+        with _fifo_dir() as (tmp, fifo):
             try:
-                return streams.stream_into_fifo(argv, fifo, src, **kw)
+                return via_fifo(tmp, fifo)
             except fifos.FifoUnused:
                 pass
-    return streams.stream_from_file(
-        throwaway_argv(image, [f"{volume}:/v"], "tar", "-C", "/v", "-xf", "-", stdin=True),
-        src, **kw,
-    )  # fmt: skip
+    return via_stdio()
 
 
 @contextlib.contextmanager
