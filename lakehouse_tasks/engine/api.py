@@ -68,18 +68,27 @@ REQUESTS = _Requests()
 SOCKET_REFUSED: tuple[type[OSError], ...] = (ConnectionError, FileNotFoundError, PermissionError)
 
 
-def socket_path(docker_cmd: Sequence[str] = ()) -> str | None:
-    """The engine's local unix socket, or ``None`` when the CLI talks to another engine (a
-    context, ``--host``, a tcp or ssh ``DOCKER_HOST``) or the socket is not there."""
+def local_socket(docker_cmd: Sequence[str] = ()) -> str | None:
+    """The unix socket of the engine the docker CLI talks to, when that engine is on this
+    host; ``None`` when the CLI talks to another engine (a context, ``--host``, a tcp or ssh
+    ``DOCKER_HOST``). Whether the socket is there is not asked."""
     if any(str(a) in ("--context", "-c", "--host", "-H") for a in docker_cmd[1:]):
         return None
-    if os.environ.get("DOCKER_CONTEXT") or os.environ.get("LAKEHOUSE_ENGINE_API") == "0":
+    if os.environ.get("DOCKER_CONTEXT"):
         return None
     host = os.environ.get("DOCKER_HOST", "")
     if host and not host.startswith("unix://"):
         return None
-    path = host[len("unix://") :] if host else DEFAULT_SOCKET
-    return path if os.access(path, os.R_OK | os.W_OK) else None
+    return host[len("unix://") :] if host else DEFAULT_SOCKET
+
+
+def socket_path(docker_cmd: Sequence[str] = ()) -> str | None:
+    """The engine's local unix socket (:func:`local_socket`) when this process may use it
+    and the API is not turned off (``LAKEHOUSE_ENGINE_API=0``), else ``None``."""
+    if os.environ.get("LAKEHOUSE_ENGINE_API") == "0":
+        return None
+    path = local_socket(docker_cmd)
+    return path if path is not None and os.access(path, os.R_OK | os.W_OK) else None
 
 
 def _dechunk(body: bytes) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import EngineError
-from . import executor, fifos, streams
+from . import api, executor, fifos, streams
 from .containers import COMPOSE_PROJECT_LABEL
 
 if TYPE_CHECKING:
@@ -162,11 +162,12 @@ FIFO_ENV = "LAKEHOUSE_VOLUME_FIFO"
 
 def fifo_usable() -> bool:
     """Whether a throw-away container can write into a FIFO on this host: the engine is
-    local (no ``DOCKER_HOST`` other than a unix socket) and the path is not turned off."""
+    local (:func:`.api.local_socket`: no context, no ``DOCKER_HOST`` other than a unix
+    socket) and the path is not turned off. A remote daemon would bind-mount a directory of
+    its own host, and ``tar`` would write the whole archive into a file there."""
     if os.environ.get(FIFO_ENV, "1") == "0" or not hasattr(os, "mkfifo"):
         return False
-    host = os.environ.get("DOCKER_HOST", "")
-    return not host or host.startswith("unix://")
+    return api.local_socket() is not None
 
 
 def archive_to_file(

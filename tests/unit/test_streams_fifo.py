@@ -64,6 +64,7 @@ def test_the_fifo_feeds_an_external_compressor(tmp_path: Path) -> None:
         ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, True),
         ({"DOCKER_HOST": "tcp://10.0.0.5:2376"}, False),
         ({"DOCKER_HOST": "ssh://ops@builder"}, False),
+        ({"DOCKER_CONTEXT": "builder"}, False),
         ({volumes.FIFO_ENV: "0"}, False),
     ],
 )
@@ -71,6 +72,7 @@ def test_the_fifo_is_used_only_with_a_local_engine(
     monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], usable: bool
 ) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.delenv(volumes.FIFO_ENV, raising=False)
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
