@@ -70,16 +70,27 @@ SOCKET_REFUSED: tuple[type[OSError], ...] = (ConnectionError, FileNotFoundError,
 
 def local_socket(docker_cmd: Sequence[str] = ()) -> str | None:
     """The unix socket of the engine the docker CLI talks to, when that engine is on this
-    host; ``None`` when the CLI talks to another engine (a context, ``--host``, a tcp or ssh
+    host; ``None`` when the CLI talks to another engine (a context, by flag, by
+    ``DOCKER_CONTEXT`` or chosen with ``docker context use``; ``--host``; a tcp or ssh
     ``DOCKER_HOST``). Whether the socket is there is not asked."""
     if any(str(a) in ("--context", "-c", "--host", "-H") for a in docker_cmd[1:]):
         return None
     if os.environ.get("DOCKER_CONTEXT"):
         return None
     host = os.environ.get("DOCKER_HOST", "")
-    if host and not host.startswith("unix://"):
-        return None
-    return host[len("unix://") :] if host else DEFAULT_SOCKET
+    if host:
+        return host[len("unix://") :] if host.startswith("unix://") else None
+    return DEFAULT_SOCKET if _current_context() in ("", "default") else None
+
+
+def _current_context() -> str:
+    """The context ``docker context use`` chose (``currentContext`` in the CLI's config file,
+    ``$DOCKER_CONFIG/config.json``); ``""`` when none is. ``DOCKER_HOST`` outranks it."""
+    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    try:
+        return str(json.loads(config.read_text()).get("currentContext") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def socket_path(docker_cmd: Sequence[str] = ()) -> str | None:

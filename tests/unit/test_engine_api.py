@@ -59,6 +59,25 @@ def test_socket_only_for_a_local_engine(tmp_path: Path, monkeypatch: pytest.Monk
     assert engine_api.socket_path(["docker"]) is None
 
 
+def test_a_context_chosen_with_docker_context_use_is_another_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "LAKEHOUSE_ENGINE_API"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert engine_api.local_socket() == engine_api.DEFAULT_SOCKET  # no config file
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"currentContext": "builder"}))
+    assert engine_api.local_socket() is None
+    config.write_text(json.dumps({"currentContext": "default", "auths": {}}))
+    assert engine_api.local_socket() == engine_api.DEFAULT_SOCKET
+    config.write_text("not json")
+    assert engine_api.local_socket() == engine_api.DEFAULT_SOCKET
+    config.write_text(json.dumps({"currentContext": "builder"}))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/other.sock")  # outranks the context
+    assert engine_api.local_socket() == "/run/other.sock"
+
+
 def test_previous_samples_survive_in_the_state_file(tmp_path: Path) -> None:
     state = tmp_path / "stats" / "p.json"
     engine_api._previous["abc"] = CpuSample(1, 2, 2, 3.0)

@@ -69,8 +69,11 @@ def test_the_fifo_feeds_an_external_compressor(tmp_path: Path) -> None:
     ],
 )
 def test_the_fifo_is_used_only_with_a_local_engine(
-    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], usable: bool
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environ: dict[str, str], usable: bool
 ) -> None:
+    monkeypatch.setenv(
+        "DOCKER_CONFIG", str(tmp_path)
+    )  # no context chosen with `docker context use`
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.delenv(volumes.FIFO_ENV, raising=False)
