@@ -86,7 +86,8 @@ def local_socket(docker_cmd: Sequence[str] = ()) -> str | None:
 def _current_context() -> str:
     """The context ``docker context use`` chose (``currentContext`` in the CLI's config file,
     ``$DOCKER_CONFIG/config.json``); ``""`` when none is. ``DOCKER_HOST`` outranks it."""
-    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    home = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    config = Path(home) / "config.json"  # expanduser, unlike Path.home(), never raises
     try:
         return str(json.loads(config.read_text()).get("currentContext") or "")
     except (OSError, ValueError, AttributeError):
