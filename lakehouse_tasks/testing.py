@@ -205,11 +205,13 @@ class FakeBackend:
     reservations, ``--pull`` refused); ``fail`` makes ``apply`` fail naming those services;
     ``snapshots`` are the health snapshots ``snapshot`` answers, one per call in order (an
     exception in the list is raised instead, e.g. ``KeyboardInterrupt`` for Ctrl-C);
-    ``images`` (service -> image id) is what the history records of a deploy; ``logs`` are
+    ``restarting`` are the services the engine is bringing back (neither up nor at rest;
+    one may be in ``running`` too, for the moment of an attempt); ``images`` (service -> image id) is what the history records of a deploy; ``logs`` are
     the raw lines (``service-1 | text``) ``log_lines`` streams."""
 
     name: str = "compose"
     running: list[str] = field(default_factory=list)
+    restarting: list[str] = field(default_factory=list)
     fail: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     snapshots: list[Any] = field(default_factory=list)
@@ -284,6 +286,9 @@ class FakeBackend:
 
     def running_services(self, project: Project) -> list[str]:
         return sorted(self.running)
+
+    def restarting_services(self, project: Project) -> dict[str, str]:
+        return {s: "restarting" for s in self.restarting}
 
     def exec_target(self, project: Project, service: str) -> str:
         return f"fake-{service}"

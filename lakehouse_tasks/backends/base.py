@@ -83,6 +83,13 @@ class Backend(Protocol):
         """The services with a running container (swarm: a running task), sorted."""
         ...
 
+    def restarting_services(self, project: Project) -> dict[str, str]:
+        """Service -> what the engine is doing to it, for each service on its way back after
+        its container ended (compose: ``restarting``, or running again after a restart whose
+        healthcheck has not passed yet; swarm: a task meant to run that is not running yet).
+        Such a service is neither up nor at rest: it may start and write at any moment."""
+        ...
+
     def exec_target(self, project: Project, service: str) -> str:
         """The id of a running container of ``service`` that ``docker exec`` can reach."""
         ...

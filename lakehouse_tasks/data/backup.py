@@ -39,7 +39,7 @@ from ..backends.compose import ComposeBackend
 from ..engine import commands as engine_commands
 from ..engine import volumes as engine_volumes
 from ..engine.client import Engine
-from ..errors import LakehouseError
+from ..errors import LakehouseError, RefusedError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
 from ..hooks.manager import get_plugin_manager
@@ -161,6 +161,14 @@ def estimate(
     return vols, dbs
 
 
+class RestartingDatabaseError(RefusedError):
+    """A database the engine keeps restarting: neither up nor at rest (exit 7)."""
+
+    def __init__(self, message: str, services: Sequence[str]) -> None:
+        super().__init__(message)
+        self.services = tuple(services)
+
+
 def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Notices) -> BackupPlan:
     """The selection with each database that is not running archived instead of dumped.
 
@@ -168,9 +176,25 @@ def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Noti
     it; a server that crashed replays its own WAL from the same volume on start), and is
     the only copy that can be taken without starting it: the stack after ``teardown`` (its
     volumes kept), before the deploy that brings it back and backs it up first. A database
-    that is not running and has no named volume cannot be backed up (exit 2)."""
+    that is not running and has no named volume cannot be backed up (exit 2); one the engine
+    is restarting (crash-looping) is neither running nor at rest, and is refused (exit 7)."""
     if not selection.databases:
         return selection
+    unsettled = backend.restarting_services(project)
+    busy = [d.service for d in selection.databases if d.service in unsettled]
+    if busy:
+        many = len(busy) > 1
+        it = "them" if many else "it"
+        raise RestartingDatabaseError(
+            f"Database service{'s' if many else ''} {', '.join(busy)} of {project.env.name!r} "
+            f"{'are' if many else 'is'} {' or '.join(sorted({unsettled[s] for s in busy}))}: "
+            "neither dumped (the server is not up) nor archived as it rests (the engine starts "
+            f"it again at any moment); find out why with `invoke logs --env {project.env.name} "
+            f"--service {busy[0]}`, then back up again once {'they are' if many else 'it is'} "
+            f"healthy, or stop {it} first to have {'their' if many else 'its'} data volume "
+            "archived as it rests.",
+            busy,
+        )
     running = set(running_services(project, backend))
     down = [d for d in selection.databases if d.service not in running]
     if not down:

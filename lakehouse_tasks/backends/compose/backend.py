@@ -103,6 +103,16 @@ class ComposeBackend:
     def running_services(self, project: Project) -> list[str]:
         return sorted(compose_services.running_containers(project))
 
+    def restarting_services(self, project: Project) -> dict[str, str]:
+        # Between two attempts a crash-looping container is `restarting`; during one it runs
+        # for a moment with its healthcheck back at `starting` (the engine resets it on start).
+        return {
+            s.service: "restarting"
+            for s in engine_containers.container_states(project.compose)
+            if s.status == "restarting"
+            or (s.status == "running" and s.restart_count > 0 and s.health == "starting")
+        }
+
     def running_images(self, project: Project) -> dict[str, str]:
         images: dict[str, str] = {}
         for state in engine_containers.container_states(project.compose):

@@ -52,6 +52,10 @@ def stack_views(project: Project) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
+#: Task states after which a task never runs again.
+_ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+
+
 def live_tasks(view: Any) -> int:
     """Tasks of a service that run, or are meant to run and are on their way."""
     return sum(
@@ -89,6 +93,18 @@ class SwarmBackend:
     def running_services(self, project: Project) -> list[str]:
         views = stack_views(project)
         return sorted(n for n, v in views.items() if any(t.state == "running" for t in v.tasks))
+
+    def restarting_services(self, project: Project) -> dict[str, str]:
+        # A task with a healthcheck reaches `running` only once healthy; before that a task
+        # meant to run is on its way (after failed ones: the service is crash-looping).
+        coming: dict[str, str] = {}
+        for name, view in stack_views(project).items():
+            if any(t.state == "running" for t in view.tasks):
+                continue
+            if any(t.desired == "running" and t.state not in _ENDED for t in view.tasks):
+                failed = any(t.state in ("failed", "rejected") for t in view.tasks)
+                coming[name] = "restarting" if failed else "starting"
+        return coming
 
     def running_images(self, project: Project) -> dict[str, str]:
         return {}  # never asked: swarm keeps its own previous spec (keeps_history is False)
