@@ -28,7 +28,7 @@ from .backends.compose.plan import DeployPlan, plan_deploy
 from .checks import Status
 from .engine.client import Engine
 from .engine.compose import ComposeProject
-from .errors import ConfigError, ExitCode, LakehouseError, RefusedError
+from .errors import ConfigError, ExitCode, LakehouseError
 from .events import EventKind
 from .hooks.emit import emit
 from .hooks.manager import get_plugin_manager
@@ -106,19 +106,12 @@ def run_preflight_or_fail(
 
 def backup_before_deploy(project: Project, backend: Backend | None = None) -> str:
     """Take the automatic pre-deploy backup when the stack holds data; say what happened."""
-    from .data.backup import RestartingDatabaseError, create_backup
+    from .data.backup import create_backup
     from .data.plan import has_data
 
     if not has_data(project):
         return "backup skipped: the stack holds no data yet"
-    try:
-        manifest = create_backup(project, backend=backend)
-    except RestartingDatabaseError as exc:
-        # A deploy is how a crash loop is often fixed: say how this one goes on.
-        raise RefusedError(
-            f"{exc.message} The deploy takes that backup first, so it stops here; deploy again "
-            "after stopping it, or with --skip-backup to deploy without the backup."
-        ) from exc
+    manifest = create_backup(project, backend=backend)
     return f"backup taken before deploy: {manifest.id}"
 
 

@@ -5,7 +5,7 @@ Fixtures defined here are available to any test suite that installs lakehouse-op
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -299,12 +299,21 @@ class FakeBackend:
     def stop(self, project: Project, services: Sequence[str]) -> None:
         self.calls.append(("stop", list(services)))
         self.running = [s for s in self.running if s not in services]
+        self.restarting = [s for s in self.restarting if s not in services]
 
     def start(
-        self, project: Project, services: Sequence[str], replicas: Mapping[str, int]
+        self,
+        project: Project,
+        services: Sequence[str],
+        replicas: Mapping[str, int],
+        *,
+        unsettled: Collection[str] = (),
     ) -> set[str]:
         self.calls.append(("start", list(services)))
-        self.running = sorted(set(self.running) | set(services))
+        if unsettled:  # back to their crash loop, not waited for
+            self.calls.append(("start unsettled", sorted(unsettled)))
+            self.restarting = sorted(set(self.restarting) | set(unsettled))
+        self.running = sorted(set(self.running) | (set(services) - set(unsettled)))
         return set()
 
     def wait_healthy(

@@ -7,7 +7,7 @@ a backend only does the target-specific steps and reports outcomes. It never cal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import ConfigError, ExitCode, LakehouseError
@@ -100,13 +100,21 @@ class Backend(Protocol):
         ...
 
     def stop(self, project: Project, services: Sequence[str]) -> None:
-        """Stop ``services`` and return once none of them runs (their volumes are quiet)."""
+        """Stop ``services`` and return once none of them runs (their volumes are quiet),
+        those the engine is restarting included."""
         ...
 
     def start(
-        self, project: Project, services: Sequence[str], replicas: Mapping[str, int]
+        self,
+        project: Project,
+        services: Sequence[str],
+        replicas: Mapping[str, int],
+        *,
+        unsettled: Collection[str] = (),
     ) -> set[str]:
-        """Start ``services`` again; return those a probe found healthy on the way."""
+        """Start ``services`` again; return those a probe found healthy on the way. The
+        ``unsettled`` ones were restarting before they were stopped: they are started again
+        and not waited for."""
         ...
 
     def wait_healthy(

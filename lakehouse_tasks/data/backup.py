@@ -39,7 +39,7 @@ from ..backends.compose import ComposeBackend
 from ..engine import commands as engine_commands
 from ..engine import volumes as engine_volumes
 from ..engine.client import Engine
-from ..errors import LakehouseError, RefusedError
+from ..errors import LakehouseError
 from ..events import Event, EventKind
 from ..hooks.emit import emit_event
 from ..hooks.manager import get_plugin_manager
@@ -161,14 +161,6 @@ def estimate(
     return vols, dbs
 
 
-class RestartingDatabaseError(RefusedError):
-    """A database the engine keeps restarting: neither up nor at rest (exit 7)."""
-
-    def __init__(self, message: str, services: Sequence[str]) -> None:
-        super().__init__(message)
-        self.services = tuple(services)
-
-
 def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Notices) -> BackupPlan:
     """The selection with each database that is not running archived instead of dumped.
 
@@ -176,26 +168,13 @@ def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Noti
     it; a server that crashed replays its own WAL from the same volume on start), and is
     the only copy that can be taken without starting it: the stack after ``teardown`` (its
     volumes kept), before the deploy that brings it back and backs it up first. A database
-    that is not running and has no named volume cannot be backed up (exit 2); one the engine
-    is restarting (crash-looping) is neither running nor at rest, and is refused (exit 7)."""
+    that is not running and has no named volume cannot be backed up (exit 2). One the engine
+    is restarting (a crash loop) is not up, so it counts as not running: the backup's stop
+    of its volume's users stops it first (:func:`~.maintenance.services_stopped`)."""
     if not selection.databases:
         return selection
-    unsettled = backend.restarting_services(project)
-    busy = [d.service for d in selection.databases if d.service in unsettled]
-    if busy:
-        many = len(busy) > 1
-        it = "them" if many else "it"
-        raise RestartingDatabaseError(
-            f"Database service{'s' if many else ''} {', '.join(busy)} of {project.env.name!r} "
-            f"{'are' if many else 'is'} {' or '.join(sorted({unsettled[s] for s in busy}))}: "
-            "neither dumped (the server is not up) nor archived as it rests (the engine starts "
-            f"it again at any moment); find out why with `invoke logs --env {project.env.name} "
-            f"--service {busy[0]}`, then back up again once {'they are' if many else 'it is'} "
-            f"healthy, or stop {it} first to have {'their' if many else 'its'} data volume "
-            "archived as it rests.",
-            busy,
-        )
-    running = set(running_services(project, backend))
+    restarting = backend.restarting_services(project)
+    running = set(running_services(project, backend)) - set(restarting)
     down = [d for d in selection.databases if d.service not in running]
     if not down:
         return selection
@@ -210,17 +189,28 @@ def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Noti
     cold = {
         v: project.stack.volumes[v] for d in down for v in d.volumes if v in project.stack.volumes
     }
-    plural = len(down) > 1
-    out.info(
-        f"{', '.join(d.service for d in down)} {'are' if plural else 'is'} not running: "
-        f"archiving {'their data volumes' if plural else 'its data volume'} "
-        f"({', '.join(sorted(cold))}) as {'they rest' if plural else 'it rests'} "
-        "instead of dumping"
-    )
+    for group, how in (
+        ([d for d in down if d.service not in restarting], "not running: archiving"),
+        (
+            [d for d in down if d.service in restarting],
+            "{state} (a crash loop): stopping and archiving",
+        ),
+    ):
+        if not group:
+            continue
+        many = len(group) > 1
+        state = " or ".join(sorted({restarting.get(d.service, "") for d in group}))
+        keys = sorted(v for d in group for v in d.volumes if v in cold)
+        out.info(
+            f"{', '.join(d.service for d in group)} {'are' if many else 'is'} "
+            f"{how.format(state=state)} {'their data volumes' if many else 'its data volume'} "
+            f"({', '.join(keys)}) as {'they rest' if many else 'it rests'} instead of dumping"
+        )
     return replace(
         selection,
         databases=tuple(d for d in selection.databases if d.service in running),
         volumes={**selection.volumes, **cold},
+        resting=tuple(d.service for d in down),
     )
 
 
@@ -284,7 +274,9 @@ def create_backup(
             archives: list[Future[Artefact]] = []
             try:
                 if selection.volumes:
-                    stop: set[str] = set()
+                    # A database archived as it rests is stopped even --online: one the engine
+                    # keeps restarting is stopped here (a stopped one is left as it is).
+                    stop: set[str] = set(selection.resting)
                     if not online:
                         for key in selection.volumes:
                             stop.update(selection.users.get(key, ()))
@@ -293,7 +285,7 @@ def create_backup(
                             "--online: volumes are archived while their services write to "
                             "them; the copy may be inconsistent (fuzzy)."
                         )
-                    with services_stopped(project, stop, reason="backup", backend=backend):
+                    with services_stopped(project, stop, reason="backup", backend=backend, out=out):
                         archives = [
                             pool.submit(
                                 archive_volume,

@@ -69,6 +69,7 @@ def recover_interrupted(
                     project,
                     services,
                     {str(k): int(v) for k, v in (data.get("replicas") or {}).items()},
+                    unsettled=[str(s) for s in data.get("unsettled") or []],
                 )
                 restarted.extend(services)
             except EngineError as exc:
@@ -87,12 +88,14 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 
 class Stopped(list[str]):
-    """The services a :func:`services_stopped` block stopped. Once the block has ended,
+    """The services a :func:`services_stopped` block stopped. ``unsettled`` names those the
+    engine was restarting (a crash loop) when they were stopped. Once the block has ended,
     ``confirmed`` names those a probe of their own healthcheck found healthy while they were
     started again (a later wait for them need not probe them once more)."""
 
-    def __init__(self, services: Iterable[str] = ()) -> None:
+    def __init__(self, services: Iterable[str] = (), unsettled: Iterable[str] = ()) -> None:
         super().__init__(services)
+        self.unsettled: set[str] = set(unsettled)
         self.confirmed: set[str] = set()
 
 
@@ -103,17 +106,33 @@ def services_stopped(
     *,
     reason: str = "backup",
     backend: Backend | None = None,
+    out: Notices | None = None,
 ) -> Iterator[Stopped]:
     """Stop the running ``services`` for the duration of the block and start them again
     afterwards: on success, on failure, on Ctrl-C and on SIGTERM. The set (with the target
     and, on swarm, each service's replica count) is recorded in a state file first so
-    :func:`recover_interrupted` can finish the job after a SIGKILL."""
+    :func:`recover_interrupted` can finish the job after a SIGKILL.
+
+    A service the engine is restarting (a crash loop) is stopped too: its volume is not
+    quiet until it is. It is started again afterwards, as it was, and not waited for."""
     backend = backend or ComposeBackend()
-    running = set(running_services(project, backend))
-    chosen = Stopped(sorted(s for s in set(services) if s in running))
+    wanted = set(services)
+    running = set(running_services(project, backend)) if wanted else set()
+    restarting = backend.restarting_services(project) if wanted else {}
+    chosen = Stopped(
+        sorted(s for s in wanted if s in running or s in restarting),
+        (s for s in wanted if s in restarting),
+    )
     if not chosen:
         yield chosen
         return
+    if chosen.unsettled and out is not None:
+        names = sorted(chosen.unsettled)
+        out.warn(
+            f"{', '.join(names)} {'are' if len(names) > 1 else 'is'} "
+            f"{' or '.join(sorted({restarting[s] for s in names}))} (a crash loop): stopped "
+            f"for the {reason} with the others, started again after it, not waited for"
+        )
     replicas = backend.replicas(project, chosen)
     state = _state_root(project) / (
         f"stopped-{project.compose.project_name}-{os.getpid()}-{time.monotonic_ns()}.json"
@@ -126,6 +145,7 @@ def services_stopped(
                 "services": chosen,
                 "target": backend.name,
                 "replicas": replicas,
+                "unsettled": sorted(chosen.unsettled),
                 "pid": os.getpid(),
                 "reason": reason,
                 "time": _dt.datetime.now(_dt.UTC).isoformat(),
@@ -140,7 +160,7 @@ def services_stopped(
         yield chosen
     finally:
         try:
-            chosen.confirmed = backend.start(project, chosen, replicas)
+            chosen.confirmed = backend.start(project, chosen, replicas, unsettled=chosen.unsettled)
             state.unlink(missing_ok=True)
         finally:
             if previous is not None:

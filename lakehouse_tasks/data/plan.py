@@ -37,6 +37,8 @@ class BackupPlan:
     databases: tuple[Database, ...]
     volumes: Mapping[str, str]  # compose key -> engine volume name
     users: Mapping[str, tuple[str, ...]]  # compose key -> services that mount it
+    #: databases whose data volume is archived as it rests instead of dumped (backup.at_rest)
+    resting: tuple[str, ...] = ()
 
 
 # ---- the stack seen as data to back up ------------------------------------------------------

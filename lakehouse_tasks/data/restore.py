@@ -280,7 +280,7 @@ def restore_backup(
     try:
         with (
             out.transfers() as progress,
-            services_stopped(project, stop, reason="restore", backend=backend) as stopped,
+            services_stopped(project, stop, reason="restore", backend=backend, out=out) as stopped,
         ):
             result.services = list(stopped)
             for art in archives:
@@ -301,10 +301,11 @@ def restore_backup(
                 inspect_restored()
         # What was stopped (and started again) and the databases: `stop` also names services
         # of the configuration that are not running (an inactive Spark worker), which a
-        # snapshot would refuse as unknown.
+        # snapshot would refuse as unknown. One that was in a crash loop before is not waited
+        # for: its loop may have nothing to do with the data (the warning named it).
         backend.wait_healthy(
             project,
-            sorted(set(result.services) | {a.source for a in dumps}),
+            sorted((set(result.services) - stopped.unsettled) | {a.source for a in dumps}),
             timeout=HEALTH_TIMEOUT_S,
             what="the restore",
             confirmed=stopped.confirmed,
@@ -348,7 +349,7 @@ def _roll_back(project: Project, asides: dict[str, str], out: Notices, backend: 
     by_volume = {v: k for k, v in project.stack.volumes.items()}
     stop = {s for v in asides for s in users.get(by_volume.get(v, ""), ())}
     try:
-        with services_stopped(project, stop, reason="restore rollback", backend=backend):
+        with services_stopped(project, stop, reason="restore rollback", backend=backend, out=out):
             for volume, aside in asides.items():
                 image = tool_image(project, by_volume.get(volume))
                 engine_volumes.clear(image, volume)

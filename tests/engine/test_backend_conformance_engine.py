@@ -20,19 +20,15 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.backends import backend_named
 from lakehouse_tasks.data.backup import create_backup
 from lakehouse_tasks.data.restore import restore_backup
 from lakehouse_tasks.data.store import list_backups
 from lakehouse_tasks.deploy import DeployOptions, deploy
 from lakehouse_tasks.errors import RefusedError
 from lakehouse_tasks.events import EventKind
-from lakehouse_tasks.project import open_project
 from lakehouse_tasks.teardown import teardown
-from lakehouse_tasks.testing import RecordingPlugin, write_env
-from tests.conftest import unique_project_name
-from tests.engine.test_swarm_data_engine import COMPOSE
-from tests.engine.test_swarm_engine import remove_stack
+from lakehouse_tasks.testing import RecordingPlugin
+from tests.engine.backend_world import backend_world
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -45,52 +41,19 @@ def world(
     lakehouse_plugins: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
-    name = str(request.param)
-    if name == "swarm":
-        request.getfixturevalue("single_node_swarm")
-    project_name = unique_project_name(f"conf{name}")
-    monkeypatch.delenv("LAKEHOUSE_REHEARSAL", raising=False)
-    monkeypatch.delenv("DEPLOY_TARGET", raising=False)
-    (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
-    write_env(
-        lakehouse_project,
-        "prod",
-        {
-            "COMPOSE_PROJECT_NAME": project_name,
-            "PG_IMAGE": standin_images["postgres"],
-            "BB_IMAGE": standin_images["busybox"],
-            "DB_PASSWORD": "conformance-password-0123456789",
-            "BACKUP_DIR": str(lakehouse_project / "backups"),
-        },
-    )
     recorder = RecordingPlugin()
     lakehouse_plugins(("recorder", recorder))
-
-    def project() -> Any:
-        opened = open_project("prod", root=lakehouse_project, strict=False)
-        opened.rehearsal = True  # a labelled single node, no reservations on swarm
-        return opened
-
-    try:
-        yield type(
-            "World",
-            (),
-            {
-                "backend": backend_named(name),
-                "project": staticmethod(project),
-                "recorder": recorder,
-                "root": lakehouse_project,
-            },
-        )
-    finally:
-        if name == "swarm":
-            remove_stack(project_name)
-        else:
-            subprocess.run(
-                ["docker", "compose", "-p", project_name, "down", "-v", "--remove-orphans"],
-                capture_output=True,
-                cwd=lakehouse_project,
-            )
+    with backend_world(
+        request,
+        lakehouse_project,
+        standin_images,
+        monkeypatch,
+        env="prod",
+        hint="conf",
+        password="conformance-password-0123456789",
+    ) as world:
+        world.recorder = recorder
+        yield world
 
 
 def _psql(world: Any, sql: str) -> str:

@@ -1,12 +1,13 @@
-"""A crash-looping database is refused by backup, on compose and on swarm, and loses nothing.
+"""A crash-looping database is backed up as it rests, on compose and on swarm, and loses nothing.
 
 A real PostgreSQL server (the stand-in image) holds rows in its named volume; a bad setting
 added to its ``postgresql.conf`` makes every start fail, and the engine keeps starting it
 again (compose: ``restart: unless-stopped``; swarm: restart condition any). Such a database
-is neither up (it cannot be dumped) nor at rest (its volume would be archived while the
-server starts and writes): backup refuses it with exit 7 and writes nothing, and so does a
-deploy, whose automatic backup comes first. Once the
-setting is gone the server comes back with every row, and the backup passes.
+is neither up (it cannot be dumped) nor at rest (the engine starts it again at any moment):
+the backup stops it with the volumes' users, archives its data volume, and leaves it in its
+loop as it found it, without waiting for a health it did not have; a restore of that
+archive stops it the same way while the volume goes back. Once the setting is gone
+the server comes back with every row, and the next backup dumps it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,12 @@ from typing import Any
 
 import pytest
 
-from lakehouse_tasks.backends import backend_named
 from lakehouse_tasks.data.backup import create_backup
+from lakehouse_tasks.data.restore import restore_backup
 from lakehouse_tasks.data.store import list_backups
 from lakehouse_tasks.deploy import DeployOptions, deploy
-from lakehouse_tasks.errors import LakehouseError, RefusedError
-from lakehouse_tasks.project import open_project
-from lakehouse_tasks.testing import write_env
-from tests.conftest import unique_project_name
-from tests.engine.test_swarm_data_engine import COMPOSE
-from tests.engine.test_swarm_engine import remove_stack
+from lakehouse_tasks.notices import RecordedNotices
+from tests.engine.backend_world import World, backend_world
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -41,52 +38,17 @@ def world(
     lakehouse_project: Path,
     standin_images: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Any]:
-    name = str(request.param)
-    if name == "swarm":
-        request.getfixturevalue("single_node_swarm")
-    project_name = unique_project_name(f"loop{name}")
-    monkeypatch.delenv("LAKEHOUSE_REHEARSAL", raising=False)
-    monkeypatch.delenv("DEPLOY_TARGET", raising=False)
-    (lakehouse_project / "compose" / "docker-compose.yaml").write_text(COMPOSE)
-    write_env(
+) -> Iterator[World]:
+    with backend_world(
+        request,
         lakehouse_project,
-        "dev",
-        {
-            "COMPOSE_PROJECT_NAME": project_name,
-            "PG_IMAGE": standin_images["postgres"],
-            "BB_IMAGE": standin_images["busybox"],
-            "DB_PASSWORD": "restarting-password-0123456789",
-            "BACKUP_DIR": str(lakehouse_project / "backups"),
-        },
-    )
-
-    def project() -> Any:
-        opened = open_project("dev", root=lakehouse_project, strict=False)
-        opened.rehearsal = True  # a labelled single node, no reservations on swarm
-        return opened
-
-    try:
-        yield type(
-            "World",
-            (),
-            {
-                "backend": backend_named(name),
-                "project": staticmethod(project),
-                "name": project_name,
-                "image": standin_images["postgres"],
-                "root": lakehouse_project,
-            },
-        )
-    finally:
-        if name == "swarm":
-            remove_stack(project_name)
-        else:
-            subprocess.run(
-                ["docker", "compose", "-p", project_name, "down", "-v", "--remove-orphans"],
-                capture_output=True,
-                cwd=lakehouse_project,
-            )
+        standin_images,
+        monkeypatch,
+        env="dev",
+        hint="loop",
+        password="restarting-password-0123456789",
+    ) as world:
+        yield world
 
 
 def _docker(*args: str) -> str:
@@ -107,7 +69,7 @@ def _until(what: str, check: Any, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
-def test_a_crash_looping_database_is_refused_and_keeps_its_rows(world: Any) -> None:
+def test_a_crash_looping_database_is_archived_at_rest_and_keeps_its_rows(world: Any) -> None:
     backend = world.backend
     first = deploy(
         world.project(), DeployOptions(skip_preflight=True, timeout=240), backend=backend
@@ -124,21 +86,47 @@ def test_a_crash_looping_database_is_refused_and_keeps_its_rows(world: Any) -> N
         lambda: "metastore-db" in backend.restarting_services(world.project()),
     )
 
-    with pytest.raises(LakehouseError) as refused:
-        create_backup(world.project(), backend=backend, tag="looping")
-    assert refused.value.exit_code == 7
-    assert refused.value.message.startswith(
-        "Database service metastore-db of 'dev' is restarting: neither dumped"
-    ), refused.value.message
-    assert "invoke logs --env dev --service metastore-db" in refused.value.message
-    # a deploy takes that backup first: it stops before touching the stack, and says so
-    with pytest.raises(RefusedError) as deploy_refused:
-        deploy(world.project(), DeployOptions(skip_preflight=True, timeout=60), backend=backend)
-    assert deploy_refused.value.message.endswith(
-        "The deploy takes that backup first, so it stops here; deploy again after stopping "
-        "it, or with --skip-backup to deploy without the backup."
-    ), deploy_refused.value.message
-    assert list_backups(world.root / "backups", "dev")[0] == []
+    # the backup stops it (with the volume's other users), archives its volume at rest,
+    # never dumps it, and puts it back into its loop: the stack is left as it was found
+    notices = RecordedNotices()
+    manifest = create_backup(world.project(), backend=backend, tag="looping", out=notices)
+    kinds = {(a.kind, a.source) for a in manifest.artefacts}
+    assert ("volume-archive", "db-data") in kinds
+    assert ("postgres-dump", "metastore-db") not in kinds
+    assert (
+        "info",
+        "metastore-db is restarting (a crash loop): stopping and archiving its data volume "
+        "(db-data) as it rests instead of dumping",
+    ) in notices.lines
+    _until(
+        "metastore-db to be back in its loop",
+        lambda: "metastore-db" in backend.restarting_services(world.project()),
+    )
+
+    # a restore of that archive stops it first: while the volume goes back, nothing runs or
+    # restarts it; then it goes back into its loop, and the restore does not wait for it
+    backups, _ = list_backups(world.root / "backups", "dev")
+    info = next(b for b in backups if b.id == manifest.id)
+    during: list[tuple[list[str], dict[str, str]]] = []
+
+    def look() -> None:
+        project = world.project()
+        during.append((backend.running_services(project), backend.restarting_services(project)))
+
+    told = RecordedNotices()
+    restored = restore_backup(
+        world.project(), info, only=["metastore-db"], backend=backend, safety_backup=False,
+        out=told, inspect_restored=look,
+    )  # fmt: skip
+    assert {r["status"] for r in restored.restored} == {"ok"}
+    assert "metastore-db" in restored.services
+    ((running, restarting),) = during
+    assert "metastore-db" not in running and "metastore-db" not in restarting, during
+    assert (
+        "warn",
+        "metastore-db is restarting (a crash loop): stopped for the restore with the others, "
+        "started again after it, not waited for",
+    ) in told.lines
 
     # the fix: take the setting out of the volume; the next start brings every row back
     volume = f"{world.name}_db-data"
@@ -155,5 +143,5 @@ def test_a_crash_looping_database_is_refused_and_keeps_its_rows(world: Any) -> N
         timeout=180,
     )
     assert _psql(world, "SELECT count(*) FROM kept") == "100"
-    manifest = create_backup(world.project(), backend=backend, tag="recovered")
-    assert ("postgres-dump", "metastore-db") in {(a.kind, a.source) for a in manifest.artefacts}
+    recovered = create_backup(world.project(), backend=backend, tag="recovered")
+    assert ("postgres-dump", "metastore-db") in {(a.kind, a.source) for a in recovered.artefacts}

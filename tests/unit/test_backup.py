@@ -366,20 +366,21 @@ def test_a_backup_s_progress_is_a_line_per_artefact_when_stderr_is_not_a_termina
 
 
 @pytest.mark.parametrize("running", [["minio"], ["minio", "metastore-db"]])
-def test_a_restarting_database_is_refused_rather_than_archived_mid_write(
-    running: list[str],
-) -> None:
-    """Between two attempts (not running) and during one (running for a moment) alike."""
+def test_a_restarting_database_is_archived_once_stopped_never_dumped(running: list[str]) -> None:
+    """Between two attempts (not running) and during one (running for a moment) alike: a
+    crash-looping server is not up, so it is not dumped; it is stopped with the volumes'
+    users (``resting``), which makes its data volume rest, and archived."""
     project = _at_rest_project()
     notices = RecordedNotices()
     backend = FakeBackend(running=running, restarting=["metastore-db"])
-    with pytest.raises(LakehouseError) as err:
-        at_rest(project, plan(project), backend, notices)
-    assert err.value.exit_code == 7
-    assert err.value.message == (
-        "Database service metastore-db of 'dev' is restarting: neither dumped (the server is "
-        "not up) nor archived as it rests (the engine starts it again at any moment); find out "
-        "why with `invoke logs --env dev --service metastore-db`, then back up again once it is "
-        "healthy, or stop it first to have its data volume archived as it rests."
-    )
-    assert notices.lines == []
+    cold = at_rest(project, plan(project), backend, notices)
+    assert cold.databases == ()
+    assert cold.resting == ("metastore-db",)
+    assert cold.volumes["metastore-db-data"] == "p_metastore-db-data"
+    assert notices.lines == [
+        (
+            "info",
+            "metastore-db is restarting (a crash loop): stopping and archiving its data volume "
+            "(metastore-db-data) as it rests instead of dumping",
+        )
+    ]

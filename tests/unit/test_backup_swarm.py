@@ -14,6 +14,7 @@ from lakehouse_tasks.backends.swarm import SwarmBackend
 from lakehouse_tasks.backends.swarm import backend as swarm
 from lakehouse_tasks.data import maintenance
 from lakehouse_tasks.engine import swarm as engine_swarm
+from lakehouse_tasks.errors import LakehouseError
 from lakehouse_tasks.testing import FakeBackend
 
 
@@ -31,7 +32,10 @@ def _view(replicas: int, states: list[str]) -> Any:
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
-    world = SimpleNamespace(scales=[], views={"web": _view(2, ["running", "running"])})
+    # a service in `failing` never gets a running task (its new tasks fail again)
+    world = SimpleNamespace(
+        scales=[], views={"web": _view(2, ["running", "running"])}, failing=set()
+    )
     project = SimpleNamespace(
         compose=SimpleNamespace(project_name="stk", docker_cmd=["docker"]),
         env=SimpleNamespace(root=tmp_path, name="dev"),
@@ -42,8 +46,9 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         world.scales.append(dict(replicas))
         for full, n in replicas.items():
             name = full.removeprefix("stk_")
+            up = ["failed"] if name in world.failing else ["running"] * n
             world.views[name] = _view(world.views[name].replicas if n == 0 else n,
-                                      ["running"] * n or ["shutdown"])  # fmt: skip
+                                      up if n else ["shutdown"])  # fmt: skip
 
     monkeypatch.setattr(engine_swarm, "service_scale", scale)
     monkeypatch.setattr(swarm, "stack_views", lambda _p: world.views)
@@ -82,3 +87,67 @@ def test_an_old_state_file_without_target_means_compose(fake: Any) -> None:
     assert maintenance.recover_interrupted(fake.project, backend=backend) == ["web"]
     assert backend.calls == [("start", ["web"])] and fake.scales == []
     assert not state.exists()
+
+
+def test_a_crash_looping_service_is_stopped_with_the_others_and_left_looping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its volume is quiet only once it is stopped; afterwards it goes back to its loop, and
+    the start does not wait for a health it did not have before."""
+    from lakehouse_tasks.notices import RecordedNotices
+
+    monkeypatch.setenv("LAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    project = SimpleNamespace(
+        compose=SimpleNamespace(project_name="stk", docker_cmd=["docker"]),
+        env=SimpleNamespace(root=tmp_path, name="dev"),
+    )
+    backend = FakeBackend(running=["minio"], restarting=["metastore-db"])
+    notices = RecordedNotices()
+    with maintenance.services_stopped(
+        project, ["metastore-db", "minio", "trino"], backend=backend, out=notices
+    ) as stopped:
+        assert stopped == ["metastore-db", "minio"] and stopped.unsettled == {"metastore-db"}
+        assert backend.running == [] and backend.restarting == []
+        (state,) = (tmp_path / "state").glob("stopped-stk-*.json")
+        assert json.loads(state.read_text())["unsettled"] == ["metastore-db"]
+    assert ("start unsettled", ["metastore-db"]) in backend.calls
+    assert backend.running == ["minio"] and backend.restarting == ["metastore-db"]
+    assert notices.lines == [
+        (
+            "warn",
+            "metastore-db is restarting (a crash loop): stopped for the backup with the "
+            "others, started again after it, not waited for",
+        )
+    ]
+
+
+def test_swarm_names_a_service_on_its_way_back_after_failed_tasks(fake: Any) -> None:
+    looping = SimpleNamespace(
+        replicas=1,
+        tasks=(
+            _Task(state="failed", desired="shutdown"),
+            _Task(state="starting", desired="running"),
+        ),
+    )
+    first = SimpleNamespace(replicas=1, tasks=(_Task(state="preparing", desired="running"),))
+    gone = SimpleNamespace(replicas=0, tasks=(_Task(state="shutdown", desired="shutdown"),))
+    fake.views.update({"db": looping, "new": first, "off": gone})
+    assert SwarmBackend().restarting_services(fake.project) == {
+        "db": "restarting",
+        "new": "starting",
+    }
+
+
+def test_swarm_start_does_not_wait_for_a_service_that_was_looping(
+    fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """db's new task fails again and never runs: the start returns at once for it, while a
+    service in the same state that was healthy before is waited for (exit 4 here: no time
+    to wait)."""
+    fake.views["db"] = _view(1, ["failed"])
+    fake.failing.add("db")
+    monkeypatch.setattr(swarm, "START_TIMEOUT_S", 0.0)
+    assert SwarmBackend().start(fake.project, ["db"], {"db": 1}, unsettled={"db"}) == set()
+    assert fake.scales == [{"stk_db": 1}]
+    with pytest.raises(LakehouseError, match="db"):
+        SwarmBackend().start(fake.project, ["db"], {"db": 1})

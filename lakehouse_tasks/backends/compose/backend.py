@@ -9,7 +9,7 @@ healthcheck between waves (docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -136,9 +136,14 @@ class ComposeBackend:
         compose_services.stop_services(project, services)
 
     def start(
-        self, project: Project, services: Sequence[str], replicas: Mapping[str, int]
+        self,
+        project: Project,
+        services: Sequence[str],
+        replicas: Mapping[str, int],
+        *,
+        unsettled: Collection[str] = (),
     ) -> set[str]:
-        return compose_services.start_services(project, services)
+        return compose_services.start_services(project, services, unsettled=unsettled)
 
     def wait_healthy(
         self,

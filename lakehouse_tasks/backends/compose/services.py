@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...engine import commands as engine_commands
@@ -25,16 +25,19 @@ START_TIMEOUT_S = 300.0
 HEALTH_TIMEOUT_S = 300.0
 
 
-def service_containers(project: Project, *, running: bool = True) -> dict[str, list[str]]:
-    """Service -> ids of its containers (only the running ones when ``running``; lowest
-    replica number first), one-off ``compose run`` containers left out: what ``compose ps``
-    lists, read with one ``docker ps`` (about 20 ms, where ``compose ps`` takes 120 ms and
-    more)."""
+def service_containers(
+    project: Project, *, running: bool = True, restarting: bool = False
+) -> dict[str, list[str]]:
+    """Service -> ids of its containers (only the running ones when ``running``, and the
+    ``restarting`` ones too when asked; lowest replica number first), one-off ``compose
+    run`` containers left out: what ``compose ps`` lists, read with one ``docker ps`` (about
+    20 ms, where ``compose ps`` takes 120 ms and more)."""
+    wanted = {"running", "restarting"} if restarting else {"running"}
     found: dict[str, list[tuple[int, str]]] = {}
     for row in engine_containers.project_containers(
         project.compose.docker_cmd, project.compose.project_name
     ):
-        if running and row.get("State") != "running":
+        if running and row.get("State") not in wanted:
             continue
         labels = engine_containers._ps_labels(str(row.get("Labels", "")))
         if labels.get("com.docker.compose.oneoff", "").lower() == "true":
@@ -61,8 +64,9 @@ def stop_services(project: Project, services: Sequence[str]) -> None:
     reverse dependency order, which only matters while the rest of the stack keeps serving;
     here every user of the data stops for the same maintenance, and what they depend on (the
     databases, the object store) keeps running. Three layers of stand-ins stopped in 0.8 s
-    with ``compose stop`` (the same with a ``docker stop`` per layer), in 0.35 s so."""
-    by_service = running_containers(project)
+    with ``compose stop`` (the same with a ``docker stop`` per layer), in 0.35 s so. A container the engine is restarting (a crash loop) is stopped too: until it
+    is, it may start and write at any moment."""
+    by_service = service_containers(project, running=True, restarting=True)
     ids = [cid for s in services for cid in by_service.get(s, ())]
     if ids:
         engine_commands.stop(ids, docker_cmd=project.compose.docker_cmd)
@@ -102,7 +106,10 @@ def _docker_start(project: Project, ids: Sequence[str]) -> None:
 
 
 def start_services(
-    project: Project, services: Sequence[str], timeout: float = START_TIMEOUT_S
+    project: Project,
+    services: Sequence[str],
+    timeout: float = START_TIMEOUT_S,
+    unsettled: Collection[str] = (),
 ) -> set[str]:
     """Start the stopped containers of ``services`` again: ``docker start`` wave by wave in
     dependency order, and between waves a wait until the wave is healthy in which a service
@@ -113,7 +120,9 @@ def start_services(
     wait was most of a database restore (docs/PERFORMANCE.md). The last wave is not waited
     for (neither did ``compose start``). A wave that does not become healthy by ``timeout``
     does not leave the later waves stopped: they are started, then the error is raised.
-    Returns the services found healthy by a probe between waves."""
+    ``unsettled`` services (restarting before they were stopped) are started in their wave
+    and not waited for: they were not healthy before either. Returns the services found
+    healthy by a probe between waves."""
     if not services:
         return set()
     by_service = service_containers(project, running=False)
@@ -128,7 +137,7 @@ def start_services(
         ids = [cid for s in wave for cid in by_service.get(s, ())]
         if ids:
             _docker_start(project, ids)
-        waited = [s for s in wave if s in active and by_service.get(s)]
+        waited = [s for s in wave if s in active and by_service.get(s) and s not in unsettled]
         if failure is None and index < len(waves) - 1 and waited:
             try:
                 confirmed |= wait_healthy(

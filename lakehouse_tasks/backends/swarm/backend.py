@@ -11,7 +11,7 @@ that reads or writes volumes is the same as on compose.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...engine import swarm as engine_swarm
@@ -148,12 +148,18 @@ class SwarmBackend:
             time.sleep(POLL_S)
 
     def start(
-        self, project: Project, services: Sequence[str], replicas: Mapping[str, int]
+        self,
+        project: Project,
+        services: Sequence[str],
+        replicas: Mapping[str, int],
+        *,
+        unsettled: Collection[str] = (),
     ) -> set[str]:
         """Scale each service back to its recorded replica count (1 when none was recorded)
         and wait until that many tasks run. Unlike ``docker start`` the scale returns at once,
         and the next step (a restore after its safety backup, another backup) must see the
-        service running again, or it would not stop it."""
+        service running again, or it would not stop it. ``unsettled`` services (restarting
+        before they were stopped) are scaled back and not waited for."""
         wanted = {s: max(1, replicas.get(s, 1)) for s in services}
         engine_swarm.service_scale(
             project.compose.docker_cmd, {service_name(project, s): n for s, n in wanted.items()}
@@ -164,7 +170,9 @@ class SwarmBackend:
             late = sorted(
                 s
                 for s, n in wanted.items()
-                if s in views and sum(1 for t in views[s].tasks if t.state == "running") < n
+                if s not in unsettled
+                and s in views
+                and sum(1 for t in views[s].tasks if t.state == "running") < n
             )
             if not late:
                 return set()
