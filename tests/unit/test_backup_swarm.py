@@ -130,10 +130,16 @@ def test_swarm_names_a_service_on_its_way_back_after_failed_tasks(fake: Any) -> 
         ),
     )
     first = SimpleNamespace(replicas=1, tasks=(_Task(state="preparing", desired="running"),))
+    # the replacement of a failed task, waiting out the restart delay
+    delayed = SimpleNamespace(
+        replicas=1,
+        tasks=(_Task(state="failed", desired="shutdown"), _Task(state="ready", desired="ready")),
+    )
     gone = SimpleNamespace(replicas=0, tasks=(_Task(state="shutdown", desired="shutdown"),))
-    fake.views.update({"db": looping, "new": first, "off": gone})
+    fake.views.update({"db": looping, "new": first, "off": gone, "later": delayed})
     assert SwarmBackend().restarting_services(fake.project) == {
         "db": "restarting",
+        "later": "restarting",
         "new": "starting",
     }
 

@@ -54,6 +54,8 @@ def stack_views(project: Project) -> dict[str, Any]:
 
 #: Task states after which a task never runs again.
 _ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+#: Desired states of a task swarm is going to run (``ready``: during the restart delay).
+_MEANT_TO_RUN = frozenset({"running", "ready"})
 
 
 def live_tasks(view: Any) -> int:
@@ -96,12 +98,13 @@ class SwarmBackend:
 
     def restarting_services(self, project: Project) -> dict[str, str]:
         # A task with a healthcheck reaches `running` only once healthy; before that a task
-        # meant to run is on its way (after failed ones: the service is crash-looping).
+        # meant to run is on its way (after failed ones: the service is crash-looping). The
+        # replacement of a failed task waits out the restart delay with desired state `ready`.
         coming: dict[str, str] = {}
         for name, view in stack_views(project).items():
             if any(t.state == "running" for t in view.tasks):
                 continue
-            if any(t.desired == "running" and t.state not in _ENDED for t in view.tasks):
+            if any(t.desired in _MEANT_TO_RUN and t.state not in _ENDED for t in view.tasks):
                 failed = any(t.state in ("failed", "rejected") for t in view.tasks)
                 coming[name] = "restarting" if failed else "starting"
         return coming
