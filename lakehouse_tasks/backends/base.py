@@ -177,3 +177,12 @@ def no_running_container(project: Project, service: str) -> LakehouseError:
 
 
 __all__ = ["Backend", "no_running_container", "not_healthy", "refuse_unsupported"]
+
+
+#: How :meth:`Backend.restarting_services`' words read in a sentence.
+_UNSETTLED_WORDS = {"restarting": "restarting (a crash loop)", "starting": "starting (not up yet)"}
+
+
+def unsettled_phrase(states: Iterable[str]) -> str:
+    """``restarting (a crash loop)``, ``starting (not up yet)``, or both joined by "or"."""
+    return " or ".join(_UNSETTLED_WORDS.get(s, s) for s in sorted(set(states)))

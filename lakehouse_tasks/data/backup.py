@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__, compress
+from ..backends.base import unsettled_phrase
 from ..backends.compose import ComposeBackend
 from ..engine import commands as engine_commands
 from ..engine import volumes as engine_volumes
@@ -193,13 +194,13 @@ def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Noti
         ([d for d in down if d.service not in restarting], "not running: archiving"),
         (
             [d for d in down if d.service in restarting],
-            "{state} (a crash loop): stopping and archiving",
+            "{state}: stopping and archiving",
         ),
     ):
         if not group:
             continue
         many = len(group) > 1
-        state = " or ".join(sorted({restarting.get(d.service, "") for d in group}))
+        state = unsettled_phrase(restarting.get(d.service, "") for d in group)
         keys = sorted(v for d in group for v in d.volumes if v in cold)
         out.info(
             f"{', '.join(d.service for d in group)} {'are' if many else 'is'} "

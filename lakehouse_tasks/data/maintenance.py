@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends import backend_of_record
+from ..backends.base import unsettled_phrase
 from ..backends.compose import ComposeBackend
 from ..errors import EngineError
 from ..notices import Notices
@@ -130,7 +131,7 @@ def services_stopped(
         names = sorted(chosen.unsettled)
         out.warn(
             f"{', '.join(names)} {'are' if len(names) > 1 else 'is'} "
-            f"{' or '.join(sorted({restarting[s] for s in names}))} (a crash loop): stopped "
+            f"{unsettled_phrase(restarting[s] for s in names)}: stopped "
             f"for the {reason} with the others, started again after it, not waited for"
         )
     replicas = backend.replicas(project, chosen)

@@ -105,8 +105,8 @@ class SwarmBackend:
             if any(t.state == "running" for t in view.tasks):
                 continue
             if any(t.desired in _MEANT_TO_RUN and t.state not in _ENDED for t in view.tasks):
-                failed = any(t.state in ("failed", "rejected") for t in view.tasks)
-                coming[name] = "restarting" if failed else "starting"
+                ended = any(t.state in ("complete", "failed", "rejected") for t in view.tasks)
+                coming[name] = "restarting" if ended else "starting"
         return coming
 
     def running_images(self, project: Project) -> dict[str, str]:
