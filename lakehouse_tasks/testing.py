@@ -206,8 +206,9 @@ class FakeBackend:
     ``snapshots`` are the health snapshots ``snapshot`` answers, one per call in order (an
     exception in the list is raised instead, e.g. ``KeyboardInterrupt`` for Ctrl-C);
     ``restarting`` are the services the engine is bringing back (neither up nor at rest;
-    one may be in ``running`` too, for the moment of an attempt); ``images`` (service -> image id) is what the history records of a deploy; ``logs`` are
-    the raw lines (``service-1 | text``) ``log_lines`` streams."""
+    one may be in ``running`` too, for the moment of an attempt); ``images`` (service ->
+    image id) is what the history records of a deploy; ``logs`` are the raw lines
+    (``service-1 | text``) ``log_lines`` streams."""
 
     name: str = "compose"
     running: list[str] = field(default_factory=list)

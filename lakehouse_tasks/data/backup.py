@@ -28,7 +28,7 @@ import datetime as _dt
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
@@ -162,6 +162,18 @@ def estimate(
     return vols, dbs
 
 
+def _resting_line(group: Sequence[Database], how: str, named: Mapping[str, str]) -> str:
+    """``<services> is|are <how> its|their data volume(s) (<keys>) as it rests|they rest
+    instead of dumping``, naming the ``named`` volumes of ``group``."""
+    many = len(group) > 1
+    keys = sorted(v for d in group for v in d.volumes if v in named)
+    return (
+        f"{', '.join(d.service for d in group)} {'are' if many else 'is'} {how} "
+        f"{'their data volumes' if many else 'its data volume'} ({', '.join(keys)}) as "
+        f"{'they rest' if many else 'it rests'} instead of dumping"
+    )
+
+
 def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Notices) -> BackupPlan:
     """The selection with each database that is not running archived instead of dumped.
 
@@ -190,23 +202,13 @@ def at_rest(project: Project, selection: BackupPlan, backend: Backend, out: Noti
     cold = {
         v: project.stack.volumes[v] for d in down for v in d.volumes if v in project.stack.volumes
     }
-    for group, how in (
-        ([d for d in down if d.service not in restarting], "not running: archiving"),
-        (
-            [d for d in down if d.service in restarting],
-            "{state}: stopping and archiving",
-        ),
-    ):
-        if not group:
-            continue
-        many = len(group) > 1
-        state = unsettled_phrase(restarting.get(d.service, "") for d in group)
-        keys = sorted(v for d in group for v in d.volumes if v in cold)
-        out.info(
-            f"{', '.join(d.service for d in group)} {'are' if many else 'is'} "
-            f"{how.format(state=state)} {'their data volumes' if many else 'its data volume'} "
-            f"({', '.join(keys)}) as {'they rest' if many else 'it rests'} instead of dumping"
-        )
+    stopped = [d for d in down if d.service not in restarting]
+    looping = [d for d in down if d.service in restarting]
+    if stopped:
+        out.info(_resting_line(stopped, "not running: archiving", cold))
+    if looping:
+        state = unsettled_phrase(restarting[d.service] for d in looping)
+        out.info(_resting_line(looping, f"{state}: stopping and archiving", cold))
     return replace(
         selection,
         databases=tuple(d for d in selection.databases if d.service in running),

@@ -35,6 +35,16 @@ class World:
         opened.rehearsal = True  # a labelled single node, no reservations on swarm
         return opened
 
+    def psql(self, sql: str) -> str:
+        """``sql`` run by ``psql`` in the running metastore-db; its output, stripped."""
+        cid = self.backend.exec_target(self.project(), "metastore-db")
+        proc = subprocess.run(
+            ["docker", "exec", cid, "psql", "-U", "hive", "-d", "metastore", "-tAc", sql],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
 
 @contextmanager
 def backend_world(

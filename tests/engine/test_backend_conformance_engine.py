@@ -13,7 +13,6 @@ environment.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,17 +55,6 @@ def world(
         yield world
 
 
-def _psql(world: Any, sql: str) -> str:
-    project = world.project()
-    cid = world.backend.exec_target(project, "metastore-db")
-    proc = subprocess.run(
-        ["docker", "exec", cid, "psql", "-U", "hive", "-d", "metastore", "-tAc", sql],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
 def test_the_same_lifecycle_and_rules_on_every_backend(world: Any) -> None:
     backend = world.backend
     options = DeployOptions(skip_preflight=True, timeout=240)
@@ -85,8 +73,8 @@ def test_the_same_lifecycle_and_rules_on_every_backend(world: Any) -> None:
         teardown(world.project(), backend=backend, remove_volumes=True, yes=True)
     assert set(backend.running_services(world.project())) == {"metastore-db", "store"}
 
-    _psql(world, "CREATE TABLE kept (id int PRIMARY KEY)")
-    _psql(world, "INSERT INTO kept SELECT generate_series(1, 100)")
+    world.psql("CREATE TABLE kept (id int PRIMARY KEY)")
+    world.psql("INSERT INTO kept SELECT generate_series(1, 100)")
 
     # a deploy of a stack holding data backs it up first
     second = deploy(world.project(), options, backend=backend)
@@ -94,13 +82,13 @@ def test_the_same_lifecycle_and_rules_on_every_backend(world: Any) -> None:
     assert any(n.startswith("backup taken before deploy: ") for n in second.notes), second.notes
 
     manifest = create_backup(world.project(), backend=backend, tag="conformance")
-    _psql(world, "DELETE FROM kept WHERE id > 10")
-    assert _psql(world, "SELECT count(*) FROM kept") == "10"
+    world.psql("DELETE FROM kept WHERE id > 10")
+    assert world.psql("SELECT count(*) FROM kept") == "10"
     backups, _ = list_backups(world.root / "backups", "prod")
     info = next(b for b in backups if b.id == manifest.id)
     result = restore_backup(world.project(), info, backend=backend, safety_backup=False)
     assert {r["status"] for r in result.restored} == {"ok"}
-    assert _psql(world, "SELECT count(*) FROM kept") == "100"
+    assert world.psql("SELECT count(*) FROM kept") == "100"
 
     # a teardown that keeps the volumes, then a deploy: the pre-deploy backup archives the
     # stopped database's data volume (nothing runs to dump), and the data is still there
@@ -113,7 +101,7 @@ def test_the_same_lifecycle_and_rules_on_every_backend(world: Any) -> None:
     backups, _ = list_backups(world.root / "backups", "prod")
     at_rest = next(b for b in backups if b.id == note.removeprefix("backup taken before deploy: "))
     assert ("volume-archive", "db-data") in {(a.kind, a.source) for a in at_rest.manifest.artefacts}
-    assert _psql(world, "SELECT count(*) FROM kept") == "100"
+    assert world.psql("SELECT count(*) FROM kept") == "100"
 
     torn = teardown(world.project(), backend=backend, remove_volumes=True, yes=True)
     assert torn.ok, torn.to_dict()

@@ -57,11 +57,6 @@ def _docker(*args: str) -> str:
     return proc.stdout.strip()
 
 
-def _psql(world: Any, sql: str) -> str:
-    cid = world.backend.exec_target(world.project(), "metastore-db")
-    return _docker("exec", cid, "psql", "-U", "hive", "-d", "metastore", "-tAc", sql)
-
-
 def _until(what: str, check: Any, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -75,7 +70,7 @@ def test_a_crash_looping_database_is_archived_at_rest_and_keeps_its_rows(world: 
         world.project(), DeployOptions(skip_preflight=True, timeout=240), backend=backend
     )
     assert first.ok, first.summary
-    _psql(world, "CREATE TABLE kept AS SELECT generate_series(1, 100) AS id")
+    world.psql("CREATE TABLE kept AS SELECT generate_series(1, 100) AS id")
 
     # a setting the server does not know: every start ends in FATAL, and the engine retries
     cid = backend.exec_target(world.project(), "metastore-db")
@@ -142,6 +137,6 @@ def test_a_crash_looping_database_is_archived_at_rest_and_keeps_its_rows(world: 
         ),
         timeout=180,
     )
-    assert _psql(world, "SELECT count(*) FROM kept") == "100"
+    assert world.psql("SELECT count(*) FROM kept") == "100"
     recovered = create_backup(world.project(), backend=backend, tag="recovered")
     assert ("postgres-dump", "metastore-db") in {(a.kind, a.source) for a in recovered.artefacts}

@@ -64,8 +64,9 @@ def stop_services(project: Project, services: Sequence[str]) -> None:
     reverse dependency order, which only matters while the rest of the stack keeps serving;
     here every user of the data stops for the same maintenance, and what they depend on (the
     databases, the object store) keeps running. Three layers of stand-ins stopped in 0.8 s
-    with ``compose stop`` (the same with a ``docker stop`` per layer), in 0.35 s so. A container the engine is restarting (a crash loop) is stopped too: until it
-    is, it may start and write at any moment."""
+    with ``compose stop`` (the same with a ``docker stop`` per layer), in 0.35 s so. A
+    container the engine is restarting (a crash loop) is stopped too: until it is, it may
+    start and write at any moment."""
     by_service = service_containers(project, running=True, restarting=True)
     ids = [cid for s in services for cid in by_service.get(s, ())]
     if ids:
